@@ -1,0 +1,187 @@
+"""The command line: a thin layer that turns flags into a settings object and calls the library.
+
+Each command's options are generated from its settings dataclass (``bertkit/settings.py``),
+so flags, config-file keys and the library's settings can never drift apart. User mistakes
+(``BertkitError``, bad flags) end in one line on stderr and exit code 2; ``--debug`` shows
+the traceback instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+from typer.exceptions import TyperException
+
+from bertkit import __version__
+from bertkit.errors import BertkitError
+from bertkit.settings import (
+    EvaluateSettings,
+    FinetuneSettings,
+    PredictSettings,
+    build_settings,
+    field_type,
+    flag,
+    load_config,
+)
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+    pretty_exceptions_enable=False,
+    help="Pretrain BERT-style encoders and fine-tune them for classification, NLI, tagging and QA, offline.",
+)
+
+
+def fail(message: str, debug: bool) -> None:
+    """Print a user error as one line, or re-raise it with its traceback under --debug."""
+    if debug:
+        raise
+    typer.echo(f"error: {' '.join(str(message).split())}", err=True)
+    raise typer.Exit(2)
+
+
+def settings_command(name: str, settings_cls: type, run: Callable[[Any], Any], doc: str) -> None:
+    """Register command `name` whose options are the fields of `settings_cls`; it calls `run(settings)`."""
+    fields = [f for f in dataclasses.fields(settings_cls)]
+
+    def command(ctx: typer.Context, **kwargs: Any) -> None:
+        given = {key: value for key, value in kwargs.items()
+                 if getattr(ctx.get_parameter_source(key), "name", "") in ("COMMANDLINE", "ENVIRONMENT")}
+        debug = bool(kwargs.get("debug"))
+        try:
+            config_path = kwargs.get("config")
+            config_values = load_config(config_path) if config_path else {}
+            settings = build_settings(settings_cls, config_values, given, config_path)
+            settings.validate()
+            run(settings)
+        except BertkitError as error:
+            fail(str(error), debug)
+        except KeyboardInterrupt:
+            typer.echo("error: interrupted", err=True)
+            raise typer.Exit(130)
+
+    parameters = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
+    annotations: dict[str, Any] = {"ctx": typer.Context, "return": None}
+    for f in fields:
+        annotation = cli_annotation(f)
+        parameters.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=cli_parameter(f),
+                                            annotation=annotation))
+        annotations[f.name] = annotation
+    command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    command.__annotations__ = annotations
+    command.__doc__ = doc
+    command.__name__ = name
+    app.command(name, no_args_is_help=True)(command)
+
+
+def cli_annotation(f: dataclasses.Field) -> Any:
+    kind = field_type(f)
+    if kind is list:
+        return Optional[list[Path]]
+    if kind is bool:
+        return bool
+    return Optional[kind] if f.default is None else kind
+
+
+def cli_parameter(f: dataclasses.Field) -> Any:
+    meta = f.metadata
+    default = f.default if f.default is not dataclasses.MISSING else None
+    help_text = meta["help"]
+    if meta.get("choices"):
+        help_text += f" [choices: {', '.join(meta['choices'])}]"
+    if meta.get("argument"):
+        return typer.Argument(default, help=help_text, show_default=False)
+    names = [flag(f.name)]
+    if meta.get("short"):
+        names.append(meta["short"])
+    if field_type(f) is bool:
+        names = [f"{flag(f.name)}/--no-{f.name.replace('_', '-')}"]
+    return typer.Option(default, *names, help=help_text, show_default=default not in (None, "", False))
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"bertkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True,
+                                      help="Print the version and exit.")) -> None:
+    """Pretrain BERT-style encoders and fine-tune them for classification, NLI, tagging and QA, offline."""
+
+
+def run_finetune(settings: FinetuneSettings) -> None:
+    from bertkit.finetune import finetune
+
+    finetune(settings)
+
+
+def run_predict(settings: PredictSettings) -> None:
+    from bertkit.inference import predict_file
+
+    predict_file(settings)
+
+
+def run_evaluate(settings: EvaluateSettings) -> None:
+    from bertkit.inference import evaluate_file
+
+    evaluate_file(settings)
+
+
+settings_command("finetune", FinetuneSettings, run_finetune, """Fine-tune a model on a labelled file.
+
+```
+bertkit finetune --task classification --model MODEL_DIR --train train.tsv --eval dev.tsv --output runs/sentiment
+bertkit finetune --task nli --model MODEL_DIR --train pairs.tsv --eval dev.tsv --output runs/nli --epochs 2
+bertkit finetune --config examples/configs/sentiment.yaml --lr 3e-5
+```
+
+Writes OUTPUT/model (a Hugging Face model directory plus bertkit.json), metrics.json,
+log.jsonl, settings.yaml and curves.png.
+""")
+
+settings_command("predict", PredictSettings, run_predict, """Predict labels for every input of a file, in input order.
+
+```
+bertkit predict --model runs/sentiment/model inputs.txt --output predictions.jsonl
+cat inputs.txt | bertkit predict --model runs/sentiment/model - --output predictions.csv
+```
+
+For NLI, a txt input holds the two texts of a pair separated by a tab.
+""")
+
+settings_command("evaluate", EvaluateSettings, run_evaluate, """Score a fine-tuned model on a labelled file.
+
+```
+bertkit evaluate --model runs/sentiment/model test.tsv --output metrics.json
+```
+
+Prints the task's metrics (for classification: accuracy, macro-F1 and a per-class table).
+""")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `bertkit` script: bad flags also end in one line, not a usage box."""
+    command = typer.main.get_command(app)
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        code = command.main(args=args, prog_name="bertkit", standalone_mode=False)
+    except TyperException as error:  # bad flags: typer's own usage errors
+        context = getattr(error, "ctx", None)
+        name = getattr(context, "info_name", None)
+        hint = f"; see 'bertkit {name} --help'" if name and name != "bertkit" else "; see 'bertkit --help'"
+        typer.echo(f"error: {' '.join(error.format_message().split())}{hint}", err=True)
+        sys.exit(getattr(error, "exit_code", 2) or 2)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except typer.Abort:
+        typer.echo("error: aborted", err=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

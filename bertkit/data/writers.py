@@ -1,0 +1,71 @@
+"""Writers for predictions and metrics. Files appear whole or not at all (temp file, then rename)."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator, TextIO
+
+from bertkit.errors import BertkitError
+
+OUTPUT_FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".tsv": "tsv", ".json": "json", ".conll": "conll"}
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path | str) -> Iterator[TextIO]:
+    """Open `path` for writing text; it only takes its name once everything was written ('-' is stdout)."""
+    if str(path) == "-":
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    path = Path(path)
+    if path.is_dir():
+        raise BertkitError(f"{path}: is a directory; give a file name for the output")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def write_json(path: Path | str, data: Any) -> None:
+    with atomic_output(path) as stream:
+        json.dump(data, stream, indent=2, ensure_ascii=False)
+        stream.write("\n")
+
+
+def write_records(path: Path | str, records: Iterable[dict], fmt: str | None = None) -> int:
+    """Write prediction records as jsonl (default), csv or tsv; nested values become JSON strings in csv/tsv."""
+    fmt = fmt or OUTPUT_FORMATS.get(Path(str(path)).suffix.lower(), "jsonl")
+    if fmt not in ("jsonl", "csv", "tsv"):
+        raise BertkitError(f"{path}: cannot write '{fmt}' here; use .jsonl, .csv or .tsv")
+    count = 0
+    with atomic_output(path) as stream:
+        if fmt == "jsonl":
+            for record in records:
+                stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+                count += 1
+            return count
+        writer = None
+        for record in records:
+            flat = {key: json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value
+                    for key, value in record.items()}
+            if writer is None:
+                writer = csv.DictWriter(stream, fieldnames=list(flat), delimiter="\t" if fmt == "tsv" else ",",
+                                        lineterminator="\n", extrasaction="ignore")
+                writer.writeheader()
+            writer.writerow(flat)
+            count += 1
+    return count

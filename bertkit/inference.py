@@ -1,0 +1,80 @@
+"""`bertkit predict` and `bertkit evaluate` as library functions over a fine-tuned model directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bertkit.data.writers import write_json, write_records
+from bertkit.engine import Engine
+from bertkit.errors import BertkitError
+from bertkit.modeling.loading import load_pretrained, load_tokenizer, read_bertkit_file, resolve_model_dir
+from bertkit.report import console, metrics_table, print_table
+from bertkit.settings import EvaluateSettings, PredictSettings
+from bertkit.tasks import get_task
+
+
+@dataclass
+class Finetuned:
+    """A fine-tuned model directory, loaded: the task, its labels, the model and tokenizer."""
+
+    task: Any
+    info: dict
+    model: Any
+    tokenizer: Any
+    engine: Engine
+
+    @property
+    def labels(self) -> list[str]:
+        return self.info.get("labels") or []
+
+
+def load_finetuned(settings: PredictSettings) -> Finetuned:
+    model_dir = resolve_model_dir(settings.model)
+    info = read_bertkit_file(model_dir)
+    if "task" not in info:
+        raise BertkitError(f"{model_dir}/bertkit.json: no task recorded; re-run the fine-tuning")
+    task = get_task(info["task"])
+    tokenizer = load_tokenizer(model_dir)
+    model = load_pretrained(task.auto_model, model_dir)
+    engine = Engine(settings)
+    model.to(engine.accelerator.device)
+    return Finetuned(task, info, model, tokenizer, engine)
+
+
+def run_predictions(finetuned: Finetuned, examples: list, settings: PredictSettings) -> list:
+    """One prediction per example, in input order."""
+    max_length = settings.max_length or finetuned.info.get("max_length", 512)
+    features, _ = finetuned.task.encode(examples, finetuned.tokenizer, max_length, None, settings)
+    outputs = finetuned.engine.run_model(finetuned.model, features, settings.batch_size, finetuned.tokenizer.pad_token_id)
+    return finetuned.task.decode(examples, features, outputs, finetuned.labels, settings)
+
+
+def predict_file(settings: PredictSettings) -> int:
+    """Write one prediction record per input; returns how many were written."""
+    finetuned = load_finetuned(settings)
+    examples = finetuned.task.read(settings.input, settings, labelled=False)
+    predictions = run_predictions(finetuned, examples, settings)
+    records = (finetuned.task.prediction_record(e, p) for e, p in zip(examples, predictions))
+    count = write_records(settings.output or "-", records)
+    if settings.output:
+        console.print(f"{count} predictions written to {settings.output}")
+    return count
+
+
+def evaluate_file(settings: EvaluateSettings) -> dict:
+    """Score the model on a labelled file; prints the metrics and writes them to --output as JSON."""
+    finetuned = load_finetuned(settings)
+    task = finetuned.task
+    examples = task.read(settings.input, settings, labelled=True)
+    task.check_labels(examples, finetuned.labels)
+    predictions = run_predictions(finetuned, examples, settings)
+    metrics = task.metrics(examples, predictions, finetuned.labels)
+    print_table(metrics_table(metrics, title=f"{task.name}: {settings.input}"))
+    if hasattr(task, "metrics_table"):
+        print_table(task.metrics_table(metrics))
+    if settings.predictions:
+        write_records(settings.predictions, (task.prediction_record(e, p) for e, p in zip(examples, predictions)))
+    if settings.output:
+        write_json(settings.output, metrics)
+    return metrics

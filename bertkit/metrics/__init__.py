@@ -1,0 +1,1 @@
+"""Local metric code: nothing here reaches a hub."""

@@ -1,0 +1,123 @@
+"""Finding, loading and saving model directories, offline first.
+
+A saved model is a plain Hugging Face directory (config.json, model.safetensors, tokenizer
+files) plus ``bertkit.json`` (task, labels, settings), so transformers loads it on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from bertkit.errors import BertkitError
+
+BERTKIT_FILE = "bertkit.json"
+
+
+def quiet_transformers() -> None:
+    """Hide transformers' notices about freshly initialised heads: that is what fine-tuning means."""
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+
+
+def resolve_model_dir(name: str, option: str = "--model") -> str:
+    """A local directory as-is; a hub name only when online, else a one-line error."""
+    path = Path(name)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise BertkitError(f"{path}: not a model directory (no config.json); pass the model/ folder of a run "
+                               "or a Hugging Face model directory")
+        return str(path)
+    if path.exists():
+        raise BertkitError(f"{path}: is a file; {option} takes a model directory")
+    looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1 or os.sep + os.sep in name
+    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    if looks_local or offline:
+        reason = "no such directory" if looks_local else "no such local directory, and the hub is offline (HF_HUB_OFFLINE=1)"
+        raise BertkitError(f"{name}: {reason}; pass a local model directory to {option}")
+    return name  # a hub name while online: transformers fetches it, and a failure becomes one line below
+
+
+def load_tokenizer(model: str):
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model)
+    except (OSError, ValueError) as error:
+        raise BertkitError(f"{model}: cannot load a tokenizer ({first_line(error)}); the model directory needs "
+                           "tokenizer files (tokenizer.json or vocab.txt)") from None
+    if not tokenizer.is_fast:
+        raise BertkitError(f"{model}: only a slow tokenizer is available; bertkit needs a fast one (tokenizer.json)")
+    return tokenizer
+
+
+def load_pretrained(auto_class: str, model: str, **kwargs: Any):
+    """Load weights into a transformers Auto class, safetensors only, no remote code."""
+    import transformers
+
+    quiet_transformers()
+    cls = getattr(transformers, auto_class)
+    try:
+        return cls.from_pretrained(model, use_safetensors=True, trust_remote_code=False, **kwargs)
+    except (OSError, ValueError, KeyError, RuntimeError) as error:
+        raise BertkitError(f"{model}: cannot load the model ({first_line(error)}); check that the directory holds "
+                           "config.json and model.safetensors from a complete run") from None
+
+
+def head_options(labels: list[str] | None) -> dict:
+    """from_pretrained options for a fresh head over `labels` (replacing any head the checkpoint had)."""
+    if not labels:
+        return {}
+    return {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
+            "label2id": {label: i for i, label in enumerate(labels)}, "ignore_mismatched_sizes": True}
+
+
+def read_bertkit_file(model_dir: str) -> dict:
+    path = Path(model_dir) / BERTKIT_FILE
+    if not path.is_file():
+        raise BertkitError(f"{model_dir}: no {BERTKIT_FILE}; pass the model/ folder of a 'bertkit finetune' run")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        raise BertkitError(f"{path}: damaged (not valid JSON); re-run the fine-tuning or restore the file") from None
+
+
+def save_model_dir(model, tokenizer, target: Path, info: dict, card: str) -> None:
+    """Write model/ completely in a temporary directory, then move it into place."""
+    temporary = target.with_name(f".{target.name}.tmp")
+    if temporary.exists():
+        shutil.rmtree(temporary)
+    model.save_pretrained(temporary, safe_serialization=True)
+    tokenizer.save_pretrained(temporary)
+    (temporary / BERTKIT_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (temporary / "README.md").write_text(card, encoding="utf-8")
+    sync_directory(temporary)
+    old = target.with_name(f".{target.name}.old")
+    if target.exists():
+        target.rename(old)
+    temporary.rename(target)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def sync_directory(path: Path) -> None:
+    """fsync every file and the directory itself, so a rename after it publishes complete data."""
+    for file in path.rglob("*"):
+        if file.is_file():
+            with open(file, "rb") as stream:
+                os.fsync(stream.fileno())
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

@@ -1,0 +1,74 @@
+"""New models from nothing: a WordPiece tokenizer trained on text, and BERT configs by size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from bertkit.errors import BertkitError
+
+# layers x hidden, as in the BERT papers' and Turc et al.'s compact models; heads = hidden / 64, FFN = 4 x hidden.
+SIZES = {
+    "tiny": (2, 128),
+    "mini": (4, 256),
+    "small": (4, 512),
+    "medium": (8, 512),
+    "base": (12, 768),
+    "large": (24, 1024),
+}
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def train_wordpiece(texts: Iterable[str], vocab_size: int = 8000, lowercase: bool = True, min_frequency: int = 2):
+    """Train a BERT WordPiece tokenizer on `texts`; returns a fast BERT tokenizer that adds [CLS]/[SEP] itself."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import BertTokenizerFast
+
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
+                                                      strip_accents=None, lowercase=lowercase)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
+                                        special_tokens=SPECIAL_TOKENS, continuing_subword_prefix="##")
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)])
+    tokenizer.decoder = decoders.WordPiece(prefix="##")
+    return BertTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]",
+                             cls_token="[CLS]", mask_token="[MASK]", do_lower_case=lowercase)
+
+
+def bert_config(vocab_size: int, size: str | None = "mini", layers: int | None = None, hidden: int | None = None,
+                heads: int | None = None, intermediate: int | None = None, max_position: int = 512):
+    """A BertConfig from a size preset, with any explicit dimension overriding it."""
+    from transformers import BertConfig
+
+    if size is not None and size not in SIZES:
+        raise BertkitError(f"--size is '{size}'; choose one of: {', '.join(SIZES)}")
+    preset_layers, preset_hidden = SIZES[size] if size else (None, None)
+    layers = layers or preset_layers
+    hidden = hidden or preset_hidden
+    if not layers or not hidden:
+        raise BertkitError("give --size, or both --layers and --hidden")
+    heads = heads or max(1, hidden // 64)
+    if hidden % heads:
+        raise BertkitError(f"--hidden {hidden} is not divisible by --heads {heads}; choose sizes that divide")
+    return BertConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                      intermediate_size=intermediate or 4 * hidden, max_position_embeddings=max_position)
+
+
+def init_model_dir(texts: list[str], target: Path, size: str = "tiny", vocab_size: int = 4000, seed: int = 0,
+                   **dimensions) -> Path:
+    """Write a randomly initialised BERT (with MLM and NSP heads) and a tokenizer trained on `texts` to `target`."""
+    import torch
+    from transformers import BertForPreTraining
+
+    tokenizer = train_wordpiece(texts, vocab_size=vocab_size)
+    torch.manual_seed(seed)
+    model = BertForPreTraining(bert_config(len(tokenizer), size, **dimensions))
+    target.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(target, safe_serialization=True)
+    tokenizer.save_pretrained(target)
+    return target

@@ -1,0 +1,31 @@
+"""The task registry: `--task NAME` -> a small object that knows how to read, encode, decode and score.
+
+A task answers, and the engine never asks anything else:
+- `read(path, settings, labelled)` -> examples (each knows its file location for errors)
+- `label_names(train_examples)` / `check_labels(examples, labels)`
+- `encode(examples, tokenizer, max_length, label2id, settings)` -> (features, truncated_count); a feature
+  is a dict of token lists (`input_ids`, `token_type_ids`, per-token `labels`) or scalars
+  (`labels`, `start_positions`) plus `index`, the example it came from
+- `decode(examples, features, outputs, labels, settings)` -> one prediction per example, from a stream
+  of (feature number, model outputs as numpy arrays trimmed to the feature's length)
+- `metrics(examples, predictions, labels)` -> dict with `main_metric` in it
+- `prediction_record(example, prediction)` -> the record written by `predict`
+- `auto_model`: the transformers Auto class whose head the task trains
+"""
+
+from __future__ import annotations
+
+from bertkit.errors import BertkitError
+from bertkit.tasks.classification import CLASSIFICATION, NLI
+
+TASKS = {task.name: task for task in (CLASSIFICATION, NLI)}
+
+
+def task_names() -> list[str]:
+    return list(TASKS)
+
+
+def get_task(name: str):
+    if name not in TASKS:
+        raise BertkitError(f"unknown task '{name}'; choose one of: {', '.join(TASKS)}")
+    return TASKS[name]

@@ -1,0 +1,121 @@
+"""Write the small data sets in examples/ (seeded, so the files are reproducible).
+
+    python examples/generate.py
+
+Everything here is made up from the word lists below: short product and film reviews for
+sentiment classification, sentence pairs for NLI, and a small corpus of short "documents"
+(blank-line separated, one sentence per line) for pretraining and tokenizer training.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+SUBJECTS = ["the film", "the movie", "this book", "the soundtrack", "the acting", "the plot", "the ending",
+            "the camera", "this phone", "the hotel", "the service", "the meal", "the coffee", "the game",
+            "the story", "the dialogue", "the sequel", "the battery", "the screen", "the staff"]
+POSITIVE = ["wonderful", "brilliant", "delightful", "excellent", "superb", "charming", "moving", "great",
+            "fantastic", "lovely", "gripping", "stunning", "enjoyable", "memorable", "clever"]
+NEGATIVE = ["terrible", "boring", "awful", "dreadful", "dull", "clumsy", "tedious", "poor", "bland",
+            "disappointing", "messy", "annoying", "weak", "forgettable", "lifeless"]
+INTENSIFIERS = ["", "", "really ", "truly ", "quite ", "absolutely ", "rather ", "very "]
+TAILS = ["", "", ".", " from start to finish.", " in every way.", ", as everyone said.", " for the price.",
+         " this time.", " and i would say so again.", " overall."]
+OPENERS = ["", "", "honestly, ", "in short, ", "i think ", "we felt ", "my friends said ", "to be fair, "]
+
+PEOPLE = ["a man", "a woman", "a boy", "a girl", "the chef", "the teacher", "an old man", "a young woman",
+          "the doctor", "a child", "the pilot", "a farmer"]
+ACTIONS = [("is playing", "a guitar"), ("is cooking", "pasta"), ("is reading", "a newspaper"),
+           ("is riding", "a bicycle"), ("is painting", "a fence"), ("is cutting", "an onion"),
+           ("is washing", "a car"), ("is eating", "an apple"), ("is writing", "a letter"),
+           ("is throwing", "a ball"), ("is carrying", "a box"), ("is feeding", "a dog")]
+PLACES = ["", "", " in the park", " at home", " on the street", " in the kitchen", " near the river"]
+
+TOPICS = {
+    "garden": ["the garden was green after the rain", "tomatoes grew along the south wall",
+               "a robin watched the gardener dig", "the roses needed water every evening",
+               "weeds came back faster than anyone expected", "the old gate creaked in the wind"],
+    "harbour": ["fishing boats left the harbour before dawn", "the nets were heavy with silver fish",
+                "gulls followed the boats back to the quay", "the harbour master counted every boat",
+                "a storm kept the fleet at home for three days", "the lighthouse turned all night"],
+    "school": ["the children ran into the classroom", "the teacher wrote a question on the board",
+               "nobody knew the answer at first", "a girl at the back raised her hand",
+               "the bell rang before the lesson ended", "homework was due on friday"],
+    "kitchen": ["the soup simmered on the stove", "the cook chopped onions and carrots",
+                "bread was rising in a warm bowl", "the smell of garlic filled the house",
+                "everyone waited for dinner at the long table", "the pie cooled on the window sill"],
+    "mountain": ["the climbers set out before sunrise", "snow covered the upper slopes",
+                 "the path grew steep and narrow", "they rested beside a frozen lake",
+                 "clouds hid the summit for an hour", "the descent took longer than the climb"],
+    "market": ["the market opened at seven", "farmers sold apples and cheese", "a baker shouted his prices",
+               "children bought sweets with their coins", "the square was crowded by noon",
+               "the stalls closed when the rain began"],
+}
+
+
+def review(rng: random.Random, positive: bool) -> str:
+    words = POSITIVE if positive else NEGATIVE
+    text = f"{rng.choice(OPENERS)}{rng.choice(SUBJECTS)} was {rng.choice(INTENSIFIERS)}{rng.choice(words)}"
+    if rng.random() < 0.4:
+        text += f" and {rng.choice(words)}"
+    return (text + rng.choice(TAILS)).strip()
+
+
+def nli_pair(rng: random.Random) -> tuple[str, str, str]:
+    person, (verb, thing), place = rng.choice(PEOPLE), rng.choice(ACTIONS), rng.choice(PLACES)
+    premise = f"{person} {verb} {thing}{place}"
+    label = rng.choice(["entailment", "neutral", "contradiction"])
+    if label == "entailment":
+        hypothesis = f"{person} {verb} {thing}"
+    elif label == "contradiction":
+        hypothesis = f"{person} {verb.replace('is ', 'is not ')} {thing}"
+    else:
+        other_verb, other_thing = rng.choice([a for a in ACTIONS if a[0] != verb])
+        hypothesis = f"{person} {other_verb} {other_thing}"
+    return premise, hypothesis, label
+
+
+def write_tsv(path: Path, header: list[str], rows: list[tuple]) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as stream:
+        writer = csv.writer(stream, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_NONE, escapechar="\\")
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def corpus(rng: random.Random, documents: int) -> str:
+    blocks = []
+    for _ in range(documents):
+        topic = rng.choice(list(TOPICS))
+        sentences = TOPICS[topic][:]
+        rng.shuffle(sentences)
+        lines = [s[0].upper() + s[1:] + "." for s in sentences[: rng.randint(3, 6)]]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
+
+
+def main() -> None:
+    rng = random.Random(1234)
+    sentiment = HERE / "sentiment"
+    sentiment.mkdir(exist_ok=True)
+    for name, count in (("train", 400), ("dev", 100), ("test", 100)):
+        rows = []
+        for _ in range(count):
+            positive = rng.random() < 0.5
+            rows.append((review(rng, positive), "pos" if positive else "neg"))
+        write_tsv(sentiment / f"{name}.tsv", ["text", "label"], rows)
+    (sentiment / "inputs.txt").write_text("\n".join(review(rng, rng.random() < 0.5) for _ in range(20)) + "\n",
+                                          encoding="utf-8")
+    nli = HERE / "nli"
+    nli.mkdir(exist_ok=True)
+    for name, count in (("train", 600), ("dev", 150)):
+        write_tsv(nli / f"{name}.tsv", ["premise", "hypothesis", "label"], [nli_pair(rng) for _ in range(count)])
+    (HERE / "corpus").mkdir(exist_ok=True)
+    (HERE / "corpus" / "stories.txt").write_text(corpus(rng, 300), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
