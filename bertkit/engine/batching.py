@@ -14,11 +14,14 @@ PAD_VALUES = {"labels": -100}
 def collate(features: Sequence[dict], pad_token_id: int = 0) -> dict[str, torch.Tensor]:
     """Pad list-valued keys to the longest feature of the batch; stack scalar keys.
 
-    `attention_mask` is derived from the length of `input_ids`.
+    `attention_mask` is derived from the length of `input_ids`. Keys starting with "_" are task
+    metadata (offsets, word ids, ...) that stay out of the batch.
     """
     longest = max(len(feature["input_ids"]) for feature in features)
     batch: dict[str, torch.Tensor] = {}
     for key, first in features[0].items():
+        if key.startswith("_"):
+            continue
         if isinstance(first, (list, tuple)):
             pad = pad_token_id if key == "input_ids" else PAD_VALUES.get(key, 0)
             rows = [list(feature[key]) + [pad] * (longest - len(feature[key])) for feature in features]
