@@ -19,6 +19,8 @@ from typer.exceptions import TyperException
 
 from bertkit import __version__
 from bertkit.errors import BertkitError
+from bertkit.launch import is_worker_but_not_main, launch, needs_launch
+from bertkit.rundir import remember_command
 from bertkit.settings import (
     EvaluateSettings,
     FinetuneSettings,
@@ -38,12 +40,16 @@ app = typer.Typer(
 )
 
 
-def fail(message: str, debug: bool) -> None:
-    """Print a user error as one line, or re-raise it with its traceback under --debug."""
+def fail(error: BertkitError, debug: bool) -> None:
+    """Print a user error as one line, or re-raise it with its traceback under --debug.
+
+    Under --num-processes only the main worker prints: the others hold the same message.
+    """
     if debug:
         raise
-    typer.echo(f"error: {' '.join(str(message).split())}", err=True)
-    raise typer.Exit(2)
+    if not is_worker_but_not_main():
+        typer.echo(f"error: {' '.join(str(error).split())}", err=True)
+    raise typer.Exit(error.exit_code)
 
 
 def settings_command(name: str, settings_cls: type, run: Callable[[Any], Any], doc: str) -> None:
@@ -59,9 +65,11 @@ def settings_command(name: str, settings_cls: type, run: Callable[[Any], Any], d
             config_values = load_config(config_path) if config_path else {}
             settings = build_settings(settings_cls, config_values, given, config_path)
             settings.validate()
+            if needs_launch(settings):
+                raise typer.Exit(launch(name, settings))
             run(settings)
         except BertkitError as error:
-            fail(str(error), debug)
+            fail(error, debug)
         except KeyboardInterrupt:
             typer.echo("error: interrupted", err=True)
             raise typer.Exit(130)
@@ -171,6 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the `bertkit` script: bad flags also end in one line, not a usage box."""
     command = typer.main.get_command(app)
     args = sys.argv[1:] if argv is None else argv
+    remember_command(args)
     try:
         code = command.main(args=args, prog_name="bertkit", standalone_mode=False)
     except TyperException as error:  # bad flags: typer's own usage errors

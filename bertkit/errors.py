@@ -9,3 +9,11 @@ class BertkitError(Exception):
     """
 
     exit_code = 2
+
+
+class RunInterrupted(BertkitError):
+    """Training stopped on SIGINT/SIGTERM after saving a checkpoint; exit code 130 or 143 (128 + signal)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

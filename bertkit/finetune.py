@@ -8,7 +8,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bertkit import __version__
 from bertkit.data.writers import write_json
@@ -19,6 +21,7 @@ from bertkit.modeling.loading import (
     load_tokenizer,
     resolve_model_dir,
     save_model_dir,
+    weights_format,
 )
 from bertkit.report import Reporter, metrics_table, model_card, plot_curves, print_table
 from bertkit.rundir import prepare_run_dir
@@ -26,56 +29,83 @@ from bertkit.settings import FinetuneSettings, save_settings, settings_to_dict
 from bertkit.tasks import get_task
 
 
-def finetune(settings: FinetuneSettings) -> dict:
-    """Fine-tune `settings.model` on `settings.train`; returns the final evaluation metrics."""
-    settings.validate()
-    task = get_task(settings.task)
-    model_name = resolve_model_dir(settings.model)
-    # Read and check every input before anything is written, so a mistake leaves no half-made run.
+@dataclass
+class Prepared:
+    """The inputs of a run, read, checked and encoded (made once, shared by all processes)."""
+
+    labels: list[str] | None
+    train_count: int
+    train_features: list[dict]
+    truncated: int
+    eval_examples: list[Any] | None
+    eval_features: list[dict] | None
+
+
+def prepare_inputs(task, model_name: str, settings: FinetuneSettings) -> Prepared:
+    """Read and check every input before anything is written, so a mistake leaves no half-made run."""
+    weights_format(model_name, settings.allow_pickle)
     tokenizer = load_tokenizer(model_name)
     train_examples = task.read(settings.train, settings, labelled=True)
     labels = task.label_names(train_examples)
     eval_examples = task.read(settings.eval, settings, labelled=True) if settings.eval else None
     if eval_examples is not None:
         task.check_labels(eval_examples, labels)
-
-    run_dir = prepare_run_dir(settings.output, settings.overwrite, settings.resume)
-    save_settings(settings, run_dir / "settings.yaml")
-    engine = Engine(settings)
-    reporter = Reporter(run_dir / "log.jsonl", enabled=engine.is_main, title=f"finetune {task.name}")
-
     label2id = {label: i for i, label in enumerate(labels)} if labels else None
     train_features, truncated = task.encode(train_examples, tokenizer, settings.max_length, label2id, settings)
-    if truncated:
-        reporter.note(f"{truncated} of {len(train_examples)} training inputs are longer than --max-length "
-                      f"{settings.max_length} and were truncated")
     eval_features = None
     if eval_examples is not None:
         eval_features, _ = task.encode(eval_examples, tokenizer, settings.max_length, label2id, settings)
+    return Prepared(labels, len(train_examples), train_features, truncated, eval_examples, eval_features)
 
-    engine.accelerator.wait_for_everyone()
+
+def start_run_dir(settings: FinetuneSettings) -> Path:
+    run_dir = prepare_run_dir(settings.output, settings.overwrite, settings.resume)
+    save_settings(settings, run_dir / "settings.yaml")
+    return run_dir
+
+
+def finetune(settings: FinetuneSettings) -> dict:
+    """Fine-tune `settings.model` on `settings.train`; returns the final evaluation metrics."""
     from accelerate.utils import set_seed
 
+    settings.validate()
+    task = get_task(settings.task)
+    model_name = resolve_model_dir(settings.model)
+    engine = Engine(settings)
+    # Under several processes the main process of each machine prepares the data once.
+    data = engine.prepare_once(lambda: prepare_inputs(task, model_name, settings))
+    tokenizer = load_tokenizer(model_name)
+    labels, eval_examples, eval_features = data.labels, data.eval_examples, data.eval_features
     set_seed(settings.seed)
-    model = load_pretrained(task.auto_model, model_name, **head_options(labels))
+    model = load_pretrained(task.auto_model, model_name, allow_pickle=settings.allow_pickle,
+                            trust_remote_code=settings.trust_remote_code, **head_options(labels))
+    run_dir = engine.on_main(lambda: start_run_dir(settings)) or settings.output
+    reporter = Reporter(run_dir / "log.jsonl", enabled=engine.is_main, title=f"finetune {task.name}")
+    if data.truncated:
+        reporter.note(f"{data.truncated} of {data.train_count} training inputs are longer than --max-length "
+                      f"{settings.max_length} and were truncated")
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
-    reporter.note(f"{task.name}: {len(train_examples)} training examples, {len(labels) if labels else 0} labels; "
+    reporter.note(f"{task.name}: {data.train_count} training examples, {len(labels) if labels else 0} labels; "
                   f"{trainable:,} of {total:,} parameters trainable")
 
     info = {"bertkit_version": __version__, "task": task.name, "labels": labels, "base_model": settings.model,
             "max_length": settings.max_length, "settings": settings_to_dict(settings)}
 
     def evaluate(current_model) -> dict:
-        outputs = engine.run_model(current_model, eval_features, settings.eval_batch_size, tokenizer.pad_token_id)
+        outputs = list(engine.run_model(current_model, eval_features, settings.eval_batch_size, tokenizer.pad_token_id))
         predictions = task.decode(eval_examples, eval_features, outputs, labels, settings)
-        return task.metrics(eval_examples, predictions, labels)
+        metrics = task.metrics(eval_examples, predictions, labels)
+        # How many examples the evaluation covered, and from how many model outputs (every one exactly once).
+        metrics["eval_examples"] = len({eval_features[i]["index"] for i, _ in outputs})
+        metrics["eval_outputs"] = len(outputs)
+        return metrics
 
     def save_best(current_model, metrics: dict) -> None:
         card = model_card(task.name, labels, info["settings"], metrics, settings.model)
         save_model_dir(current_model, tokenizer, run_dir / "model", {**info, "metrics": scalar_metrics(metrics)}, card)
 
-    result = engine.fit(model, train_features, run_dir=run_dir, pad_token_id=tokenizer.pad_token_id,
+    result = engine.fit(model, data.train_features, run_dir=run_dir, pad_token_id=tokenizer.pad_token_id,
                         evaluate=evaluate if eval_examples is not None else None, main_metric=task.main_metric,
                         on_best=save_best, reporter=reporter)
     state = result.state

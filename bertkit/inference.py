@@ -36,10 +36,20 @@ def load_finetuned(settings: PredictSettings) -> Finetuned:
         raise BertkitError(f"{model_dir}/bertkit.json: no task recorded; re-run the fine-tuning")
     task = get_task(info["task"])
     tokenizer = load_tokenizer(model_dir)
-    model = load_pretrained(task.auto_model, model_dir)
+    model = load_pretrained(task.auto_model, model_dir, allow_pickle=settings.allow_pickle,
+                            trust_remote_code=settings.trust_remote_code)
+    check_labels_match(model_dir, info, model)
     engine = Engine(settings)
     model.to(engine.accelerator.device)
     return Finetuned(task, info, model, tokenizer, engine)
+
+
+def check_labels_match(model_dir: str, info: dict, model) -> None:
+    """bertkit.json and config.json must agree on the labels, or predictions would be misnamed."""
+    labels = info.get("labels")
+    if labels and getattr(model.config, "num_labels", len(labels)) != len(labels):
+        raise BertkitError(f"{model_dir}/bertkit.json: lists {len(labels)} labels but the model has "
+                           f"{model.config.num_labels} outputs; the directory mixes two runs, copy model/ again")
 
 
 def run_predictions(finetuned: Finetuned, examples: list, settings: PredictSettings) -> list:

@@ -65,8 +65,19 @@ class Reporter:
             self.progress.stop()
             self.progress = None
 
+    def rewind(self, step: int) -> None:
+        """Forget log lines after `step` (a resumed run logs those steps again)."""
+        if not self.enabled or self.log_path is None or not self.log_path.is_file():
+            return
+        lines = self.log_path.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
+        from bertkit.data.writers import atomic_output
+
+        with atomic_output(self.log_path) as stream:
+            stream.writelines(kept)
+
     def _append(self, record: dict) -> None:
-        if self.log_path is not None:
+        if self.enabled and self.log_path is not None:
             with open(self.log_path, "a", encoding="utf-8") as stream:
                 stream.write(json.dumps(record) + "\n")
 

@@ -1,11 +1,19 @@
-"""The output directory of a run: refuse to clobber, allow resume, know where each file goes."""
+"""The output directory of a run: refuse to clobber, allow resume, know how to resume."""
 
 from __future__ import annotations
 
+import json
+import os
+import shlex
 import shutil
+import sys
 from pathlib import Path
 
 from bertkit.errors import BertkitError
+
+# The command line as the user typed it; the CLI sets it so that worker processes started by
+# `--num-processes` (which inherit the environment) print the user's command, not their own.
+ARGV_VARIABLE = "BERTKIT_ARGV"
 
 
 def prepare_run_dir(output: Path, overwrite: bool, resume: bool) -> Path:
@@ -24,3 +32,16 @@ def prepare_run_dir(output: Path, overwrite: bool, resume: bool) -> Path:
         shutil.rmtree(output)
     output.mkdir(parents=True, exist_ok=True)
     return output
+
+
+def remember_command(argv: list[str]) -> None:
+    """Record the user's command line (once: launched workers keep their parent's)."""
+    os.environ.setdefault(ARGV_VARIABLE, json.dumps(argv))
+
+
+def resume_command() -> str:
+    """The user's command with --resume instead of --overwrite: what to type to continue this run."""
+    recorded = os.environ.get(ARGV_VARIABLE)
+    argv = json.loads(recorded) if recorded else sys.argv[1:]
+    kept = [arg for arg in argv if arg not in ("--overwrite", "--resume", "--no-resume")]
+    return shlex.join(["bertkit", *kept, "--resume"])

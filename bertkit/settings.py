@@ -34,6 +34,10 @@ class RunSettings:
 
     config: Optional[Path] = opt(None, "YAML or TOML file of settings; flags given on the command line override it.")
     debug: bool = opt(False, "Show the full traceback of errors.")
+    # --- safe loading ---
+    allow_pickle: bool = opt(False, "Load pickle weights (pytorch_model.bin) when a model has no safetensors; "
+                                    "pickle can run code, so only for models you trust.")
+    trust_remote_code: bool = opt(False, "Run model code shipped inside a model directory (off: only transformers' own code).")
 
 
 @dataclass
@@ -61,8 +65,17 @@ class TrainingSettings(RunSettings):
     log_every: int = opt(10, "Write a line to log.jsonl every N steps.")
     eval_batch_size: int = opt(64, "Examples per batch when evaluating.")
     skip_nonfinite: int = opt(0, "Tolerate this many steps with a NaN/inf loss (skipped) before stopping.")
+    # --- multi-process training (Accelerate) ---
+    num_processes: int = opt(1, "Train with N processes (all machines together): bertkit re-launches itself through "
+                                "Accelerate (DDP; gloo on CPU, NCCL on GPUs).")
+    num_machines: int = opt(1, "Machines taking part; start the same command on each with its --machine-rank.")
+    machine_rank: int = opt(0, "This machine's rank, 0 to --num-machines - 1 (0 is the main machine).")
+    main_process_ip: str = opt("127.0.0.1", "Address of the machine with rank 0 (the others connect to it).")
+    main_process_port: int = opt(29500, "Port on the main machine for the processes to meet.")
+    distributed_timeout: int = opt(7200, "Seconds processes wait for each other (e.g. while the main process prepares data).")
 
     def validate(self) -> None:
+        validate_launch(self)
         positive = {"batch_size": self.batch_size, "grad_accum": self.grad_accum, "eval_batch_size": self.eval_batch_size,
                     "log_every": self.log_every, "keep_checkpoints": self.keep_checkpoints}
         for name, value in positive.items():
@@ -143,6 +156,21 @@ class EvaluateSettings(PredictSettings):
     output: Optional[Path] = opt(None, "Write the metrics as JSON to this file.", short="-o")
     predictions: Optional[Path] = opt(None, "Also write the predictions to this file (.jsonl, .csv, .tsv).")
     label_column: Optional[str] = opt(None, "Column holding the label (default: detected).")
+
+
+def validate_launch(s: TrainingSettings) -> None:
+    """The multi-process options: counts that add up and a reachable rendezvous."""
+    for name in ("num_processes", "num_machines", "distributed_timeout"):
+        if getattr(s, name) < 1:
+            raise BertkitError(f"{flag(name)} is {getattr(s, name)}; it must be at least 1")
+    if s.num_processes % s.num_machines:
+        raise BertkitError(f"--num-processes {s.num_processes} cannot be shared evenly by --num-machines "
+                           f"{s.num_machines}; it counts the processes of all machines together")
+    if not 0 <= s.machine_rank < s.num_machines:
+        raise BertkitError(f"--machine-rank is {s.machine_rank}; give 0 to {s.num_machines - 1} (--num-machines "
+                           f"{s.num_machines})")
+    if not 1 <= s.main_process_port <= 65535:
+        raise BertkitError(f"--main-process-port is {s.main_process_port}; give a port from 1 to 65535")
 
 
 def flag(name: str) -> str:

@@ -11,22 +11,25 @@ itself prints nothing.
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import shutil
+import pickle
+import tempfile
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence, TypeVar
 
 import torch
 
 from bertkit.engine.batching import LengthGroupedBatches, ListDataset, collate
-from bertkit.errors import BertkitError
-from bertkit.modeling.loading import sync_directory
+from bertkit.engine.checkpoints import load_newest_checkpoint, save_checkpoint
+from bertkit.engine.signals import EXIT_CODES, StopRequests
+from bertkit.errors import BertkitError, RunInterrupted
+from bertkit.rundir import resume_command
 
-STATE_FILE = "trainer_state.json"
+T = TypeVar("T")
 
 
 @dataclass
@@ -35,7 +38,7 @@ class TrainState:
 
     step: int = 0  # optimizer steps done
     epoch: int = 0  # epochs completed
-    batch_in_epoch: int = 0  # batches of the current epoch already trained on (this process)
+    batch_in_epoch: int = 0  # global batches of the current epoch already trained on
     examples_seen: int = 0
     best_metric: float | None = None
     best_step: int = 0
@@ -53,9 +56,25 @@ class FitResult:
     stopped_early: bool
 
 
-def make_accelerator(precision: str, grad_accum: int = 1):
-    """An Accelerator that autocasts to bf16 on GPU and never on CPU (bf16 is ~150x slower on these CPUs)."""
+@dataclass
+class _Window:
+    """What the next log line averages over."""
+
+    loss: float = 0.0
+    steps: int = 0
+    examples: int = 0
+    seconds: float = 0.0
+
+
+def make_accelerator(precision: str, grad_accum: int = 1, timeout_seconds: int = 7200):
+    """An Accelerator that autocasts to bf16 on GPU and never on CPU (bf16 is ~150x slower on these CPUs).
+
+    Batches are split: every process gets its slice of one global batch drawn by the sampler, so N
+    processes with --batch-size B step exactly like one process with batch N*B. The generous
+    process-group time-out lets the main process prepare a large data set while the others wait.
+    """
     from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration, InitProcessGroupKwargs
 
     on_gpu = torch.cuda.is_available()
     if precision == "auto":
@@ -67,7 +86,9 @@ def make_accelerator(precision: str, grad_accum: int = 1):
             raise BertkitError(f"--precision {precision} needs a GPU (on CPU it is far slower than fp32); "
                                "use --precision fp32 or auto")
         mixed = precision
-    return Accelerator(mixed_precision=mixed, gradient_accumulation_steps=grad_accum)
+    return Accelerator(mixed_precision=mixed, gradient_accumulation_steps=grad_accum,
+                       dataloader_config=DataLoaderConfiguration(split_batches=True),
+                       kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(seconds=timeout_seconds))])
 
 
 def make_optimizer(model: torch.nn.Module, learning_rate: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -96,122 +117,227 @@ class Engine:
     def __init__(self, settings):
         self.settings = settings
         self.reporter = None
-        # Prediction settings have no accumulation; training settings do.
-        self.accelerator = make_accelerator(settings.precision, getattr(settings, "grad_accum", 1))
+        # Prediction settings have no accumulation or time-out; training settings do.
+        self.accelerator = make_accelerator(settings.precision, getattr(settings, "grad_accum", 1),
+                                            getattr(settings, "distributed_timeout", 7200))
+        self._clock = time.perf_counter()
+        self._window = _Window()
 
     @property
     def is_main(self) -> bool:
         return self.accelerator.is_main_process
+
+    # ------------------------------------------------------------------ several processes
+    def prepare_once(self, build: Callable[[], T]) -> T:
+        """`build()` on the main process of each machine only; the other processes load its result.
+
+        Reading and encoding a large corpus once (not N times) spares memory and time; the others
+        wait under the process-group time-out (--distributed-timeout). A BertkitError raised by
+        `build` is raised on every process, so all of them stop with the same message.
+        """
+        accelerator = self.accelerator
+        if accelerator.num_processes == 1:
+            return build()
+        from accelerate.utils import broadcast_object_list
+
+        token = broadcast_object_list([uuid.uuid4().hex if self.is_main else None])[0]
+        node = accelerator.process_index - accelerator.local_process_index  # first process of this machine
+        cache = Path(tempfile.gettempdir()) / f"bertkit-prepared-{token}-{node}.pkl"
+        result, error = None, None
+        if accelerator.is_local_main_process:
+            try:
+                result = build()
+                with open(cache, "wb") as stream:  # written and read by this run only, then removed
+                    pickle.dump(result, stream, protocol=pickle.HIGHEST_PROTOCOL)
+            except BertkitError as caught:
+                error = str(caught)
+        self.share_error(error)
+        if not accelerator.is_local_main_process:
+            with open(cache, "rb") as stream:
+                result = pickle.load(stream)
+        accelerator.wait_for_everyone()
+        if accelerator.is_local_main_process:
+            cache.unlink(missing_ok=True)
+        return result
+
+    def on_main(self, work: Callable[[], T]) -> T | None:
+        """`work()` on the main process only (creating the run directory, ...); its BertkitError stops all."""
+        result, error = None, None
+        if self.is_main:
+            try:
+                result = work()
+            except BertkitError as caught:
+                error = str(caught)
+        self.share_error(error)
+        return result
+
+    def share_error(self, error: str | None) -> None:
+        """Raise the first process's error message on every process (a collective: all must call it)."""
+        if self.accelerator.num_processes > 1:
+            from accelerate.utils import gather_object
+
+            errors = [message for message in gather_object([error]) if message]
+            error = errors[0] if errors else None
+        if error:
+            raise BertkitError(error)
 
     # ------------------------------------------------------------------ training
     def fit(self, model: torch.nn.Module, features: Sequence[dict], *, run_dir: Path, pad_token_id: int = 0,
             evaluate: Callable[[torch.nn.Module], dict] | None = None, main_metric: str = "accuracy",
             greater_is_better: bool = True, on_best: Callable[[torch.nn.Module, dict], None] | None = None,
             collate_fn: Callable | None = None, reporter=None) -> FitResult:
-        """Train `model` on `features`; the returned metrics are those of the best evaluation (the saved model)."""
+        """Train `model` on `features`; the returned metrics are those of the best evaluation (the saved model).
+
+        SIGINT/SIGTERM save a checkpoint at the next step and raise RunInterrupted (exit 130/143).
+        """
         s, accelerator = self.settings, self.accelerator
         self.reporter = reporter
-        sampler = LengthGroupedBatches([len(f["input_ids"]) for f in features], s.batch_size, s.seed)
+        # One global batch per step, split across processes (see make_accelerator).
+        sampler = LengthGroupedBatches([len(f["input_ids"]) for f in features], s.batch_size * accelerator.num_processes,
+                                       s.seed)
+        # Its own generator: each new iterator draws a seed from it, and drawing from the global RNG
+        # would shift dropout after a mid-epoch resume (a fresh iterator that the uninterrupted run never made).
         loader = torch.utils.data.DataLoader(
-            ListDataset(features), batch_sampler=sampler,
+            ListDataset(features), batch_sampler=sampler, generator=torch.Generator().manual_seed(s.seed),
             collate_fn=collate_fn or (lambda batch: collate(batch, pad_token_id)))
         optimizer = make_optimizer(model, s.learning_rate, s.weight_decay)
         model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
 
-        batches_per_epoch = len(loader)
+        batches_per_epoch = len(sampler)  # before any set_position: the whole epoch
         steps_per_epoch = max(1, math.ceil(batches_per_epoch / s.grad_accum))
         total_steps = s.max_steps if s.max_steps >= 0 else max(1, math.ceil(s.epochs * steps_per_epoch))
         scheduler = linear_schedule(optimizer, int(s.warmup_ratio * total_steps), total_steps)
         # Not prepared by Accelerate (it would step once per process), but saved with every checkpoint.
         accelerator.register_for_checkpointing(scheduler)
 
-        state = TrainState()
-        if s.resume:
-            state = self.load_checkpoint(run_dir, model, optimizer, scheduler)
+        state = self.resume(run_dir) if s.resume else TrainState()
         if self.reporter:
             self.reporter.start(total_steps=total_steps, done=state.step, steps_per_epoch=steps_per_epoch)
 
-        stopped_early = False
-        window_loss, window_steps, window_examples, window_start = 0.0, 0, 0, time.perf_counter()
+        with StopRequests() as stops:
+            stopped_early = self._train(model, loader, sampler, optimizer, scheduler, state, total_steps,
+                                        batches_per_epoch, stops, run_dir,
+                                        lambda: self._evaluate(model, evaluate, state, main_metric, greater_is_better,
+                                                               on_best))
+        self._bank_time(state)
+        if evaluate and not (state.history and state.history[-1]["step"] == state.step):
+            self._evaluate(model, evaluate, state, main_metric, greater_is_better, on_best)
+        best = [entry["metrics"] for entry in state.history if entry["step"] == state.best_step]
+        final = best[-1] if best else None
+        if on_best and not evaluate and self.is_main:
+            on_best(accelerator.unwrap_model(model), {})
+        accelerator.wait_for_everyone()
+        if self.reporter:
+            self.reporter.finish()
+        self.model = model
+        return FitResult(state=state, final_metrics=final or {}, stopped_early=stopped_early)
+
+    def _train(self, model, loader, sampler, optimizer, scheduler, state: TrainState, total_steps: int,
+               batches_per_epoch: int, stops: StopRequests, run_dir: Path, evaluate_now: Callable[[], bool]) -> bool:
+        """The epochs and steps; returns whether early stopping ended them."""
+        s, accelerator = self.settings, self.accelerator
         step_loss = torch.zeros((), device=accelerator.device)
+        self._window, self._clock = _Window(), time.perf_counter()
         model.train()
-        while state.step < total_steps and not stopped_early:
-            sampler.set_position(state.epoch, state.batch_in_epoch * accelerator.num_processes)
-            epoch_start = time.perf_counter()
+        while state.step < total_steps:
+            # The batch order is a pure function of (seed, epoch): resuming starts at the right batch.
+            sampler.set_position(state.epoch, state.batch_in_epoch)
             for batch in loader:
                 with accelerator.accumulate(model):
                     with accelerator.autocast():
                         loss = model(**{k: v for k, v in batch.items() if k != "index"}).loss
                     accelerator.backward(loss)
                     step_loss += loss.detach() / s.grad_accum
-                    if accelerator.sync_gradients and s.max_grad_norm > 0:
-                        accelerator.clip_grad_norm_(model.parameters(), s.max_grad_norm)
-                    value = float(step_loss) if accelerator.sync_gradients else 0.0
-                    if accelerator.sync_gradients and not math.isfinite(value):
-                        optimizer.zero_grad()  # drop this step's gradients instead of poisoning the weights
-                        self._nonfinite(state, value)
-                    else:
-                        optimizer.step()
+                    if accelerator.sync_gradients:  # the accumulation is complete: one optimizer step
+                        value, stop = self._agree(step_loss, bool(stops.requested))
+                        if math.isfinite(value):
+                            if s.max_grad_norm > 0:
+                                accelerator.clip_grad_norm_(model.parameters(), s.max_grad_norm)
+                            optimizer.step()
+                        else:  # drop this step's gradients instead of poisoning the weights
+                            self._nonfinite(state, value)
                         optimizer.zero_grad()
+                examples = int(batch["input_ids"].shape[0]) * accelerator.num_processes
                 state.batch_in_epoch += 1
-                window_examples += int(batch["input_ids"].shape[0]) * accelerator.num_processes
+                state.examples_seen += examples
+                self._window.examples += examples
                 if not accelerator.sync_gradients:
                     continue
                 if math.isfinite(value):
                     scheduler.step()
-                    window_loss += value
-                    window_steps += 1
+                    self._window.loss, self._window.steps = self._window.loss + value, self._window.steps + 1
                 step_loss.zero_()
                 state.step += 1
-                if state.step % s.log_every == 0 or state.step == total_steps:
-                    elapsed = time.perf_counter() - window_start
-                    state.train_seconds += elapsed
-                    state.examples_seen += window_examples
-                    if self.reporter:
-                        self.reporter.log_step(step=state.step, epoch=state.epoch + state.batch_in_epoch / batches_per_epoch,
-                                               loss=window_loss / max(1, window_steps), lr=scheduler.get_last_lr()[0],
-                                               examples_per_second=window_examples / max(elapsed, 1e-9))
-                    window_loss, window_steps, window_examples = 0.0, 0, 0
-                    window_start = time.perf_counter()
-                elif self.reporter:
-                    self.reporter.advance(state.step)
-                if evaluate and s.eval_every and state.step % s.eval_every == 0:
-                    window_start += self._evaluate(model, evaluate, state, main_metric, greater_is_better, on_best)
-                    stopped_early = bool(s.patience) and state.evals_without_improvement >= s.patience
-                if s.save_every and state.step % s.save_every == 0:
-                    window_start += self._timed_save(run_dir, state)
+                self._log(state, scheduler, total_steps, batches_per_epoch)
+                stopped_early = False
+                if s.eval_every and state.step % s.eval_every == 0 and evaluate_now():
+                    stopped_early = self._patience_spent(state)
+                saved = bool(s.save_every) and state.step % s.save_every == 0
+                if saved:
+                    self._save(run_dir, state)
+                if stop:  # agreed by all processes, so all stop at this same step
+                    self._interrupted(run_dir, state, stops.requested, saved)
                 if state.step >= total_steps or stopped_early:
-                    break
-            else:  # the epoch ran to its end
-                state.epoch += 1
-                state.batch_in_epoch = 0
-                if evaluate and not s.eval_every:
-                    window_start += self._evaluate(model, evaluate, state, main_metric, greater_is_better, on_best)
-                    stopped_early = bool(s.patience) and state.evals_without_improvement >= s.patience
-                window_start += self._timed_save(run_dir, state)
-        # Bank the last partial logging window and evaluate the final weights if nothing did yet.
-        state.train_seconds += time.perf_counter() - window_start
-        state.examples_seen += window_examples
-        if evaluate and not (state.history and state.history[-1]["step"] == state.step):
-            self._evaluate(model, evaluate, state, main_metric, greater_is_better, on_best)
-        best = [entry["metrics"] for entry in state.history if entry["step"] == state.best_step]
-        final = best[-1] if best else None
-        if on_best and not evaluate:
-            on_best(accelerator.unwrap_model(model), {})
+                    return stopped_early
+            # The epoch ran to its end.
+            state.epoch += 1
+            state.batch_in_epoch = 0
+            stopped_early = not s.eval_every and evaluate_now() and self._patience_spent(state)
+            self._save(run_dir, state)
+            if stopped_early:
+                return True
+        return False
+
+    def _agree(self, step_loss: torch.Tensor, stop: bool) -> tuple[float, bool]:
+        """The step's loss averaged over the processes, and whether any of them was asked to stop.
+
+        One small collective per step keeps the processes in step: all skip a non-finite step
+        together and all stop at the same step boundary.
+        """
+        if self.accelerator.num_processes == 1:
+            return float(step_loss), stop
+        both = torch.stack([step_loss.float(), torch.tensor(float(stop), device=step_loss.device)])
+        both = self.accelerator.reduce(both, reduction="sum")
+        return float(both[0]) / self.accelerator.num_processes, bool(both[1] > 0)
+
+    def _log(self, state: TrainState, scheduler, total_steps: int, batches_per_epoch: int) -> None:
+        if state.step % self.settings.log_every and state.step != total_steps:
+            if self.reporter:
+                self.reporter.advance(state.step)
+            return
+        self._bank_time(state)
+        window = self._window
         if self.reporter:
-            self.reporter.finish()
-        self.model = model
-        return FitResult(state=state, final_metrics=final or {}, stopped_early=stopped_early)
+            self.reporter.log_step(step=state.step, epoch=state.epoch + state.batch_in_epoch / max(1, batches_per_epoch),
+                                   loss=window.loss / max(1, window.steps), lr=scheduler.get_last_lr()[0],
+                                   examples_per_second=window.examples / max(window.seconds, 1e-9))
+        self._window = _Window()
+
+    def _bank_time(self, state: TrainState) -> None:
+        """Add the training time since the last call to the run and to the log window."""
+        now = time.perf_counter()
+        state.train_seconds += now - self._clock
+        self._window.seconds += now - self._clock
+        self._clock = now
+
+    def _patience_spent(self, state: TrainState) -> bool:
+        return bool(self.settings.patience) and state.evals_without_improvement >= self.settings.patience
 
     def _nonfinite(self, state: TrainState, value: float) -> None:
         state.nonfinite_skipped += 1
         if state.nonfinite_skipped > self.settings.skip_nonfinite:
             raise BertkitError(f"step {state.step + 1}: the loss is {value}; lower --learning-rate, check the data, "
                                "or pass --skip-nonfinite N to skip a few such steps")
+        if self.reporter:
+            self.reporter.note(f"step {state.step + 1}: the loss is {value}; step skipped "
+                               f"({state.nonfinite_skipped} of --skip-nonfinite {self.settings.skip_nonfinite})")
 
     def _evaluate(self, model, evaluate, state: TrainState, main_metric: str, greater_is_better: bool,
-                  on_best) -> float:
-        """Evaluate, remember the best model; returns the seconds spent (kept out of training time)."""
+                  on_best) -> bool:
+        """Evaluate and remember the best model; False when there is nothing to evaluate with."""
+        if evaluate is None:
+            return False
+        self._bank_time(state)
         started = time.perf_counter()
         model.eval()
         metrics = evaluate(self.accelerator.unwrap_model(model))
@@ -231,48 +357,44 @@ class Engine:
         state.eval_seconds += seconds
         if self.reporter:
             self.reporter.log_eval(step=state.step, metrics=metrics, improved=improved, seconds=seconds)
-        return seconds
+        self._clock = time.perf_counter()  # evaluation time is not training time
+        return True
 
     # ------------------------------------------------------------------ checkpoints
-    def _timed_save(self, run_dir: Path, state: TrainState) -> float:
-        started = time.perf_counter()
-        self.save_checkpoint(run_dir, state)
-        return time.perf_counter() - started
+    def _save(self, run_dir: Path, state: TrainState) -> Path:
+        """A checkpoint of this step; its writing time is kept out of the training time."""
+        self._bank_time(state)
+        path = save_checkpoint(self.accelerator, run_dir, state.step, asdict(state), self.settings.keep_checkpoints)
+        self._clock = time.perf_counter()
+        return path
 
-    def save_checkpoint(self, run_dir: Path, state: TrainState) -> Path:
-        """Write model, optimizer, scheduler and RNG states plus `trainer_state.json` to a temporary
-        directory, sync it, then rename it into place; older checkpoints go only after that."""
-        accelerator = self.accelerator
-        root = run_dir / "checkpoints"
-        final = root / f"step-{state.step:08d}"
-        temporary = root / f".tmp-step-{state.step:08d}"
-        if accelerator.is_main_process:
-            if temporary.exists():
-                shutil.rmtree(temporary)
-            root.mkdir(parents=True, exist_ok=True)
-        accelerator.wait_for_everyone()
-        accelerator.save_state(str(temporary), safe_serialization=True)
-        if accelerator.is_main_process:
-            (temporary / STATE_FILE).write_text(json.dumps(asdict(state)), encoding="utf-8")
-            sync_directory(temporary)
-            if final.exists():
-                shutil.rmtree(final)
-            temporary.rename(final)
-            for old in complete_checkpoints(run_dir)[:-self.settings.keep_checkpoints]:
-                shutil.rmtree(old, ignore_errors=True)
-        accelerator.wait_for_everyone()
-        return final
+    def _interrupted(self, run_dir: Path, state: TrainState, number: int, saved: bool) -> None:
+        """Save (unless this step just was) and stop with the command that continues the run."""
+        import signal
 
-    def load_checkpoint(self, run_dir: Path, model, optimizer, scheduler) -> TrainState:
-        checkpoints = complete_checkpoints(run_dir)
-        if not checkpoints:
-            raise BertkitError(f"{run_dir}: no complete checkpoint to resume from; start again with --overwrite")
-        newest = checkpoints[-1]
-        self.accelerator.load_state(str(newest))
-        state = TrainState(**json.loads((newest / STATE_FILE).read_text(encoding="utf-8")))
+        path = run_dir / "checkpoints" / f"step-{state.step:08d}"
+        if not saved:
+            path = self._save(run_dir, state)
+        name = signal.Signals(number).name if number else "a signal on another process"
         if self.reporter:
-            self.reporter.note(f"Resuming from {newest.name}: step {state.step}, epoch {state.epoch}, "
-                               f"{state.examples_seen} examples seen")
+            self.reporter.finish()
+        raise RunInterrupted(f"stopped by {name} at step {state.step}; checkpoint written to {path}; "
+                             f"continue with: {resume_command()}", EXIT_CODES.get(number, 143))
+
+    def resume(self, run_dir: Path) -> TrainState:
+        """Restore the newest complete checkpoint (model, optimizer, scheduler, RNG, data position)."""
+        found = load_newest_checkpoint(self.accelerator, run_dir)
+        if found is None:
+            if self.reporter:
+                self.reporter.note(f"{run_dir}: no complete checkpoint yet; starting from the beginning")
+                self.reporter.rewind(0)
+            return TrainState()
+        path, saved = found
+        state = TrainState(**saved)
+        if self.reporter:
+            self.reporter.note(f"Resuming from {path}: step {state.step}, epoch {state.epoch} "
+                               f"(batch {state.batch_in_epoch} of it), {state.examples_seen} examples seen")
+            self.reporter.rewind(state.step)
         return state
 
     # ------------------------------------------------------------------ inference
@@ -318,10 +440,3 @@ class Engine:
                     seen.add(index)
                     yield index, item
 
-
-def complete_checkpoints(run_dir: Path) -> list[Path]:
-    """Checkpoints that finished writing (they hold the state file), oldest first."""
-    root = run_dir / "checkpoints"
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.iterdir() if p.name.startswith("step-") and (p / STATE_FILE).is_file())

@@ -12,9 +12,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from bertkit.atomic import publish_directory, writing
 from bertkit.errors import BertkitError
 
 BERTKIT_FILE = "bertkit.json"
+SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
 def quiet_transformers() -> None:
@@ -56,17 +59,35 @@ def load_tokenizer(model: str):
     return tokenizer
 
 
-def load_pretrained(auto_class: str, model: str, **kwargs: Any):
-    """Load weights into a transformers Auto class, safetensors only, no remote code."""
+def load_pretrained(auto_class: str, model: str, *, allow_pickle: bool = False, trust_remote_code: bool = False,
+                    **kwargs: Any):
+    """Load weights into a transformers Auto class: safetensors unless --allow-pickle, no remote code unless asked."""
     import transformers
 
     quiet_transformers()
+    use_safetensors = weights_format(model, allow_pickle) == "safetensors"
     cls = getattr(transformers, auto_class)
     try:
-        return cls.from_pretrained(model, use_safetensors=True, trust_remote_code=False, **kwargs)
-    except (OSError, ValueError, KeyError, RuntimeError) as error:
+        return cls.from_pretrained(model, use_safetensors=use_safetensors, trust_remote_code=trust_remote_code,
+                                   **kwargs)
+    except Exception as error:  # transformers, safetensors and torch each raise their own kinds
+        if isinstance(error, (KeyboardInterrupt, MemoryError)):
+            raise
         raise BertkitError(f"{model}: cannot load the model ({first_line(error)}); check that the directory holds "
                            "config.json and model.safetensors from a complete run") from None
+
+
+def weights_format(model: str, allow_pickle: bool) -> str:
+    """'safetensors' or 'pickle' for a local directory (a hub name: safetensors); refuses unsafe or missing weights."""
+    path = Path(model)
+    if not path.is_dir() or any((path / name).is_file() for name in SAFE_WEIGHTS):
+        return "safetensors"
+    if any((path / name).is_file() for name in PICKLE_WEIGHTS):
+        if not allow_pickle:
+            raise BertkitError(f"{path}: holds only pytorch_model.bin, a pickle file that can run code when loaded; "
+                               "convert it to model.safetensors, or pass --allow-pickle if you trust its source")
+        return "pickle"
+    raise BertkitError(f"{path}: no weights (model.safetensors); pass a directory saved by a complete run")
 
 
 def head_options(labels: list[str] | None) -> dict:
@@ -88,34 +109,17 @@ def read_bertkit_file(model_dir: str) -> dict:
 
 
 def save_model_dir(model, tokenizer, target: Path, info: dict, card: str) -> None:
-    """Write model/ completely in a temporary directory, then move it into place."""
+    """Write model/ completely in a temporary directory, then move it into place (see bertkit.atomic)."""
     temporary = target.with_name(f".{target.name}.tmp")
     if temporary.exists():
         shutil.rmtree(temporary)
-    model.save_pretrained(temporary, safe_serialization=True)
-    tokenizer.save_pretrained(temporary)
-    (temporary / BERTKIT_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    (temporary / "README.md").write_text(card, encoding="utf-8")
-    sync_directory(temporary)
-    old = target.with_name(f".{target.name}.old")
-    if target.exists():
-        target.rename(old)
-    temporary.rename(target)
-    if old.exists():
-        shutil.rmtree(old)
-
-
-def sync_directory(path: Path) -> None:
-    """fsync every file and the directory itself, so a rename after it publishes complete data."""
-    for file in path.rglob("*"):
-        if file.is_file():
-            with open(file, "rb") as stream:
-                os.fsync(stream.fileno())
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    kept = f"the previous {target.name}/ is intact" if target.exists() else f"no {target.name}/ was written"
+    with writing(temporary, f"{target.name}/", kept):
+        model.save_pretrained(temporary, safe_serialization=True)
+        tokenizer.save_pretrained(temporary)
+        (temporary / BERTKIT_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        (temporary / "README.md").write_text(card, encoding="utf-8")
+        publish_directory(temporary, target)
 
 
 def first_line(error: BaseException) -> str:
