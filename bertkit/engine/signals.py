@@ -40,7 +40,7 @@ class StopRequests:
                              "is kept; continue with --resume)\n")
             sys.stderr.flush()
             os._exit(130)
-        if not self.requested:
+        if not self.requested and os.environ.get("RANK", "0") == "0":  # one message, not one per process
             sys.stderr.write(f"\n{signal.Signals(number).name} received: saving a checkpoint after this step "
                              "(press Ctrl-C again to stop at once)\n")
             sys.stderr.flush()
