@@ -70,7 +70,7 @@ def writing(temporary: Path, what: str, kept: str) -> Iterator[None]:
         shutil.rmtree(temporary, ignore_errors=True) if temporary.is_dir() else remove_file(temporary)
         if error.errno in NO_SPACE:
             raise BertkitError(f"{temporary.parent}: disk full while writing {what}; {kept}; "
-                               "free some space and run again") from None
+                               "free some space, then continue with --resume") from None
         raise
 
 

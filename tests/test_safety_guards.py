@@ -1,0 +1,128 @@
+"""Guards that keep a run's work safe: signals save and say how to resume, a non-finite loss stops
+with the step named, a full disk keeps the previous checkpoint, outputs appear whole or not at all."""
+
+from __future__ import annotations
+
+import errno
+import signal
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from test_resume import finetune_args, small_files, start, wait_for
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    return small_files(tmp_path_factory.mktemp("guards"))
+
+
+def long_run(model: Path, files, output: Path) -> list[str]:
+    train, dev = files
+    return [*finetune_args(model, train, dev, output), "--max-steps", "400"]
+
+
+@pytest.mark.parametrize("number, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_saves_a_checkpoint_and_prints_the_resume_command(tiny_model, files, tmp_path, number, code):
+    output = tmp_path / "run"
+    process = start(long_run(tiny_model, files, output))
+    wait_for(process, lambda: (output / "checkpoints/step-00000006/trainer_state.json").is_file(), "a checkpoint")
+    process.send_signal(number)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == code, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: stopped by {signal.Signals(number).name} at step ")
+    assert "continue with: bertkit finetune" in last and last.endswith("--resume") and "--overwrite" not in last
+    step = int(last.split(" at step ")[1].split(";")[0])
+    assert (output / f"checkpoints/step-{step:08d}/trainer_state.json").is_file()
+
+
+def test_second_sigint_exits_at_once_keeping_the_last_complete_checkpoint(tiny_model, files, tmp_path):
+    output = tmp_path / "run"
+    # The test hook holds every checkpoint write open for 30 s: the second Ctrl-C must not wait for it.
+    process = start(long_run(tiny_model, files, output), BERTKIT_TEST_SAVE_DELAY="30")
+    wait_for(process, lambda: (output / "log.jsonl").is_file(), "training")
+    process.send_signal(signal.SIGINT)
+    wait_for(process, lambda: any((output / "checkpoints").glob(".tmp-step-*/trainer_state.json")), "the save")
+    began = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 130
+    assert time.monotonic() - began < 15
+    assert "interrupted twice" in stderr
+    assert not list((output / "checkpoints").glob("step-*"))  # the half-written one never took a final name
+
+
+class Toy(torch.nn.Module):
+    """loss = w * x: one example carries x = inf, so the step that meets it has an infinite loss."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(1))
+
+    def forward(self, input_ids, attention_mask=None, labels=None):
+        return SimpleNamespace(loss=(self.w * labels.float()).mean())
+
+
+def toy_fit(tmp_path: Path, skip: int):
+    from bertkit.engine import Engine
+    from bertkit.settings import FinetuneSettings
+
+    settings = FinetuneSettings(output=tmp_path, model="toy", train=tmp_path, max_steps=8, batch_size=2,
+                                skip_nonfinite=skip, learning_rate=0.1, save_every=0)
+    features = [{"input_ids": [1, 2], "labels": 1.0, "index": i} for i in range(16)]
+    features[5]["labels"] = float("inf")
+    model = Toy()
+    Engine(settings).fit(model, features, run_dir=tmp_path)
+    return model
+
+
+def test_nonfinite_loss_stops_with_the_step_named(tmp_path):
+    from bertkit.errors import BertkitError
+
+    with pytest.raises(BertkitError, match=r"^step \d+: the loss is inf; .*--skip-nonfinite"):
+        toy_fit(tmp_path, skip=0)
+
+
+def test_skip_nonfinite_tolerates_a_few_steps_without_poisoning_the_weights(tmp_path):
+    model = toy_fit(tmp_path, skip=1)
+    assert torch.isfinite(model.w).all()
+
+
+def test_full_disk_keeps_the_previous_checkpoint(tiny_model, files, cli, tmp_path, monkeypatch):
+    from accelerate import Accelerator
+
+    real_save, calls = Accelerator.save_state, []
+
+    def save_until_full(self, directory, **kwargs):
+        calls.append(directory)
+        if len(calls) == 2:
+            Path(directory).mkdir(parents=True, exist_ok=True)
+            Path(directory, "partial.bin").write_bytes(b"x" * 100)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(self, directory, **kwargs)
+
+    monkeypatch.setattr(Accelerator, "save_state", save_until_full)
+    output = tmp_path / "run"
+    result = cli(*finetune_args(tiny_model, *files, output))
+    assert result.exit_code == 2
+    assert result.stderr.count("error:") == 1 and "Traceback" not in result.stderr
+    assert "disk full while writing checkpoint step-00000012" in result.stderr
+    assert "the previous checkpoint step-00000006 is intact" in result.stderr
+    assert [p.name for p in (output / "checkpoints").iterdir()] == ["step-00000006"]
+
+
+def test_prediction_file_appears_whole_or_not_at_all(tmp_path):
+    from bertkit.data.writers import write_records
+
+    def records():
+        yield {"text": "one", "label": "pos"}
+        raise KeyboardInterrupt  # killed half-way
+
+    target = tmp_path / "predictions.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        write_records(target, records())
+    assert list(tmp_path.iterdir()) == []
