@@ -179,9 +179,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the `bertkit` script: bad flags also end in one line, not a usage box."""
     command = typer.main.get_command(app)
     args = sys.argv[1:] if argv is None else argv
-    remember_command(args)
     try:
-        code = command.main(args=args, prog_name="bertkit", standalone_mode=False)
+        with remember_command(args):
+            code = command.main(args=args, prog_name="bertkit", standalone_mode=False)
     except TyperException as error:  # bad flags: typer's own usage errors
         context = getattr(error, "ctx", None)
         name = getattr(context, "info_name", None)

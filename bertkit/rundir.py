@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
 import shutil
 import sys
 from pathlib import Path
+from typing import Iterator
 
 from bertkit.errors import BertkitError
 
@@ -34,9 +36,17 @@ def prepare_run_dir(output: Path, overwrite: bool, resume: bool) -> Path:
     return output
 
 
-def remember_command(argv: list[str]) -> None:
-    """Record the user's command line (once: launched workers keep their parent's)."""
-    os.environ.setdefault(ARGV_VARIABLE, json.dumps(argv))
+@contextlib.contextmanager
+def remember_command(argv: list[str]) -> Iterator[None]:
+    """Record the user's command line while it runs (launched workers keep their parent's)."""
+    if "LOCAL_RANK" in os.environ:  # a worker: the environment holds the user's command already
+        yield
+        return
+    os.environ[ARGV_VARIABLE] = json.dumps(argv)
+    try:
+        yield
+    finally:
+        os.environ.pop(ARGV_VARIABLE, None)
 
 
 def resume_command() -> str:

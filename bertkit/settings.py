@@ -75,6 +75,7 @@ class TrainingSettings(RunSettings):
     distributed_timeout: int = opt(7200, "Seconds processes wait for each other (e.g. while the main process prepares data).")
 
     def validate(self) -> None:
+        validate_choices(self)
         validate_launch(self)
         positive = {"batch_size": self.batch_size, "grad_accum": self.grad_accum, "eval_batch_size": self.eval_batch_size,
                     "log_every": self.log_every, "keep_checkpoints": self.keep_checkpoints}
@@ -139,6 +140,7 @@ class PredictSettings(RunSettings):
     overwrite: bool = opt(True, "Replace an existing output file.")
 
     def validate(self) -> None:
+        validate_choices(self)
         if self.input is None:
             raise BertkitError("no input file given; pass the file to predict on (or - for stdin)")
         if not self.model:
@@ -156,6 +158,14 @@ class EvaluateSettings(PredictSettings):
     output: Optional[Path] = opt(None, "Write the metrics as JSON to this file.", short="-o")
     predictions: Optional[Path] = opt(None, "Also write the predictions to this file (.jsonl, .csv, .tsv).")
     label_column: Optional[str] = opt(None, "Column holding the label (default: detected).")
+
+
+def validate_choices(settings: Any) -> None:
+    """Options with a fixed set of values (their `choices`) hold one of them."""
+    for f in dataclasses.fields(settings):
+        choices = f.metadata.get("choices")
+        if choices and getattr(settings, f.name) not in choices:
+            raise BertkitError(f"{flag(f.name)} is '{getattr(settings, f.name)}'; choose one of: {', '.join(choices)}")
 
 
 def validate_launch(s: TrainingSettings) -> None:

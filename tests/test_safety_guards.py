@@ -15,6 +15,15 @@ import torch
 from test_resume import finetune_args, small_files, start, wait_for
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """In-process runs on one thread: on a busy 2-core machine two threads spin against each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     return small_files(tmp_path_factory.mktemp("guards"))
@@ -126,3 +135,20 @@ def test_prediction_file_appears_whole_or_not_at_all(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         write_records(target, records())
     assert list(tmp_path.iterdir()) == []
+
+
+def test_allow_pickle_loads_a_pickle_model_only_when_asked(tiny_model, cli, tmp_path):
+    from safetensors.torch import load_file
+
+    from test_bad_inputs import fine_tuned
+
+    model = fine_tuned(tiny_model, tmp_path / "model", "classification", ["neg", "pos"])
+    torch.save(load_file(model / "model.safetensors"), model / "pytorch_model.bin")
+    (model / "model.safetensors").unlink()
+    inputs = tmp_path / "in.txt"
+    inputs.write_text("a fine film\n")
+    refused = cli("predict", "--model", model, inputs)
+    assert refused.exit_code == 2 and "--allow-pickle" in refused.stderr
+    allowed = cli("predict", "--model", model, inputs, "--allow-pickle")
+    assert allowed.exit_code == 0, allowed.output
+    assert allowed.stdout.count('"label"') == 1

@@ -46,8 +46,16 @@ def resolve_model_dir(name: str, option: str = "--model") -> str:
     return name  # a hub name while online: transformers fetches it, and a failure becomes one line below
 
 
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")
+
+
 def load_tokenizer(model: str):
     from transformers import AutoTokenizer
+
+    # transformers would otherwise build an empty tokenizer (special tokens only) and train on nothing.
+    if Path(model).is_dir() and not any((Path(model) / name).is_file() for name in TOKENIZER_FILES):
+        raise BertkitError(f"{model}: no tokenizer files (tokenizer.json or vocab.txt); copy them from the "
+                           "model the run started from")
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(model)

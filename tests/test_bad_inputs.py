@@ -1,0 +1,215 @@
+"""Every mistake a user can make ends the same way: a non-zero exit code, exactly one line on stderr
+that names the file and the record (or the option) and says what to do, no traceback, and no output
+left behind.
+
+The cases are one table. To add one (tagging, QA, pretraining, ...), append a `Case`: the command
+line (placeholders below), the files to write first, and the words the message must contain.
+
+Placeholders in `argv`: {tmp} (the case's directory), {clf} / {nli} (fine-tuned model directories),
+{base} (a pretrained model, no task), {bad_*} (broken model directories, see `bad_models`), and
+{train} / {dev} / {nli_train} (good files from examples/). `output` is the path (under {tmp}) that
+must not exist afterwards; by default `out`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from conftest import EXAMPLES
+
+GOOD_TSV = "text\tlabel\nthe film was wonderful\tpos\nthe film was dull\tneg\n"
+
+
+@dataclass
+class Case:
+    id: str
+    argv: list[str]
+    words: tuple[str, ...]  # all must appear in the one error line
+    files: dict[str, str | bytes] = field(default_factory=dict)
+    output: str = "out"
+
+
+def finetune(*extra: str, task: str = "classification", train: str = "{train}", model: str = "{base}") -> list[str]:
+    return ["finetune", "--task", task, "--model", model, "--train", train, "--output", "{tmp}/out",
+            "--max-steps", "1", *extra]
+
+
+CASES = [
+    # ---- finetune: training and evaluation files
+    Case("train-missing", finetune(train="{tmp}/nope.tsv"), ("nope.tsv", "file not found")),
+    Case("train-empty", finetune(train="{tmp}/t.tsv"), ("t.tsv", "empty"), {"t.tsv": ""}),
+    Case("train-not-utf8", finetune(train="{tmp}/t.tsv"), ("t.tsv line 3", "UTF-8"),
+         {"t.tsv": b"text\tlabel\ngood\tpos\nbad \xff\xfe\tneg\n"}),
+    Case("tsv-wrong-field-count", finetune(train="{tmp}/t.tsv"), ("t.tsv line 3", "3 fields", "header has 2"),
+         {"t.tsv": "text\tlabel\na\tpos\nb\tneg\textra\n"}),
+    Case("csv-duplicate-header", finetune(train="{tmp}/t.csv"), ("t.csv line 1", "twice"),
+         {"t.csv": "text,text\na,b\n"}),
+    Case("no-label-column", finetune(train="{tmp}/t.tsv"), ("t.tsv", "no label column", "--label-column"),
+         {"t.tsv": "text\tstars\na\t1\nb\t2\n"}),
+    Case("label-column-not-there", finetune("--label-column", "y"), ("train.tsv", "no column 'y'", "--label-column")),
+    Case("ambiguous-text-column", finetune(train="{tmp}/t.tsv"), ("t.tsv", "several columns", "--text-column"),
+         {"t.tsv": "text\tsentence\tlabel\na\tb\tpos\nc\td\tneg\n"}),
+    Case("one-label-only", finetune(train="{tmp}/t.tsv"), ("t.tsv", "only one label"),
+         {"t.tsv": "text\tlabel\na\tpos\nb\tpos\n"}),
+    Case("empty-text", finetune(train="{tmp}/t.tsv"), ("t.tsv line 3", "text", "empty"),
+         {"t.tsv": "text\tlabel\na\tpos\n \tneg\n"}),
+    Case("jsonl-bad-line", finetune(train="{tmp}/t.jsonl"), ("t.jsonl line 2", "not valid JSON"),
+         {"t.jsonl": '{"text": "a", "label": "pos"}\n{"text": "b", "label": \n'}),
+    Case("jsonl-not-object", finetune(train="{tmp}/t.jsonl"), ("t.jsonl line 2", "JSON object"),
+         {"t.jsonl": '{"text": "a", "label": "pos"}\n["b", "neg"]\n'}),
+    Case("jsonl-text-not-plain", finetune(train="{tmp}/t.jsonl"), ("t.jsonl line 2", "not a plain value"),
+         {"t.jsonl": '{"text": "a", "label": "pos"}\n{"text": {"x": 1}, "label": "neg"}\n'}),
+    Case("json-not-a-list", finetune(train="{tmp}/t.json"), ("t.json", "JSON list"), {"t.json": '{"text": "a"}'}),
+    Case("eval-label-unseen", finetune("--eval", "{tmp}/dev.tsv"), ("dev.tsv line 3", "'maybe'", "not in the training"),
+         {"dev.tsv": "text\tlabel\na\tpos\nb\tmaybe\n"}),
+    Case("nli-without-pairs", finetune(task="nli", train="{train}"), ("train.tsv", "second text", "--text-pair-column")),
+    Case("nli-empty-hypothesis", finetune(task="nli", train="{tmp}/p.tsv"), ("p.tsv line 3", "second text", "empty"),
+         {"p.tsv": "premise\thypothesis\tlabel\na\tb\tentailment\nc\t\tcontradiction\n"}),
+    # ---- finetune: option values and combinations
+    Case("lr-zero", finetune("--lr", "0"), ("--learning-rate", "above 0")),
+    Case("batch-size-zero", finetune("--batch-size", "0"), ("--batch-size is 0", "at least 1")),
+    Case("batch-size-not-a-number", finetune("--batch-size", "valid integer"), ("--batch-size", "valid integer")),
+    Case("unknown-option", finetune("--lerning-rate", "1"), ("--lerning-rate",)),
+    Case("warmup-ratio-too-big", finetune("--warmup-ratio", "1.5"), ("--warmup-ratio is 1.5",)),
+    Case("max-length-too-small", finetune("--max-length", "4"), ("--max-length is 4", "at least 8")),
+    Case("epochs-zero", finetune("--epochs", "0", "--max-steps", "-1"), ("--epochs is 0.0",)),
+    Case("keep-checkpoints-zero", finetune("--keep-checkpoints", "0"), ("--keep-checkpoints is 0",)),
+    Case("negative-save-every", finetune("--save-every", "-5"), ("--save-every is -5", "negative")),
+    Case("unknown-task", finetune(task="summarize"), ("--task is 'summarize'", "classification")),
+    Case("precision-unknown", finetune("--precision", "fp8"), ("--precision is 'fp8'", "auto")),
+    Case("precision-bf16-on-cpu", finetune("--precision", "bf16"), ("--precision bf16", "GPU", "fp32")),
+    Case("resume-and-overwrite", finetune("--resume", "--overwrite"), ("--resume and --overwrite",)),
+    Case("resume-nothing", finetune("--resume"), ("out", "no run to resume", "drop --resume")),
+    Case("output-is-a-file", finetune(), ("out", "is a file", "--output"), {"out": "not a directory"}),
+    Case("processes-uneven", finetune("--num-processes", "3", "--num-machines", "2"), ("--num-processes 3", "--num-machines 2")),
+    Case("machine-rank-out-of-range", finetune("--num-processes", "2", "--num-machines", "2", "--machine-rank", "2"),
+         ("--machine-rank is 2",)),
+    Case("port-out-of-range", finetune("--main-process-port", "70000"), ("--main-process-port is 70000",)),
+    # ---- config files
+    Case("config-missing", finetune("--config", "{tmp}/run.yaml"), ("run.yaml", "not found", "--config")),
+    Case("config-bad-yaml", finetune("--config", "{tmp}/run.yaml"), ("run.yaml", "not valid YAML"),
+         {"run.yaml": "lr: [1\nbatch: 2\n"}),
+    Case("config-unknown-key", finetune("--config", "{tmp}/run.yaml"), ("run.yaml", "unknown setting 'lerning_rate'"),
+         {"run.yaml": "lerning_rate: 0.1\n"}),
+    Case("config-wrong-type", finetune("--config", "{tmp}/run.toml"), ("run.toml", "'batch_size'", "int"),
+         {"run.toml": 'batch_size = "many"\n'}),
+    # ---- model directories
+    Case("model-empty-dir", finetune(model="{bad_empty}"), ("empty", "no config.json", "model directory")),
+    Case("model-truncated", finetune(model="{bad_truncated}"), ("truncated", "cannot load the model", "complete run")),
+    Case("model-pickle-only", finetune(model="{bad_pickle}"), ("pickle", "pytorch_model.bin", "--allow-pickle")),
+    Case("model-no-weights", finetune(model="{bad_noweights}"), ("noweights", "no weights", "model.safetensors")),
+    Case("model-no-tokenizer", finetune(model="{bad_notokenizer}"), ("notokenizer", "no tokenizer files")),
+    Case("model-hub-name-offline", finetune(model="someone/bert-nowhere"), ("someone/bert-nowhere", "offline", "--model")),
+    Case("model-is-a-file", finetune(model="{train}"), ("train.tsv", "is a file", "--model")),
+    # ---- predict and evaluate
+    Case("predict-input-missing", ["predict", "--model", "{clf}", "{tmp}/in.txt", "--output", "{tmp}/out"],
+         ("in.txt", "file not found")),
+    Case("predict-input-empty", ["predict", "--model", "{clf}", "{tmp}/in.txt", "--output", "{tmp}/out"],
+         ("in.txt", "empty"), {"in.txt": "\n\n"}),
+    Case("predict-batch-size-zero", ["predict", "--model", "{clf}", "{train}", "--batch-size", "0", "--output", "{tmp}/out"],
+         ("--batch-size is 0",)),
+    Case("predict-output-format", ["predict", "--model", "{clf}", "{tmp}/in.txt", "--output", "{tmp}/out.conll"],
+         ("out.conll", "cannot write", ".jsonl"), {"in.txt": "good film\n"}, output="out.conll"),
+    Case("predict-model-without-task", ["predict", "--model", "{base}", "{train}", "--output", "{tmp}/out"],
+         ("bertkit.json", "'bertkit finetune' run")),
+    Case("predict-model-of-unknown-task", ["predict", "--model", "{bad_task}", "{train}", "--output", "{tmp}/out"],
+         ("unknown task 'summarize'",)),
+    Case("predict-model-damaged-info", ["predict", "--model", "{bad_info}", "{train}", "--output", "{tmp}/out"],
+         ("bertkit.json", "not valid JSON")),
+    Case("predict-model-labels-mismatch", ["predict", "--model", "{bad_labels}", "{train}", "--output", "{tmp}/out"],
+         ("bertkit.json", "3 labels", "2 outputs")),
+    Case("predict-model-pickle-only", ["predict", "--model", "{bad_pickle_clf}", "{train}", "--output", "{tmp}/out"],
+         ("pytorch_model.bin", "--allow-pickle")),
+    Case("evaluate-nli-model-on-single-texts", ["evaluate", "--model", "{nli}", "{dev}", "--output", "{tmp}/out"],
+         ("dev.tsv", "second text")),
+    Case("evaluate-label-unseen", ["evaluate", "--model", "{clf}", "{tmp}/d.tsv", "--output", "{tmp}/out"],
+         ("d.tsv line 3", "'maybe'"), {"d.tsv": "text\tlabel\na\tpos\nb\tmaybe\n"}),
+    Case("evaluate-without-labels", ["evaluate", "--model", "{clf}", "{tmp}/d.txt", "--output", "{tmp}/out"],
+         ("d.txt", "no label column"), {"d.txt": "good film\n"}),
+    Case("evaluate-model-truncated", ["evaluate", "--model", "{bad_truncated_clf}", "{dev}", "--output", "{tmp}/out"],
+         ("truncated_clf", "cannot load the model")),
+]
+
+
+def fine_tuned(base: Path, target: Path, task: str, labels: list[str]) -> Path:
+    """A model directory as `finetune` writes it (random head: these tests never look at predictions)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from bertkit.modeling.loading import head_options, save_model_dir
+
+    model = AutoModelForSequenceClassification.from_pretrained(base, **head_options(labels))
+    info = {"task": task, "labels": labels, "max_length": 64}
+    save_model_dir(model, AutoTokenizer.from_pretrained(base), target, info, "card")
+    return target
+
+
+@pytest.fixture(scope="module")
+def models(tiny_model, tmp_path_factory) -> dict[str, Path]:
+    import torch
+    from safetensors.torch import load_file
+
+    root = tmp_path_factory.mktemp("models")
+    clf = fine_tuned(tiny_model, root / "clf", "classification", ["neg", "pos"])
+    found = {"base": tiny_model, "clf": clf, "nli": fine_tuned(tiny_model, root / "nli", "nli",
+                                                                 ["contradiction", "entailment", "neutral"])}
+
+    def variant(name: str, source: Path = tiny_model) -> Path:
+        shutil.copytree(source, root / name)
+        found[f"bad_{name}"] = root / name
+        return root / name
+
+    (root / "empty").mkdir()
+    found["bad_empty"] = root / "empty"
+    for name, source in (("truncated", tiny_model), ("truncated_clf", clf)):
+        weights = variant(name, source) / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[:300])
+    for name, source in (("pickle", tiny_model), ("pickle_clf", clf)):
+        pickled = variant(name, source)
+        torch.save(load_file(pickled / "model.safetensors"), pickled / "pytorch_model.bin")
+        (pickled / "model.safetensors").unlink()
+    (variant("noweights") / "model.safetensors").unlink()
+    no_tokenizer = variant("notokenizer")
+    for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        (no_tokenizer / name).unlink(missing_ok=True)
+    (variant("task", clf) / "bertkit.json").write_text(json.dumps({"task": "summarize", "labels": ["a", "b"]}))
+    (variant("info", clf) / "bertkit.json").write_text('{"task": "classif')
+    (variant("labels", clf) / "bertkit.json").write_text(json.dumps({"task": "classification", "labels": ["a", "b", "c"]}))
+    return found
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_bad_input_gives_one_actionable_line(case: Case, models, tmp_path, capsys):
+    from bertkit.cli import main
+
+    for name, content in case.files.items():
+        path = tmp_path / name
+        path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content, encoding="utf-8")
+    places = {"tmp": tmp_path, "train": EXAMPLES / "sentiment/train.tsv", "dev": EXAMPLES / "sentiment/dev.tsv",
+              **{key: str(value) for key, value in models.items()}}
+    argv = [arg.format(**places) for arg in case.argv]
+    existed = (tmp_path / case.output).exists()
+    capsys.readouterr()
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+
+    stderr = capsys.readouterr().err
+    assert exit_info.value.code not in (0, None)
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: ") and "Traceback" not in stderr
+    for word in case.words:
+        assert word in lines[0], f"{word!r} not in: {lines[0]}"
+    if not existed:
+        assert not (tmp_path / case.output).exists(), f"{case.output} was left behind"
+        assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")], "a temporary file was left behind"
+
+
+def test_the_table_covers_every_command():
+    assert len(CASES) >= 30
+    assert {case.argv[0] for case in CASES} >= {"finetune", "predict", "evaluate"}
