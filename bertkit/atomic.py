@@ -58,6 +58,14 @@ def publish_directory(temporary: Path, target: Path) -> None:
         shutil.rmtree(old)
 
 
+def recover_directories(parent: Path) -> None:
+    """Put back any `.NAME.old` whose new version never took its name (a kill inside publish_directory)."""
+    for old in parent.glob(".*.old"):
+        target = parent / old.name[1:-len(".old")]
+        if old.is_dir() and not target.exists():
+            old.rename(target)
+
+
 @contextlib.contextmanager
 def writing(temporary: Path, what: str, kept: str) -> Iterator[None]:
     """Around the writing of `temporary`: on a full disk remove it and raise one line saying what survived.

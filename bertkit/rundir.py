@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
+from bertkit.atomic import recover_directories
 from bertkit.errors import BertkitError
 
 # The command line as the user typed it; the CLI sets it so that worker processes started by
@@ -26,6 +27,7 @@ def prepare_run_dir(output: Path, overwrite: bool, resume: bool) -> Path:
     if resume:
         if not holds_run:
             raise BertkitError(f"{output}: no run to resume here; drop --resume to start a new run")
+        recover_directories(output)
         return output
     if holds_run:
         if not overwrite:

@@ -152,3 +152,26 @@ def test_allow_pickle_loads_a_pickle_model_only_when_asked(tiny_model, cli, tmp_
     allowed = cli("predict", "--model", model, inputs, "--allow-pickle")
     assert allowed.exit_code == 0, allowed.output
     assert allowed.stdout.count('"label"') == 1
+
+
+def test_publishing_a_directory_can_be_recovered_after_a_kill_between_renames(tmp_path):
+    from bertkit.atomic import publish_directory, recover_directories
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model/weights").write_text("old")
+    (tmp_path / ".model.tmp").mkdir()
+    (tmp_path / ".model.tmp/weights").write_text("new")
+    publish_directory(tmp_path / ".model.tmp", tmp_path / "model")
+    assert (tmp_path / "model/weights").read_text() == "new" and not (tmp_path / ".model.old").exists()
+    (tmp_path / "model").rename(tmp_path / ".model.old")  # as if killed after the first rename
+    recover_directories(tmp_path)
+    assert (tmp_path / "model/weights").read_text() == "new"
+
+
+def test_resume_with_another_batch_layout_is_refused(tiny_model, files, cli, tmp_path):
+    output = tmp_path / "run"
+    first = cli(*finetune_args(tiny_model, *files, output), "--max-steps", "6")
+    assert first.exit_code == 0, first.output
+    again = cli(*finetune_args(tiny_model, *files, output), "--max-steps", "6", "--resume", "--batch-size", "8")
+    assert again.exit_code == 2
+    assert "made with 1 process(es) and --batch-size 4" in again.stderr

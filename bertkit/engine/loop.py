@@ -47,6 +47,8 @@ class TrainState:
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
     history: list[dict] = field(default_factory=list)  # evaluation results by step
+    processes: int = 1  # the batch order and RNG states depend on these two: a resume must match them
+    global_batch: int = 0
 
 
 @dataclass
@@ -211,6 +213,7 @@ class Engine:
         accelerator.register_for_checkpointing(scheduler)
 
         state = self.resume(run_dir) if s.resume else TrainState()
+        self._check_layout(state, run_dir)
         if self.reporter:
             self.reporter.start(total_steps=total_steps, done=state.step, steps_per_epoch=steps_per_epoch)
 
@@ -380,6 +383,15 @@ class Engine:
             self.reporter.finish()
         raise RunInterrupted(f"stopped by {name} at step {state.step}; checkpoint written to {path}; "
                              f"continue with: {resume_command()}", EXIT_CODES.get(number, 143))
+
+    def _check_layout(self, state: TrainState, run_dir: Path) -> None:
+        """A checkpoint continues only with the processes and global batch it was made with."""
+        processes, global_batch = self.accelerator.num_processes, self.settings.batch_size * self.accelerator.num_processes
+        if state.global_batch and (state.processes, state.global_batch) != (processes, global_batch):
+            raise BertkitError(f"{run_dir}: its checkpoint was made with {state.processes} process(es) and "
+                               f"--batch-size {state.global_batch // state.processes}; resume with the same "
+                               "--num-processes and --batch-size")
+        state.processes, state.global_batch = processes, global_batch
 
     def resume(self, run_dir: Path) -> TrainState:
         """Restore the newest complete checkpoint (model, optimizer, scheduler, RNG, data position)."""
