@@ -19,7 +19,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Callable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import torch
 
@@ -56,6 +56,21 @@ class FitResult:
     state: TrainState
     final_metrics: dict
     stopped_early: bool
+
+
+@dataclass
+class _Run:
+    """What one fit() trains with, prepared by Accelerate."""
+
+    model: torch.nn.Module
+    loader: Any
+    sampler: LengthGroupedBatches
+    optimizer: Any
+    scheduler: Any
+    total_steps: int
+    batches_per_epoch: int
+    run_dir: Path
+    evaluate: Callable[[], bool]  # evaluate now; False when there is no evaluation data
 
 
 @dataclass
@@ -217,11 +232,10 @@ class Engine:
         if self.reporter:
             self.reporter.start(total_steps=total_steps, done=state.step, steps_per_epoch=steps_per_epoch)
 
+        run = _Run(model, loader, sampler, optimizer, scheduler, total_steps, batches_per_epoch, run_dir,
+                   lambda: self._evaluate(model, evaluate, state, main_metric, greater_is_better, on_best))
         with StopRequests() as stops:
-            stopped_early = self._train(model, loader, sampler, optimizer, scheduler, state, total_steps,
-                                        batches_per_epoch, stops, run_dir,
-                                        lambda: self._evaluate(model, evaluate, state, main_metric, greater_is_better,
-                                                               on_best))
+            stopped_early = self._train(run, state, stops)
         self._bank_time(state)
         if evaluate and not (state.history and state.history[-1]["step"] == state.step):
             self._evaluate(model, evaluate, state, main_metric, greater_is_better, on_best)
@@ -235,17 +249,16 @@ class Engine:
         self.model = model
         return FitResult(state=state, final_metrics=final or {}, stopped_early=stopped_early)
 
-    def _train(self, model, loader, sampler, optimizer, scheduler, state: TrainState, total_steps: int,
-               batches_per_epoch: int, stops: StopRequests, run_dir: Path, evaluate_now: Callable[[], bool]) -> bool:
+    def _train(self, run: _Run, state: TrainState, stops: StopRequests) -> bool:
         """The epochs and steps; returns whether early stopping ended them."""
-        s, accelerator = self.settings, self.accelerator
+        s, accelerator, model, optimizer = self.settings, self.accelerator, run.model, run.optimizer
         step_loss = torch.zeros((), device=accelerator.device)
         self._window, self._clock = _Window(), time.perf_counter()
         model.train()
-        while state.step < total_steps:
+        while state.step < run.total_steps:
             # The batch order is a pure function of (seed, epoch): resuming starts at the right batch.
-            sampler.set_position(state.epoch, state.batch_in_epoch)
-            for batch in loader:
+            run.sampler.set_position(state.epoch, state.batch_in_epoch)
+            for batch in run.loader:
                 with accelerator.accumulate(model):
                     with accelerator.autocast():
                         loss = model(**{k: v for k, v in batch.items() if k != "index"}).loss
@@ -267,26 +280,26 @@ class Engine:
                 if not accelerator.sync_gradients:
                     continue
                 if math.isfinite(value):
-                    scheduler.step()
+                    run.scheduler.step()
                     self._window.loss, self._window.steps = self._window.loss + value, self._window.steps + 1
                 step_loss.zero_()
                 state.step += 1
-                self._log(state, scheduler, total_steps, batches_per_epoch)
+                self._log(state, run)
                 stopped_early = False
-                if s.eval_every and state.step % s.eval_every == 0 and evaluate_now():
+                if s.eval_every and state.step % s.eval_every == 0 and run.evaluate():
                     stopped_early = self._patience_spent(state)
                 saved = bool(s.save_every) and state.step % s.save_every == 0
                 if saved:
-                    self._save(run_dir, state)
+                    self._save(run.run_dir, state)
                 if stop:  # agreed by all processes, so all stop at this same step
-                    self._interrupted(run_dir, state, stops.requested, saved)
-                if state.step >= total_steps or stopped_early:
+                    self._interrupted(run.run_dir, state, stops.requested, saved)
+                if state.step >= run.total_steps or stopped_early:
                     return stopped_early
             # The epoch ran to its end.
             state.epoch += 1
             state.batch_in_epoch = 0
-            stopped_early = not s.eval_every and evaluate_now() and self._patience_spent(state)
-            self._save(run_dir, state)
+            stopped_early = not s.eval_every and run.evaluate() and self._patience_spent(state)
+            self._save(run.run_dir, state)
             if stopped_early:
                 return True
         return False
@@ -303,16 +316,16 @@ class Engine:
         both = self.accelerator.reduce(both, reduction="sum")
         return float(both[0]) / self.accelerator.num_processes, bool(both[1] > 0)
 
-    def _log(self, state: TrainState, scheduler, total_steps: int, batches_per_epoch: int) -> None:
-        if state.step % self.settings.log_every and state.step != total_steps:
+    def _log(self, state: TrainState, run: _Run) -> None:
+        if state.step % self.settings.log_every and state.step != run.total_steps:
             if self.reporter:
                 self.reporter.advance(state.step)
             return
         self._bank_time(state)
         window = self._window
         if self.reporter:
-            self.reporter.log_step(step=state.step, epoch=state.epoch + state.batch_in_epoch / max(1, batches_per_epoch),
-                                   loss=window.loss / max(1, window.steps), lr=scheduler.get_last_lr()[0],
+            self.reporter.log_step(step=state.step, epoch=state.epoch + state.batch_in_epoch / max(1, run.batches_per_epoch),
+                                   loss=window.loss / max(1, window.steps), lr=run.scheduler.get_last_lr()[0],
                                    examples_per_second=window.examples / max(window.seconds, 1e-9))
         self._window = _Window()
 
