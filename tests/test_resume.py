@@ -98,15 +98,15 @@ def writing_checkpoint(run_dir: Path, step: int):
     return lambda: (run_dir / "checkpoints" / f".tmp-step-{step:08d}" / "trainer_state.json").is_file()
 
 
-def log_started(run_dir: Path):
-    return lambda: (run_dir / "log.jsonl").is_file()
+def run_started(run_dir: Path):
+    return lambda: (run_dir / "settings.yaml").is_file()  # written just before training begins
 
 
 # (moment to kill at, extra environment): before the first checkpoint; in the middle of writing the
 # step-18 one (the test hook holds the write open), so the run resumes mid-epoch from step 12; and
 # right after the epoch-end checkpoint (step 20).
 KILL_MOMENTS = {
-    "before-any-checkpoint": (lambda d: log_started(d), {}),
+    "before-any-checkpoint": (lambda d: run_started(d), {}),
     "during-checkpoint-write": (lambda d: writing_checkpoint(d, 18), {"BERTKIT_TEST_SAVE_DELAY": "2"}),
     "after-epoch-end": (lambda d: checkpoint_exists(d, 20), {}),
 }
