@@ -15,6 +15,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ class TrainState:
     epoch: int = 0  # epochs completed
     batch_in_epoch: int = 0  # batches of the current epoch already trained on (this process)
     examples_seen: int = 0
+    tokens_seen: int = 0  # non-padding tokens trained on
     best_metric: float | None = None
     best_step: int = 0
     evals_without_improvement: int = 0
@@ -90,6 +92,17 @@ def linear_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, total_s
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def timed_schedule(optimizer: torch.optim.Optimizer, warmup_ratio: float, fraction_done: Callable[[], float]):
+    """Linear warm-up and decay over a time budget: the factor follows the share of the budget spent."""
+    def factor(_step: int) -> float:
+        done = min(1.0, fraction_done())
+        if done < warmup_ratio:
+            return max(done / warmup_ratio, 1e-3)
+        return max(0.0, (1.0 - done) / max(1e-9, 1.0 - warmup_ratio))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 class Engine:
     """Train and run models with Accelerate; see the module docstring."""
 
@@ -107,11 +120,17 @@ class Engine:
     def fit(self, model: torch.nn.Module, features: Sequence[dict], *, run_dir: Path, pad_token_id: int = 0,
             evaluate: Callable[[torch.nn.Module], dict] | None = None, main_metric: str = "accuracy",
             greater_is_better: bool = True, on_best: Callable[[torch.nn.Module, dict], None] | None = None,
-            collate_fn: Callable | None = None, reporter=None) -> FitResult:
-        """Train `model` on `features`; the returned metrics are those of the best evaluation (the saved model)."""
+            collate_fn: Callable | None = None, reporter=None, lengths: Sequence[int] | None = None) -> FitResult:
+        """Train `model` on `features`; the returned metrics are those of the best evaluation (the saved model).
+
+        `lengths` (each feature's length) spares reading every feature to group them, e.g. from a disk cache.
+        A `features.set_epoch(epoch)` method, if present, is called as each epoch starts (e.g. to draw new masks).
+        """
         s, accelerator = self.settings, self.accelerator
         self.reporter = reporter
-        sampler = LengthGroupedBatches([len(f["input_ids"]) for f in features], s.batch_size, s.seed)
+        if lengths is None:
+            lengths = [len(f["input_ids"]) for f in features]
+        sampler = LengthGroupedBatches(lengths, s.batch_size, s.seed)
         loader = torch.utils.data.DataLoader(
             ListDataset(features), batch_sampler=sampler,
             collate_fn=collate_fn or (lambda batch: collate(batch, pad_token_id)))
@@ -120,23 +139,39 @@ class Engine:
 
         batches_per_epoch = len(loader)
         steps_per_epoch = max(1, math.ceil(batches_per_epoch / s.grad_accum))
-        total_steps = s.max_steps if s.max_steps >= 0 else max(1, math.ceil(s.epochs * steps_per_epoch))
-        scheduler = linear_schedule(optimizer, int(s.warmup_ratio * total_steps), total_steps)
+        budget = getattr(s, "time_budget_seconds", 0.0)
+        state = TrainState()
+        window_loss, window_steps, window_examples, window_tokens, window_start = 0.0, 0, 0, 0, time.perf_counter()
+
+        def elapsed() -> float:  # training seconds so far (evaluations and checkpoints excluded)
+            return state.train_seconds + time.perf_counter() - window_start
+
+        if budget:  # the schedule runs over the time budget; --max-steps (if given) still caps the run
+            total_steps = s.max_steps if s.max_steps >= 0 else sys.maxsize
+            scheduler = timed_schedule(optimizer, s.warmup_ratio, lambda: elapsed() / budget)
+        else:
+            total_steps = s.max_steps if s.max_steps >= 0 else max(1, math.ceil(s.epochs * steps_per_epoch))
+            scheduler = linear_schedule(optimizer, int(s.warmup_ratio * total_steps), total_steps)
         # Not prepared by Accelerate (it would step once per process), but saved with every checkpoint.
         accelerator.register_for_checkpointing(scheduler)
 
-        state = TrainState()
         if s.resume:
             state = self.load_checkpoint(run_dir, model, optimizer, scheduler)
         if self.reporter:
-            self.reporter.start(total_steps=total_steps, done=state.step, steps_per_epoch=steps_per_epoch)
+            self.reporter.start(total_steps=None if total_steps == sys.maxsize else total_steps, done=state.step,
+                                steps_per_epoch=steps_per_epoch)
+
+        def out_of_time() -> bool:
+            return bool(budget) and elapsed() >= budget
 
         stopped_early = False
-        window_loss, window_steps, window_examples, window_start = 0.0, 0, 0, time.perf_counter()
+        window_start = time.perf_counter()
         step_loss = torch.zeros((), device=accelerator.device)
         model.train()
-        while state.step < total_steps and not stopped_early:
+        while state.step < total_steps and not stopped_early and not out_of_time():
             sampler.set_position(state.epoch, state.batch_in_epoch * accelerator.num_processes)
+            if hasattr(features, "set_epoch"):
+                features.set_epoch(state.epoch)
             epoch_start = time.perf_counter()
             for batch in loader:
                 with accelerator.accumulate(model):
@@ -155,6 +190,8 @@ class Engine:
                         optimizer.zero_grad()
                 state.batch_in_epoch += 1
                 window_examples += int(batch["input_ids"].shape[0]) * accelerator.num_processes
+                if "attention_mask" in batch:
+                    window_tokens += int(batch["attention_mask"].sum()) * accelerator.num_processes
                 if not accelerator.sync_gradients:
                     continue
                 if math.isfinite(value):
@@ -164,14 +201,16 @@ class Engine:
                 step_loss.zero_()
                 state.step += 1
                 if state.step % s.log_every == 0 or state.step == total_steps:
-                    elapsed = time.perf_counter() - window_start
-                    state.train_seconds += elapsed
+                    seconds = time.perf_counter() - window_start
+                    state.train_seconds += seconds
                     state.examples_seen += window_examples
+                    state.tokens_seen += window_tokens
                     if self.reporter:
                         self.reporter.log_step(step=state.step, epoch=state.epoch + state.batch_in_epoch / batches_per_epoch,
                                                loss=window_loss / max(1, window_steps), lr=scheduler.get_last_lr()[0],
-                                               examples_per_second=window_examples / max(elapsed, 1e-9))
-                    window_loss, window_steps, window_examples = 0.0, 0, 0
+                                               examples_per_second=window_examples / max(seconds, 1e-9),
+                                               tokens_per_second=window_tokens / max(seconds, 1e-9))
+                    window_loss, window_steps, window_examples, window_tokens = 0.0, 0, 0, 0
                     window_start = time.perf_counter()
                 elif self.reporter:
                     self.reporter.advance(state.step)
@@ -180,7 +219,7 @@ class Engine:
                     stopped_early = bool(s.patience) and state.evals_without_improvement >= s.patience
                 if s.save_every and state.step % s.save_every == 0:
                     window_start += self._timed_save(run_dir, state)
-                if state.step >= total_steps or stopped_early:
+                if state.step >= total_steps or stopped_early or out_of_time():
                     break
             else:  # the epoch ran to its end
                 state.epoch += 1
@@ -192,6 +231,7 @@ class Engine:
         # Bank the last partial logging window and evaluate the final weights if nothing did yet.
         state.train_seconds += time.perf_counter() - window_start
         state.examples_seen += window_examples
+        state.tokens_seen += window_tokens
         if evaluate and not (state.history and state.history[-1]["step"] == state.step):
             self._evaluate(model, evaluate, state, main_metric, greater_is_better, on_best)
         best = [entry["metrics"] for entry in state.history if entry["step"] == state.best_step]
