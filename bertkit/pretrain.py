@@ -17,7 +17,7 @@ from pathlib import Path
 from bertkit import __version__
 from bertkit.data.writers import write_json
 from bertkit.engine import Engine
-from bertkit.modeling.loading import load_pretrained, load_tokenizer, resolve_model_dir, save_model_dir
+from bertkit.modeling.loading import load_pretrained, load_tokenizer, quiet_transformers, resolve_model_dir, save_model_dir
 from bertkit.modeling.scratch import bert_config, train_wordpiece
 from bertkit.pretraining.cache import SPLITS, InstanceFeatures, build_cache, held_out_for
 from bertkit.pretraining.corpus import iter_blocks, layout_of, resolve_corpus
@@ -32,6 +32,7 @@ from bertkit.settings import PretrainSettings, save_settings, settings_to_dict
 def pretrain(settings: PretrainSettings) -> dict:
     """Pretrain on `settings.corpus`; returns the final held-out metrics (empty without a held-out slice)."""
     settings.validate()
+    quiet_transformers()
     files = resolve_corpus(settings.corpus)
     if settings.validation:
         resolve_corpus([settings.validation])

@@ -29,18 +29,22 @@ def build_nsp_instances(sentences: np.ndarray, documents: np.ndarray, max_seq_le
         raise BertkitError("next-sentence prediction needs at least 2 documents; separate documents with blank "
                            "lines, or pass --document-per-line or --no-nsp")
     max_tokens = max_seq_length - 3
-    rows = []
+    rows: list[tuple] = []
     for doc in range(len(documents) - 1):
-        rows.extend(_document_instances(sentences, documents, doc, max_tokens, short_seq_prob, rng))
+        _document_instances(sentences, documents, doc, max_tokens, short_seq_prob, rng, rows)
     return np.asarray(rows, dtype=np.int64).reshape(-1, 5)
 
 
+def _random_share_so_far(rows: list[tuple]) -> float:
+    return sum(row[4] for row in rows[-1000:]) / min(len(rows), 1000) if rows else 0.5
+
+
 def _document_instances(sentences, documents, doc: int, max_tokens: int, short_seq_prob: float,
-                        rng: random.Random) -> list[tuple]:
+                        rng: random.Random, rows: list[tuple]) -> None:
     first, last = int(documents[doc]), int(documents[doc + 1])
     # Mostly fill to the maximum; sometimes to a random shorter length, so short inputs are seen too.
     target = rng.randint(2, max_tokens) if rng.random() < short_seq_prob else max_tokens
-    rows, chunk_start, i, length = [], first, first, 0
+    chunk_start, i, length = first, first, 0
     while i < last:
         length += int(sentences[i + 1] - sentences[i])
         if i < last - 1 and length < target:
@@ -49,7 +53,9 @@ def _document_instances(sentences, documents, doc: int, max_tokens: int, short_s
         count = i + 1 - chunk_start
         a_end = chunk_start + (rng.randint(1, count - 1) if count >= 2 else 1)
         a = (int(sentences[chunk_start]), int(sentences[a_end]))
-        if count == 1 or rng.random() < 0.5:
+        # BERT forces a random B when the chunk is one sentence, which pushes the random share above one half
+        # (to ~59% on short documents); so the coin leans against whichever side is ahead (recent 1000 rows).
+        if count == 1 or rng.random() < 0.5 + 4 * (0.5 - _random_share_so_far(rows)):
             b = _random_b(sentences, documents, doc, target - (a[1] - a[0]), rng)
             is_random, next_start = 1, a_end  # the chunk's unused sentences go back for the next instance
         else:
@@ -59,7 +65,6 @@ def _document_instances(sentences, documents, doc: int, max_tokens: int, short_s
         rows.append((*a, *b, is_random))
         chunk_start = i = next_start
         length = 0
-    return rows
 
 
 def _random_b(sentences, documents, doc: int, target: int, rng: random.Random) -> tuple[int, int]:
