@@ -197,6 +197,10 @@ class PretrainSettings(TrainingSettings):
         super().validate()
         if not self.corpus:
             raise BertkitError("no corpus given; pass text files, globs or directories: bertkit pretrain corpus.txt ...")
+        from bertkit.modeling.scratch import SIZES
+
+        if self.size not in SIZES:
+            raise BertkitError(f"--size is '{self.size}'; choose one of: {', '.join(SIZES)}")
         if self.document_per_line and self.document_per_file:
             raise BertkitError("--document-per-line and --document-per-file contradict each other; pass one of them")
         shares = {"validation_fraction": (self.validation_fraction, 0, 0.5), "short_seq_prob": (self.short_seq_prob, 0, 1),
