@@ -163,6 +163,8 @@ class PretrainSettings(TrainingSettings):
     """``bertkit pretrain``: masked LM (+ next-sentence prediction) on a raw text corpus."""
 
     # --- pretraining ---
+    learning_rate: float = opt(5e-4, "Peak learning rate of AdamW (5e-4 suits models from scratch; use about 1e-4 "
+                                     "or less to continue a pretrained --model).", short="--lr")
     corpus: list[Path] = opt([], "Text files, globs or directories; documents are separated by blank lines.",
                              argument=True)
     model: str = opt("", "Continue pretraining this model directory (domain adaptation) instead of starting from "
