@@ -95,9 +95,9 @@ def test_time_budget_stops_training(cli, tmp_path):
     result = cli("pretrain", CORPUS, "--output", tmp_path / "timed", *TINY, "--time-budget", "3s", "--no-nsp", "--log-every", "1")
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "timed/metrics.json").read_text())
-    assert metrics["steps"] > 0 and "mlm_accuracy" in metrics
+    assert metrics["steps"] > 0 and "mlm_accuracy" in metrics and metrics["train_seconds"] >= 3
     lrs = [json.loads(line)["lr"] for line in (tmp_path / "timed/log.jsonl").read_text().splitlines() if '"lr"' in line]
-    assert lrs and max(lrs) <= 3e-3 and lrs[-1] < max(lrs)  # warm-up, then decay over the budget
+    assert lrs and lrs[-1] < 0.5 * 3e-3  # the schedule decays over the budget: near 0 once it is spent
 
 
 @pytest.mark.parametrize("arguments, message", [

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from bertkit.errors import BertkitError
-from bertkit.pretraining.corpus import count_documents, iter_documents, layout_of
+from bertkit.pretraining.corpus import count_documents, iter_documents, layout_of, resolve_corpus
 from bertkit.pretraining.instances import build_nsp_instances, build_packed_instances, instance_lengths, materialize
 
 SPLITS = ("train", "validation")
@@ -41,11 +41,10 @@ class SplitWriter:
         self.sentence_lengths = array("q")
         self.document_sizes = array("q")
 
-    def add(self, documents: list[list[list[int]]]) -> None:
-        for sentences in documents:
-            kept = [ids for ids in sentences if ids]
-            if not kept:
-                continue
+    def add(self, sentences: list[list[int]]) -> None:
+        """One document, as the token ids of its sentences (empty ones are dropped)."""
+        kept = [ids for ids in sentences if ids]
+        if kept:
             self.stream.write(np.fromiter((t for ids in kept for t in ids), dtype=self.dtype).tobytes())
             self.sentence_lengths.extend(len(ids) for ids in kept)
             self.document_sizes.append(len(kept))
@@ -104,7 +103,7 @@ def _flush(pending: list[tuple[str, list[str]]], tokenizer, writers: dict[str, S
                     verbose=False)["input_ids"]
     position = 0
     for split, sentences in pending:
-        writers[split].add([ids[position:position + len(sentences)]])
+        writers[split].add(ids[position:position + len(sentences)])
         position += len(sentences)
 
 
@@ -123,8 +122,6 @@ def build_cache(files: list[Path], tokenizer, settings, folder: Path, notify=pri
     validation_files = None
     held_out: set[int] = set()
     if settings.validation:
-        from bertkit.pretraining.corpus import resolve_corpus
-
         validation_files = resolve_corpus([settings.validation])
     else:
         held_out = held_out_for(files, settings)
