@@ -184,6 +184,24 @@ def model_flops_per_token(result: dict, hidden: int = 256, layers: int = 4, voca
     return {"encoder": encoder, "attention": attention, "mlm_head": head, "total": encoder + attention + head}
 
 
+def markdown(results: dict) -> str:
+    """The BENCHMARKS.md table of a results file."""
+    sides, peak = results["sides"], max(results["peak_gflops_before"], results["peak_gflops_after"])
+    rows = ["| | " + " | ".join(sides) + " |", "|---|" + "---|" * len(sides)]
+    lines = {"real tokens / s": lambda s: f"{s['tokens_per_second']:,.0f}",
+             "tokens trained": lambda s: f"{s['train_tokens']:,}",
+             "training seconds": lambda s: f"{s['train_seconds']:.0f}",
+             "optimizer steps": lambda s: f"{s['steps']}",
+             "held-out MLM accuracy": lambda s: f"{s['heldout_mlm_accuracy']:.4f}",
+             "model FLOPs / token (M)": lambda s: f"{s['flops_per_token']['total'] / 1e6:.1f}",
+             "  of which MLM head (M)": lambda s: f"{s['flops_per_token']['mlm_head'] / 1e6:.1f}",
+             "model GFLOP/s": lambda s: f"{s['model_gflops']:.1f}",
+             f"share of the matmul peak ({peak:.0f} GFLOP/s)": lambda s: f"{100 * s['share_of_peak']:.0f}%"}
+    for label, show in lines.items():
+        rows.append(f"| {label} | " + " | ".join(show(side) for side in sides.values()) + " |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=300, help="training seconds per side")
@@ -191,7 +209,11 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench-pretrain")
     parser.add_argument("--nsp-too", action="store_true", help="also run bertkit's default recipe (with NSP)")
     parser.add_argument("--side", choices=["trainer", "calibrate"], help=argparse.SUPPRESS)
+    parser.add_argument("--table", type=Path, help="print the markdown table of a results file and exit")
     args = parser.parse_args()
+    if args.table:
+        print(markdown(json.loads(args.table.read_text())))
+        return
     if args.side:
         result = trainer_side(args.work, args.budget, calibrate_steps=12 if args.side == "calibrate" else 0)
         (args.work / f"{args.side}.json").write_text(json.dumps(result))
@@ -218,6 +240,7 @@ def main() -> None:
                          "heldout_accuracy_gain": sides["bertkit"]["heldout_mlm_accuracy"]
                          - sides["trainer"]["heldout_mlm_accuracy"]}
     print(json.dumps(results, indent=2))
+    print(markdown(results))
     print(f"results: {save_results('pretrain', results)}")
 
 
