@@ -17,7 +17,13 @@ from pathlib import Path
 from bertkit import __version__
 from bertkit.data.writers import write_json
 from bertkit.engine import Engine
-from bertkit.modeling.loading import load_pretrained, load_tokenizer, quiet_transformers, resolve_model_dir, save_model_dir
+from bertkit.modeling.loading import (
+    load_pretrained,
+    load_tokenizer,
+    quiet_transformers,
+    resolve_model_dir,
+    save_model_dir,
+)
 from bertkit.modeling.scratch import bert_config, train_wordpiece
 from bertkit.pretraining.cache import SPLITS, InstanceFeatures, build_cache, held_out_for
 from bertkit.pretraining.corpus import iter_blocks, layout_of, resolve_corpus
@@ -70,21 +76,14 @@ def pretrain(settings: PretrainSettings) -> dict:
         return evaluate_pretraining(current, validation, eval_collator, settings.eval_batch_size, engine.accelerator)
 
     def save_best(current, metrics: dict) -> None:
-        made_by = (f"Pretrained with `bertkit pretrain` (masked LM{' + next-sentence prediction' if settings.nsp else ''})"
-                   f" {'from `' + settings.model + '`' if settings.model else 'from scratch'}.")
-        usage = "bertkit finetune --task classification --model THIS_DIR --train train.tsv --output runs/NAME"
-        card = model_card("pretraining", None, info["settings"], metrics, settings.model, made_by, usage)
+        card = model_card("pretraining", None, info["settings"], metrics, settings.model, *card_lines(settings))
         save_model_dir(current.model, tokenizer, run_dir / "model", {**info, "metrics": metrics}, card)
 
     result = engine.fit(model, splits["train"], run_dir=run_dir, evaluate=evaluate if validation else None,
                         main_metric="mlm_loss", greater_is_better=False, on_best=save_best, reporter=reporter,
                         collate_fn=collator, lengths=splits["train"].lengths)
     state = result.state
-    batches_per_epoch = -(-len(splits["train"]) // settings.batch_size)
-    summary = {**result.final_metrics, "steps": state.step,
-               "epochs": round(state.epoch + state.batch_in_epoch / batches_per_epoch, 3), "train_tokens": state.tokens_seen, "train_seconds": round(state.train_seconds, 3),
-               "tokens_per_second": round(state.tokens_seen / max(state.train_seconds, 1e-9), 1),
-               "eval_seconds": round(state.eval_seconds, 3)}
+    summary = summarize(result, batches_per_epoch=-(-len(splits["train"]) // settings.batch_size))
     if engine.is_main:
         write_json(run_dir / "metrics.json", {**summary, "history": state.history})
         plot_curves(run_dir / "log.jsonl", run_dir / "curves.png", "mlm_accuracy")
@@ -92,6 +91,24 @@ def pretrain(settings: PretrainSettings) -> dict:
         reporter.note(f"Model written to {run_dir / 'model'}")
     engine.accelerator.end_training()
     return summary
+
+
+def summarize(result, batches_per_epoch: int) -> dict:
+    """metrics.json's scalars: the final held-out metrics and how much was trained, how fast."""
+    state = result.state
+    return {**result.final_metrics, "steps": state.step,
+            "epochs": round(state.epoch + state.batch_in_epoch / batches_per_epoch, 3),
+            "train_tokens": state.tokens_seen, "train_seconds": round(state.train_seconds, 3),
+            "tokens_per_second": round(state.tokens_seen / max(state.train_seconds, 1e-9), 1),
+            "eval_seconds": round(state.eval_seconds, 3)}
+
+
+def card_lines(settings: PretrainSettings) -> tuple[str, str]:
+    """How the model was made, and how to use it, for its model card."""
+    objective = "masked LM + next-sentence prediction" if settings.nsp else "masked LM"
+    origin = f"from `{settings.model}`" if settings.model else "from scratch"
+    usage = "bertkit finetune --task classification --model THIS_DIR --train train.tsv --output runs/NAME"
+    return f"Pretrained with `bertkit pretrain` ({objective}) {origin}.", usage
 
 
 def get_tokenizer(settings: PretrainSettings, files: list[Path], base: str | None, saved: Path, reporter):
