@@ -203,3 +203,19 @@ def test_cache_is_reused(tmp_path, tokenizer):
     stamp = (tmp_path / "cache/train/tokens.bin").stat().st_mtime_ns
     build_cache([corpus], tokenizer, settings, tmp_path / "cache", notify=notes.append)
     assert "Reusing" in notes[-1] and (tmp_path / "cache/train/tokens.bin").stat().st_mtime_ns == stamp
+
+
+def test_document_layouts(tmp_path):
+    from bertkit.pretraining.corpus import count_documents, iter_documents
+
+    first, second = tmp_path / "a.txt", tmp_path / "b.txt"
+    first.write_text("One line. Two here.\nThird line.\n\n\nNext document.\n")
+    second.write_text("Another file.\n")
+    assert count_documents([first, second], "blocks") == 3
+    assert count_documents([first, second], "lines") == 4
+    assert count_documents([first, second], "files") == 2
+    assert list(iter_documents([first], "blocks"))[0] == ["One line.", "Two here.", "Third line."]
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"fine\n\xff\xfe broken\n")
+    with pytest.raises(BertkitError, match="bad.txt line 2: not valid UTF-8"):
+        count_documents([bad], "blocks")
