@@ -12,6 +12,7 @@ itself prints nothing.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
@@ -28,6 +29,17 @@ from bertkit.errors import BertkitError
 from bertkit.modeling.loading import sync_directory
 
 STATE_FILE = "trainer_state.json"
+
+
+class _TiedWeightsNotice(logging.Filter):
+    """Accelerate warns at every checkpoint that tied weights (e.g. BERT's MLM decoder, which shares the
+    word embeddings) are stored once; they are re-tied on loading, so the notice is only noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Removed shared tensor" not in record.getMessage()
+
+
+logging.getLogger("accelerate.utils.other").addFilter(_TiedWeightsNotice())
 
 
 @dataclass
