@@ -12,11 +12,14 @@ tokenizer, and works as `--model` of `bertkit finetune`.
 from __future__ import annotations
 
 import json
+import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 from bertkit import __version__
 from bertkit.data.writers import write_json
 from bertkit.engine import Engine
+from bertkit.errors import BertkitError
 from bertkit.modeling.loading import (
     load_pretrained,
     load_tokenizer,
@@ -48,7 +51,7 @@ def pretrain(settings: PretrainSettings) -> dict:
     engine = Engine(settings)
     reporter = Reporter(run_dir / "log.jsonl", enabled=engine.is_main, title="pretrain")
 
-    with engine.accelerator.main_process_first():
+    with engine.accelerator.main_process_first(), removed_on_error(run_dir, keep=settings.resume):
         tokenizer = get_tokenizer(settings, files, base, run_dir / "tokenizer", reporter)
         meta = build_cache(files, tokenizer, settings, run_dir / "cache", notify=reporter.note)
     splits = {split: InstanceFeatures(run_dir / "cache" / split, meta["dtype"], tokenizer.cls_token_id,
@@ -91,6 +94,17 @@ def pretrain(settings: PretrainSettings) -> dict:
         reporter.note(f"Model written to {run_dir / 'model'}")
     engine.accelerator.end_training()
     return summary
+
+
+@contextmanager
+def removed_on_error(run_dir: Path, keep: bool):
+    """A mistake found while reading the corpus (bad UTF-8, too few documents) leaves no half-made run."""
+    try:
+        yield
+    except BertkitError:
+        if not keep:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 def summarize(result, batches_per_epoch: int) -> dict:

@@ -117,6 +117,7 @@ def test_one_document_with_nsp_says_what_to_do(cli, tmp_path):
     single.write_text("The boat left. The gulls followed. The sea was calm.\n")
     result = cli("pretrain", single, "--output", tmp_path / "one", "--vocab-size", "100", "--validation-fraction", "0")
     assert result.exit_code == 2 and "--no-nsp" in result.stderr
+    assert not (tmp_path / "one").exists()  # nothing half-made is left behind
 
 
 def test_duration_parsing_and_tuple_setting_from_config(tmp_path):
