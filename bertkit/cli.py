@@ -25,10 +25,12 @@ from bertkit.settings import (
     EvaluateSettings,
     FinetuneSettings,
     PredictSettings,
+    PretrainSettings,
     build_settings,
     field_type,
     flag,
     load_config,
+    tuple_types,
 )
 
 app = typer.Typer(
@@ -103,6 +105,8 @@ def cli_annotation(f: dataclasses.Field) -> Any:
     kind = field_type(f)
     if kind is list:
         return Optional[list[Path]]
+    if kind is tuple:  # an option taking several values: --dump-instances 20 out.jsonl
+        return Optional[tuple[tuple_types(f)]]  # type: ignore[misc]
     if kind is bool:
         return bool
     return Optional[kind] if f.default is None else kind
@@ -120,7 +124,7 @@ def cli_parameter(f: dataclasses.Field) -> Any:
     if meta.get("short"):
         names.append(meta["short"])
     if field_type(f) is bool:
-        names = [f"{flag(f.name)}/--no-{f.name.replace('_', '-')}"]
+        names = [f"{flag(f.name)}/{meta.get('off') or '--no-' + f.name.replace('_', '-')}"]
     return typer.Option(default, *names, help=help_text, show_default=default not in (None, "", False))
 
 
@@ -140,6 +144,12 @@ def run_finetune(settings: FinetuneSettings) -> None:
     from bertkit.finetune import finetune
 
     finetune(settings)
+
+
+def run_pretrain(settings: PretrainSettings) -> None:
+    from bertkit.pretrain import pretrain
+
+    pretrain(settings)
 
 
 def run_predict(settings: PredictSettings) -> None:
@@ -164,6 +174,21 @@ bertkit finetune --config examples/configs/sentiment.yaml --lr 3e-5
 
 Writes OUTPUT/model (a Hugging Face model directory plus bertkit.json), metrics.json,
 log.jsonl, settings.yaml and curves.png.
+""")
+
+settings_command("pretrain", PretrainSettings, run_pretrain, """Pretrain a BERT encoder on raw text: masked LM + next-sentence prediction.
+
+```
+bertkit pretrain corpus/*.txt --output runs/base --size mini --max-seq-length 128 --max-steps 20000
+bertkit pretrain corpus.txt --output runs/mine --model runs/base/model --lr 1e-4
+bertkit pretrain corpus.txt --output runs/peek --dump-instances 20 instances.jsonl --max-steps 0
+bertkit pretrain corpus.txt --output runs/2h --size small --time-budget 2h --eval-every 500
+```
+
+Documents are blank-line separated blocks (or one per line / per file); lines are split
+into sentences. Without --model or --tokenizer a WordPiece tokenizer is trained on the
+corpus. Writes OUTPUT/model (loads as BertForPreTraining / BertForMaskedLM and as --model
+of bertkit finetune), metrics.json, log.jsonl, settings.yaml, curves.png and cache/.
 """)
 
 settings_command("predict", PredictSettings, run_predict, """Predict labels for every input of a file, in input order.

@@ -30,7 +30,8 @@ class Reporter:
         if self.enabled:
             console.print(message)
 
-    def start(self, total_steps: int, done: int, steps_per_epoch: int) -> None:
+    def start(self, total_steps: int | None, done: int, steps_per_epoch: int) -> None:
+        """`total_steps` None: not known in advance (a --time-budget run)."""
         if not self.enabled:
             return
         self.progress = Progress(
@@ -45,9 +46,11 @@ class Reporter:
         if self.progress is not None:
             self.progress.update(self.task_id, completed=step)
 
-    def log_step(self, step: int, epoch: float, loss: float, lr: float, examples_per_second: float) -> None:
+    def log_step(self, step: int, epoch: float, loss: float, lr: float, examples_per_second: float,
+                 tokens_per_second: float = 0.0) -> None:
         record = {"step": step, "epoch": round(epoch, 4), "loss": loss, "lr": lr,
-                  "examples_per_second": round(examples_per_second, 2), "time": time.time()}
+                  "examples_per_second": round(examples_per_second, 2),
+                  "tokens_per_second": round(tokens_per_second, 1), "time": time.time()}
         self.last = record
         self._append(record)
         if self.progress is not None:
@@ -133,15 +136,16 @@ def plot_curves(log_path: Path, target: Path, main_metric: str) -> bool:
     return True
 
 
-def model_card(task: str, labels: list[str] | None, settings: dict, metrics: dict, base_model: str) -> str:
+def model_card(task: str, labels: list[str] | None, settings: dict, metrics: dict, base_model: str,
+               made_by: str | None = None, usage: str | None = None) -> str:
     """A README.md for model/, as the Hugging Face convention has it."""
     lines = ["---", "library_name: transformers", f"pipeline_tag: {PIPELINE_TAGS.get(task, 'feature-extraction')}",
              "tags: [bertkit]", "---", "", f"# bertkit {task} model", "",
-             f"Fine-tuned with `bertkit finetune --task {task}` from `{base_model}`.", ""]
+             made_by or f"Fine-tuned with `bertkit finetune --task {task}` from `{base_model}`.", ""]
     if labels:
         lines += ["## Labels", "", ", ".join(f"`{label}`" for label in labels), ""]
     lines += ["## Data", ""]
-    for key in ("train", "eval"):
+    for key in ("train", "eval", "corpus", "validation"):
         if settings.get(key):
             lines.append(f"- {key}: `{settings[key]}`")
     lines += ["", "## Final evaluation", ""]
@@ -151,9 +155,9 @@ def model_card(task: str, labels: list[str] | None, settings: dict, metrics: dic
     else:
         lines.append("No evaluation file was given.")
     lines += ["", "## Settings", "", "```json", json.dumps(settings, indent=2, default=str), "```", "",
-              "## Use", "", "```", f"bertkit predict --model THIS_DIR inputs.txt --output predictions.jsonl", "```", ""]
+              "## Use", "", "```", usage or "bertkit predict --model THIS_DIR inputs.txt --output predictions.jsonl", "```", ""]
     return "\n".join(lines)
 
 
-PIPELINE_TAGS = {"classification": "text-classification", "nli": "text-classification",
+PIPELINE_TAGS = {"pretraining": "fill-mask", "classification": "text-classification", "nli": "text-classification",
                  "tagging": "token-classification", "qa": "question-answering"}

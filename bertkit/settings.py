@@ -20,9 +20,13 @@ from typing import Any, Optional
 from bertkit.errors import BertkitError
 
 
-def opt(default: Any, help: str, *, short: str | None = None, argument: bool = False, choices: tuple | None = None):
-    """A settings field: its default and its help text (shown by ``--help``)."""
-    meta = {"help": help, "short": short, "argument": argument, "choices": choices}
+def opt(default: Any, help: str, *, short: str | None = None, argument: bool = False, choices: tuple | None = None,
+        off: str | None = None):
+    """A settings field: its default and its help text (shown by ``--help``).
+
+    `off` names the flag that turns a bool off (default ``--no-NAME``), e.g. ``--cased`` for ``--lowercase``.
+    """
+    meta = {"help": help, "short": short, "argument": argument, "choices": choices, "off": off}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -73,6 +77,15 @@ class TrainingSettings(RunSettings):
     main_process_ip: str = opt("127.0.0.1", "Address of the machine with rank 0 (the others connect to it).")
     main_process_port: int = opt(29500, "Port on the main machine for the processes to meet.")
     distributed_timeout: int = opt(7200, "Seconds processes wait for each other (e.g. while the main process prepares data).")
+    # --- time budget (any training run; the low-budget pretraining recipes use it) --- (generic: any training run) ---
+    time_budget: str = opt("", "Train for this long (e.g. 90s, 30m, 2h, 1h30m): the learning-rate schedule runs over "
+                               "the time instead of a step count and training stops cleanly at it (evaluations and "
+                               "checkpoints are not counted); --max-steps still caps it, --epochs is ignored.")
+
+    @property
+    def time_budget_seconds(self) -> float:
+        """--time-budget in seconds (0: none)."""
+        return parse_duration(self.time_budget) if self.time_budget else 0.0
 
     def validate(self) -> None:
         validate_choices(self)
@@ -95,6 +108,7 @@ class TrainingSettings(RunSettings):
             raise BertkitError("no output directory given; pass --output DIR")
         if self.resume and self.overwrite:
             raise BertkitError("--resume and --overwrite contradict each other; pass one of them")
+        self.time_budget_seconds  # noqa: B018 -- raises for a malformed --time-budget
 
 
 @dataclass
@@ -182,6 +196,89 @@ def validate_launch(s: TrainingSettings) -> None:
         raise BertkitError(f"--main-process-port is {s.main_process_port}; give a port from 1 to 65535")
 
 
+@dataclass
+class PretrainSettings(TrainingSettings):
+    """``bertkit pretrain``: masked LM (+ next-sentence prediction) on a raw text corpus."""
+
+    # --- pretraining ---
+    learning_rate: float = opt(5e-4, "Peak learning rate of AdamW (5e-4 suits models from scratch; use about 1e-4 "
+                                     "or less to continue a pretrained --model).", short="--lr")
+    corpus: list[Path] = opt([], "Text files, globs or directories; documents are separated by blank lines.",
+                             argument=True)
+    model: str = opt("", "Continue pretraining this model directory (domain adaptation) instead of starting from "
+                         "scratch; its tokenizer is used.", short="-m")
+    tokenizer: str = opt("", "Use the tokenizer of this directory instead of training a WordPiece tokenizer.")
+    vocab_size: int = opt(30522, "Vocabulary size of the WordPiece tokenizer trained on the corpus.")
+    lowercase: bool = opt(True, "Lower-case text in the trained tokenizer (--cased keeps case).", off="--cased")
+    size: str = opt("mini", "Model size from scratch: tiny 2x128, mini 4x256, small 4x512, medium 8x512, "
+                            "base 12x768, large 24x1024 (layers x hidden).",
+                    choices=("tiny", "mini", "small", "medium", "base", "large"))
+    layers: int = opt(0, "Encoder layers (0: from --size).")
+    hidden: int = opt(0, "Hidden size (0: from --size).")
+    heads: int = opt(0, "Attention heads (0: hidden / 64).")
+    intermediate: int = opt(0, "Feed-forward size (0: 4 x hidden).")
+    document_per_line: bool = opt(False, "Each non-empty line is a document (default: blank-line separated blocks).")
+    document_per_file: bool = opt(False, "Each file is one document (default: blank-line separated blocks).")
+    validation_fraction: float = opt(0.01, "Share of documents held out for evaluation (never trained on).")
+    validation: Optional[Path] = opt(None, "Held-out text file for evaluation (replaces --validation-fraction).")
+    max_seq_length: int = opt(128, "Length of the pretraining sequences in WordPieces, [CLS] and [SEP]s included.")
+    short_seq_prob: float = opt(0.1, "Share of sequences filled to a random shorter length (as BERT does).")
+    nsp: bool = opt(True, "Next-sentence prediction on [CLS] A [SEP] B [SEP] pairs; --no-nsp trains masked LM "
+                          "alone on packed single-segment sequences.")
+    mlm_probability: float = opt(0.15, "Share of WordPiece positions chosen for masked LM.")
+    max_predictions: int = opt(0, "At most this many masked positions per sequence (0: mlm-probability x "
+                                  "max-seq-length rounded up to a multiple of 5: 20 at 128, 80 at 512).")
+    whole_word_masking: bool = opt(False, "Choose whole words (all their WordPieces) for masking.")
+    static_masks: bool = opt(False, "Draw the masks once instead of afresh each epoch.")
+    dump_instances: Optional[tuple[int, Path]] = opt(None, "Write N training instances (after masking) to FILE "
+                                                           "as jsonl: --dump-instances N FILE.")
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.corpus:
+            raise BertkitError("no corpus given; pass text files, globs or directories: bertkit pretrain corpus.txt ...")
+        from bertkit.modeling.scratch import SIZES
+
+        if self.size not in SIZES:
+            raise BertkitError(f"--size is '{self.size}'; choose one of: {', '.join(SIZES)}")
+        if self.document_per_line and self.document_per_file:
+            raise BertkitError("--document-per-line and --document-per-file contradict each other; pass one of them")
+        shares = {"validation_fraction": (self.validation_fraction, 0, 0.5), "short_seq_prob": (self.short_seq_prob, 0, 1),
+                  "mlm_probability": (self.mlm_probability, 0.01, 0.9)}
+        for name, (value, low, high) in shares.items():
+            if not low <= value <= high:
+                raise BertkitError(f"{flag(name)} is {value}; give a share from {low} to {high}")
+        if not 16 <= self.max_seq_length <= 8192:
+            raise BertkitError(f"--max-seq-length is {self.max_seq_length}; give a length from 16 to 8192")
+        for name in ("vocab_size", "layers", "hidden", "heads", "intermediate", "max_predictions"):
+            if getattr(self, name) < 0:
+                raise BertkitError(f"{flag(name)} is {getattr(self, name)}; it cannot be negative")
+        if not self.model and not self.tokenizer and self.vocab_size < 100:
+            raise BertkitError(f"--vocab-size is {self.vocab_size}; give at least 100")
+        if self.dump_instances is not None and self.dump_instances[0] < 1:
+            raise BertkitError(f"--dump-instances asks for {self.dump_instances[0]} instances; give at least 1")
+
+    @property
+    def predictions_cap(self) -> int:
+        """--max-predictions, or its default for the sequence length."""
+        import math
+
+        return self.max_predictions or 5 * math.ceil(self.max_seq_length * self.mlm_probability / 5)
+
+
+def parse_duration(text: str) -> float:
+    """'90' or '90s', '30m', '2h', '1h30m', '1.5h' -> seconds."""
+    import re
+
+    cleaned = str(text).strip().lower().replace(" ", "")
+    if re.fullmatch(r"\d+(\.\d+)?", cleaned):
+        return float(cleaned)
+    parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", cleaned)
+    if not parts or "".join(n + u for n, u in parts) != cleaned:
+        raise BertkitError(f"--time-budget is '{text}'; give a duration such as 90s, 30m, 2h or 1h30m")
+    return sum(float(number) * {"h": 3600, "m": 60, "s": 1}[unit] for number, unit in parts)
+
+
 def flag(name: str) -> str:
     """The command-line flag of a settings field."""
     return "--" + name.replace("_", "-")
@@ -236,18 +333,36 @@ def coerce(f: dataclasses.Field, value: Any, source: Path | None) -> Any:
             return Path(value)
         if kind is list:
             return [str(v) for v in (value if isinstance(value, list) else [value])]
+        if kind is tuple:
+            types = tuple_types(f)
+            if not isinstance(value, (list, tuple)) or len(value) != len(types):
+                raise ValueError
+            return tuple(t(v) for t, v in zip(types, value))
         return kind(value)
     except (TypeError, ValueError):
-        raise BertkitError(f"{source}: setting '{f.name}' is {value!r}; it should be a {kind.__name__}") from None
+        wanted = f"list of {len(tuple_types(f))} values" if kind is tuple else kind.__name__
+        raise BertkitError(f"{source}: setting '{f.name}' is {value!r}; it should be a {wanted}") from None
+
+
+PLAIN_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "Path": Path}
 
 
 def field_type(f: dataclasses.Field) -> type:
-    """The plain type of a field (Optional[X] -> X)."""
+    """The plain type of a field (Optional[X] -> X; list[...] -> list; tuple[...] -> tuple)."""
     text = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
     text = text.replace("Optional[", "").rstrip("]")
     if text.startswith("list"):
         return list
-    return {"str": str, "int": int, "float": float, "bool": bool, "Path": Path}[text]
+    if text.startswith("tuple"):
+        return tuple
+    return PLAIN_TYPES[text]
+
+
+def tuple_types(f: dataclasses.Field) -> tuple[type, ...]:
+    """The element types of a tuple field: Optional[tuple[int, Path]] -> (int, Path)."""
+    text = f.type if isinstance(f.type, str) else str(f.type)
+    inner = text.split("tuple[", 1)[1].split("]", 1)[0]
+    return tuple(PLAIN_TYPES[name.strip()] for name in inner.split(","))
 
 
 def settings_to_dict(settings: Any) -> dict[str, Any]:
@@ -258,7 +373,10 @@ def settings_to_dict(settings: Any) -> dict[str, Any]:
         if f.name in skip:
             continue
         value = getattr(settings, f.name)
-        out[f.name] = [str(v) for v in value] if isinstance(value, list) else (str(value) if isinstance(value, Path) else value)
+        if isinstance(value, (list, tuple)):
+            out[f.name] = [v if isinstance(v, (int, float)) else str(v) for v in value]
+        else:
+            out[f.name] = str(value) if isinstance(value, Path) else value
     return out
 
 

@@ -11,8 +11,10 @@ itself prints nothing.
 
 from __future__ import annotations
 
+import logging
 import math
 import pickle
+import sys
 import tempfile
 import time
 import uuid
@@ -32,6 +34,17 @@ from bertkit.rundir import resume_command
 T = TypeVar("T")
 
 
+class _TiedWeightsNotice(logging.Filter):
+    """Accelerate warns at every checkpoint that tied weights (e.g. BERT's MLM decoder, which shares the
+    word embeddings) are stored once; they are re-tied on loading, so the notice is only noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Removed shared tensor" not in record.getMessage()
+
+
+logging.getLogger("accelerate.utils.other").addFilter(_TiedWeightsNotice())
+
+
 @dataclass
 class TrainState:
     """Where a run stands; saved with every checkpoint so `--resume` continues exactly there."""
@@ -40,6 +53,7 @@ class TrainState:
     epoch: int = 0  # epochs completed
     batch_in_epoch: int = 0  # global batches of the current epoch already trained on
     examples_seen: int = 0
+    tokens_seen: int = 0  # non-padding tokens trained on
     best_metric: float | None = None
     best_step: int = 0
     evals_without_improvement: int = 0
@@ -80,6 +94,7 @@ class _Window:
     loss: float = 0.0
     steps: int = 0
     examples: int = 0
+    tokens: int = 0
     seconds: float = 0.0
 
 
@@ -116,7 +131,8 @@ def make_optimizer(model: torch.nn.Module, learning_rate: float, weight_decay: f
             continue
         (no_decay if parameter.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(parameter)
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=learning_rate, foreach=True)
+    # The fused kernel (CPU and GPU) updates each tensor in one pass: ~4x faster than foreach on CPU.
+    return torch.optim.AdamW(groups, lr=learning_rate, fused=True)
 
 
 def linear_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int):
@@ -124,6 +140,17 @@ def linear_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, total_s
         if step < warmup_steps:
             return (step + 1) / max(1, warmup_steps)
         return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def timed_schedule(optimizer: torch.optim.Optimizer, warmup_ratio: float, fraction_done: Callable[[], float]):
+    """Linear warm-up and decay over a time budget: the factor follows the share of the budget spent."""
+    def factor(_step: int) -> float:
+        done = min(1.0, fraction_done())
+        if done < warmup_ratio:
+            return max(done / warmup_ratio, 1e-3)
+        return max(0.0, (1.0 - done) / max(1e-9, 1.0 - warmup_ratio))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
@@ -202,16 +229,21 @@ class Engine:
     def fit(self, model: torch.nn.Module, features: Sequence[dict], *, run_dir: Path, pad_token_id: int = 0,
             evaluate: Callable[[torch.nn.Module], dict] | None = None, main_metric: str = "accuracy",
             greater_is_better: bool = True, on_best: Callable[[torch.nn.Module, dict], None] | None = None,
-            collate_fn: Callable | None = None, reporter=None) -> FitResult:
+            collate_fn: Callable | None = None, reporter=None, lengths: Sequence[int] | None = None) -> FitResult:
         """Train `model` on `features`; the returned metrics are those of the best evaluation (the saved model).
 
+        `lengths` (each feature's length) spares reading every feature to group them, e.g. from a disk cache.
+        A `features.set_epoch(epoch)` method, if present, is called as each epoch starts (e.g. to draw new masks).
+        With `settings.time_budget_seconds`, the learning-rate schedule runs over the training time instead of
+        a step count and training stops cleanly when the budget is spent.
         SIGINT/SIGTERM save a checkpoint at the next step and raise RunInterrupted (exit 130/143).
         """
         s, accelerator = self.settings, self.accelerator
         self.reporter = reporter
+        if lengths is None:
+            lengths = [len(f["input_ids"]) for f in features]
         # One global batch per step, split across processes (see make_accelerator).
-        sampler = LengthGroupedBatches([len(f["input_ids"]) for f in features], s.batch_size * accelerator.num_processes,
-                                       s.seed)
+        sampler = LengthGroupedBatches(lengths, s.batch_size * accelerator.num_processes, s.seed)
         # Its own generator: each new iterator draws a seed from it, and drawing from the global RNG
         # would shift dropout after a mid-epoch resume (a fresh iterator that the uninterrupted run never made).
         loader = torch.utils.data.DataLoader(
@@ -222,20 +254,28 @@ class Engine:
 
         batches_per_epoch = len(sampler)  # before any set_position: the whole epoch
         steps_per_epoch = max(1, math.ceil(batches_per_epoch / s.grad_accum))
-        total_steps = s.max_steps if s.max_steps >= 0 else max(1, math.ceil(s.epochs * steps_per_epoch))
-        scheduler = linear_schedule(optimizer, int(s.warmup_ratio * total_steps), total_steps)
+        state = TrainState()
+        self.budget = getattr(s, "time_budget_seconds", 0.0)
+        if self.budget:  # the schedule runs over the time budget; --max-steps (if given) still caps the run
+            total_steps = s.max_steps if s.max_steps >= 0 else sys.maxsize
+            scheduler = timed_schedule(optimizer, s.warmup_ratio, lambda: self._elapsed(state) / self.budget)
+        else:
+            total_steps = s.max_steps if s.max_steps >= 0 else max(1, math.ceil(s.epochs * steps_per_epoch))
+            scheduler = linear_schedule(optimizer, int(s.warmup_ratio * total_steps), total_steps)
         # Not prepared by Accelerate (it would step once per process), but saved with every checkpoint.
         accelerator.register_for_checkpointing(scheduler)
 
-        state = self.resume(run_dir) if s.resume else TrainState()
+        if s.resume:
+            state.__dict__.update(asdict(self.resume(run_dir)))  # in place: the timed schedule reads `state`
         self._check_layout(state, run_dir)
         if self.reporter:
-            self.reporter.start(total_steps=total_steps, done=state.step, steps_per_epoch=steps_per_epoch)
+            self.reporter.start(total_steps=None if total_steps == sys.maxsize else total_steps, done=state.step,
+                                steps_per_epoch=steps_per_epoch)
 
         run = _Run(model, loader, sampler, optimizer, scheduler, total_steps, batches_per_epoch, run_dir,
                    lambda: self._evaluate(model, evaluate, state, main_metric, greater_is_better, on_best))
         with StopRequests() as stops:
-            stopped_early = self._train(run, state, stops)
+            stopped_early = self._train(run, state, stops, features)
         self._bank_time(state)
         if evaluate and not (state.history and state.history[-1]["step"] == state.step):
             self._evaluate(model, evaluate, state, main_metric, greater_is_better, on_best)
@@ -249,15 +289,24 @@ class Engine:
         self.model = model
         return FitResult(state=state, final_metrics=final or {}, stopped_early=stopped_early)
 
-    def _train(self, run: _Run, state: TrainState, stops: StopRequests) -> bool:
+    def _elapsed(self, state: TrainState) -> float:
+        """Training seconds so far, evaluations and checkpoints excluded."""
+        return state.train_seconds + time.perf_counter() - self._clock
+
+    def _out_of_time(self, state: TrainState) -> bool:
+        return bool(self.budget) and self._elapsed(state) >= self.budget
+
+    def _train(self, run: _Run, state: TrainState, stops: StopRequests, features) -> bool:
         """The epochs and steps; returns whether early stopping ended them."""
         s, accelerator, model, optimizer = self.settings, self.accelerator, run.model, run.optimizer
         step_loss = torch.zeros((), device=accelerator.device)
         self._window, self._clock = _Window(), time.perf_counter()
         model.train()
-        while state.step < run.total_steps:
+        while state.step < run.total_steps and not self._out_of_time(state):
             # The batch order is a pure function of (seed, epoch): resuming starts at the right batch.
             run.sampler.set_position(state.epoch, state.batch_in_epoch)
+            if hasattr(features, "set_epoch"):
+                features.set_epoch(state.epoch)
             for batch in run.loader:
                 with accelerator.accumulate(model):
                     with accelerator.autocast():
@@ -277,6 +326,10 @@ class Engine:
                 state.batch_in_epoch += 1
                 state.examples_seen += examples
                 self._window.examples += examples
+                if "attention_mask" in batch:
+                    tokens = int(batch["attention_mask"].sum()) * accelerator.num_processes
+                    state.tokens_seen += tokens
+                    self._window.tokens += tokens
                 if not accelerator.sync_gradients:
                     continue
                 if math.isfinite(value):
@@ -293,7 +346,7 @@ class Engine:
                     self._save(run.run_dir, state)
                 if stop:  # agreed by all processes, so all stop at this same step
                     self._interrupted(run.run_dir, state, stops.requested, saved)
-                if state.step >= run.total_steps or stopped_early:
+                if state.step >= run.total_steps or stopped_early or self._out_of_time(state):
                     return stopped_early
             # The epoch ran to its end.
             state.epoch += 1
@@ -326,7 +379,8 @@ class Engine:
         if self.reporter:
             self.reporter.log_step(step=state.step, epoch=state.epoch + state.batch_in_epoch / max(1, run.batches_per_epoch),
                                    loss=window.loss / max(1, window.steps), lr=run.scheduler.get_last_lr()[0],
-                                   examples_per_second=window.examples / max(window.seconds, 1e-9))
+                                   examples_per_second=window.examples / max(window.seconds, 1e-9),
+                                   tokens_per_second=window.tokens / max(window.seconds, 1e-9))
         self._window = _Window()
 
     def _bank_time(self, state: TrainState) -> None:

@@ -1,0 +1,191 @@
+"""`bertkit pretrain` as a library function: corpus -> tokenizer -> cached instances -> engine -> model/.
+
+    from bertkit.pretrain import pretrain
+    from bertkit.settings import PretrainSettings
+    pretrain(PretrainSettings(corpus=[Path("corpus.txt")], output=Path("runs/base"), size="mini", max_steps=20000))
+
+The model trains on masked LM (+ next-sentence prediction) with the shared engine; the saved
+`model/` is a plain `BertForPreTraining` directory (it loads as `BertForMaskedLM` too) with its
+tokenizer, and works as `--model` of `bertkit finetune`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+from bertkit import __version__
+from bertkit.data.writers import write_json
+from bertkit.engine import Engine
+from bertkit.errors import BertkitError
+from bertkit.modeling.loading import (
+    load_pretrained,
+    load_tokenizer,
+    quiet_transformers,
+    resolve_model_dir,
+    save_model_dir,
+)
+from bertkit.modeling.scratch import bert_config, train_wordpiece
+from bertkit.pretraining.cache import SPLITS, InstanceFeatures, build_cache, held_out_for
+from bertkit.pretraining.corpus import iter_blocks, layout_of, resolve_corpus
+from bertkit.pretraining.masking import MaskingCollator, MaskingRule
+from bertkit.pretraining.metrics import evaluate_pretraining
+from bertkit.pretraining.model import PretrainingModel
+from bertkit.report import Reporter, console, metrics_table, model_card, plot_curves, print_table
+from bertkit.rundir import prepare_run_dir
+from bertkit.settings import PretrainSettings, save_settings, settings_to_dict
+
+
+def pretrain(settings: PretrainSettings) -> dict:
+    """Pretrain on `settings.corpus`; returns the final held-out metrics (empty without a held-out slice)."""
+    settings.validate()
+    quiet_transformers()
+    files = resolve_corpus(settings.corpus)
+    if settings.validation:
+        resolve_corpus([settings.validation])
+    base = resolve_model_dir(settings.model) if settings.model else None
+    run_dir = prepare_run_dir(settings.output, settings.overwrite, settings.resume)
+    save_settings(settings, run_dir / "settings.yaml")
+    engine = Engine(settings)
+    reporter = Reporter(run_dir / "log.jsonl", enabled=engine.is_main, title="pretrain")
+
+    with engine.accelerator.main_process_first(), removed_on_error(run_dir, keep=settings.resume):
+        tokenizer = get_tokenizer(settings, files, base, run_dir / "tokenizer", reporter)
+        meta = build_cache(files, tokenizer, settings, run_dir / "cache", notify=reporter.note)
+    splits = {split: InstanceFeatures(run_dir / "cache" / split, meta["dtype"], tokenizer.cls_token_id,
+                                      tokenizer.sep_token_id) for split in SPLITS}
+    reporter.note(describe(meta, settings))
+    rule = MaskingRule.for_tokenizer(tokenizer, settings.mlm_probability, settings.predictions_cap,
+                                     settings.whole_word_masking)
+    collator = MaskingCollator(rule, tokenizer.pad_token_id, settings.seed, settings.static_masks)
+    if settings.dump_instances and engine.is_main:
+        count, target = settings.dump_instances
+        written = dump_instances(splits["train"], collator, tokenizer, count, target)
+        reporter.note(f"Wrote {written} training instances to {target}")
+    if settings.max_steps == 0 and settings.dump_instances:
+        return {}
+
+    model = PretrainingModel(make_model(settings, tokenizer, base))
+    info = {"bertkit_version": __version__, "task": "pretraining", "base_model": settings.model or None,
+            "max_length": settings.max_seq_length, "settings": settings_to_dict(settings)}
+    validation = splits["validation"] if len(splits["validation"]) else None
+    if validation is None:
+        reporter.note("No held-out text (--validation-fraction 0 or too few documents): no evaluation")
+    eval_collator = MaskingCollator(rule, tokenizer.pad_token_id, settings.seed, static=True)
+
+    def evaluate(current) -> dict:
+        return evaluate_pretraining(current, validation, eval_collator, settings.eval_batch_size, engine.accelerator)
+
+    def save_best(current, metrics: dict) -> None:
+        card = model_card("pretraining", None, info["settings"], metrics, settings.model, *card_lines(settings))
+        save_model_dir(current.model, tokenizer, run_dir / "model", {**info, "metrics": metrics}, card)
+
+    result = engine.fit(model, splits["train"], run_dir=run_dir, evaluate=evaluate if validation else None,
+                        main_metric="mlm_loss", greater_is_better=False, on_best=save_best, reporter=reporter,
+                        collate_fn=collator, lengths=splits["train"].lengths)
+    state = result.state
+    summary = summarize(result, batches_per_epoch=-(-len(splits["train"]) // settings.batch_size))
+    if engine.is_main:
+        write_json(run_dir / "metrics.json", {**summary, "history": state.history})
+        plot_curves(run_dir / "log.jsonl", run_dir / "curves.png", "mlm_accuracy")
+        print_table(metrics_table(summary, title="pretraining: final held-out evaluation"))
+        reporter.note(f"Model written to {run_dir / 'model'}")
+    engine.accelerator.end_training()
+    return summary
+
+
+@contextmanager
+def removed_on_error(run_dir: Path, keep: bool):
+    """A mistake found while reading the corpus (bad UTF-8, too few documents) leaves no half-made run."""
+    try:
+        yield
+    except BertkitError:
+        if not keep:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def summarize(result, batches_per_epoch: int) -> dict:
+    """metrics.json's scalars: the final held-out metrics and how much was trained, how fast."""
+    state = result.state
+    return {**result.final_metrics, "steps": state.step,
+            "epochs": round(state.epoch + state.batch_in_epoch / batches_per_epoch, 3),
+            "train_tokens": state.tokens_seen, "train_seconds": round(state.train_seconds, 3),
+            "tokens_per_second": round(state.tokens_seen / max(state.train_seconds, 1e-9), 1),
+            "eval_seconds": round(state.eval_seconds, 3)}
+
+
+def card_lines(settings: PretrainSettings) -> tuple[str, str]:
+    """How the model was made, and how to use it, for its model card."""
+    objective = "masked LM + next-sentence prediction" if settings.nsp else "masked LM"
+    origin = f"from `{settings.model}`" if settings.model else "from scratch"
+    usage = "bertkit finetune --task classification --model THIS_DIR --train train.tsv --output runs/NAME"
+    return f"Pretrained with `bertkit pretrain` ({objective}) {origin}.", usage
+
+
+def get_tokenizer(settings: PretrainSettings, files: list[Path], base: str | None, saved: Path, reporter):
+    """The run's tokenizer: --tokenizer, the --model's, the one this run trained before, or a new WordPiece."""
+    if settings.tokenizer:  # a directory with tokenizer files (no config.json needed), or a hub name when online
+        name = settings.tokenizer
+        return load_tokenizer(name if Path(name).is_dir() else resolve_model_dir(name, "--tokenizer"))
+    if base:
+        return load_tokenizer(base)
+    if (saved / "tokenizer.json").is_file():
+        return load_tokenizer(str(saved))
+    layout = layout_of(settings)
+    held_out = set() if settings.validation else held_out_for(files, settings)
+    reporter.note(f"Training a WordPiece tokenizer ({settings.vocab_size} pieces, "
+                  f"{'lower-cased' if settings.lowercase else 'cased'}) on the training documents ...")
+    lines = (line for number, block in enumerate(iter_blocks(files, layout)) if number not in held_out for line in block)
+    tokenizer = train_wordpiece(lines, vocab_size=settings.vocab_size, lowercase=settings.lowercase)
+    tokenizer.save_pretrained(saved)
+    return tokenizer
+
+
+def make_model(settings: PretrainSettings, tokenizer, base: str | None):
+    """BertForPreTraining: continued from --model, or new from --size / explicit dimensions."""
+    from accelerate.utils import set_seed
+    from transformers import BertForPreTraining
+
+    set_seed(settings.seed)
+    if base:
+        model = load_pretrained("BertForPreTraining", base)
+        if model.config.vocab_size < len(tokenizer):
+            model.resize_token_embeddings(len(tokenizer))
+        return model
+    explicit = settings.layers and settings.hidden
+    config = bert_config(len(tokenizer), None if explicit else settings.size, layers=settings.layers or None,
+                         hidden=settings.hidden or None, heads=settings.heads or None,
+                         intermediate=settings.intermediate or None, max_position=max(512, settings.max_seq_length))
+    return BertForPreTraining(config)
+
+
+def describe(meta: dict, settings: PretrainSettings) -> str:
+    train, held = meta["train"], meta["validation"]
+    kind = "sentence pairs (NSP)" if settings.nsp else "packed sequences"
+    return (f"Corpus: {train['documents']} training documents, {train['tokens']:,} tokens -> {train['instances']:,} "
+            f"{kind} of up to {settings.max_seq_length}; held out: {held['documents']} documents, "
+            f"{held['instances']:,} instances")
+
+
+def dump_instances(features: InstanceFeatures, collator: MaskingCollator, tokenizer, count: int, target: Path) -> int:
+    """Write the first `count` training instances, masked as epoch 1 masks them, as jsonl."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    features.set_epoch(0)
+    written = 0
+    with open(target, "w", encoding="utf-8") as stream:
+        for index in range(min(count, len(features))):
+            item = features[index]
+            masked, positions, labels = collator.mask(item)
+            record = {"tokens": tokenizer.convert_ids_to_tokens(masked.tolist()),
+                      "segment_ids": item["token_type_ids"].tolist(), "masked_positions": positions.tolist(),
+                      "masked_labels": tokenizer.convert_ids_to_tokens(labels.tolist())}
+            if "next_sentence_label" in item:
+                record["is_random_next"] = bool(item["next_sentence_label"])
+            stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+            written += 1
+    if written < count:
+        console.print(f"only {written} training instances exist; wrote them all")
+    return written

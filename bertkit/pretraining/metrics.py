@@ -1,0 +1,39 @@
+"""Held-out evaluation of pretraining: MLM accuracy and loss (and perplexity), NSP accuracy.
+
+The held-out instances are masked with static masks from the seed, so every evaluation of a
+run scores the same predictions and the numbers are comparable across steps.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+
+@torch.inference_mode()
+def evaluate_pretraining(model, features, collator, batch_size: int, accelerator) -> dict:
+    """Sums over this process's share of the batches, added up over all processes."""
+    order = np.argsort(-features.lengths, kind="stable")
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    sums = torch.zeros(5, dtype=torch.float64, device=accelerator.device)  # loss, correct, count, nsp ok, nsp n
+    for indices in batches[accelerator.process_index::accelerator.num_processes]:
+        batch = {key: value.to(accelerator.device) for key, value in collator([features[int(i)] for i in indices]).items()}
+        with accelerator.autocast():
+            output = model(**batch)
+        logits, labels = output.mlm_logits.float(), output.mlm_labels
+        sums[0] += torch.nn.functional.cross_entropy(logits, labels, reduction="sum").double()
+        sums[1] += (logits.argmax(-1) == labels).sum()
+        sums[2] += labels.numel()
+        if output.nsp_logits is not None:
+            sums[3] += (output.nsp_logits.argmax(-1) == batch["next_sentence_label"]).sum()
+            sums[4] += len(indices)
+    sums = accelerator.reduce(sums, reduction="sum") if accelerator.num_processes > 1 else sums
+    loss, correct, count, nsp_correct, nsp_count = sums.tolist()
+    mlm_loss = loss / max(count, 1)
+    metrics = {"mlm_accuracy": correct / max(count, 1), "mlm_loss": mlm_loss,
+               "perplexity": math.exp(min(mlm_loss, 50.0)), "masked_tokens": int(count)}
+    if nsp_count:
+        metrics["nsp_accuracy"] = nsp_correct / nsp_count
+    return metrics
