@@ -13,13 +13,9 @@ from pathlib import Path
 from bertkit import __version__
 from bertkit.data.writers import write_json
 from bertkit.engine import Engine
-from bertkit.modeling.loading import (
-    head_options,
-    load_pretrained,
-    load_tokenizer,
-    resolve_model_dir,
-    save_model_dir,
-)
+from bertkit.modeling.build import build_model, save_model, strategy_spec
+from bertkit.modeling.loading import load_tokenizer, resolve_model_dir
+from bertkit.modeling.strategies import count_parameters
 from bertkit.report import Reporter, metrics_table, model_card, plot_curves, print_table
 from bertkit.rundir import prepare_run_dir
 from bertkit.settings import FinetuneSettings, save_settings, settings_to_dict
@@ -33,6 +29,7 @@ def finetune(settings: FinetuneSettings) -> dict:
     model_name = resolve_model_dir(settings.model)
     # Read and check every input before anything is written, so a mistake leaves no half-made run.
     tokenizer = load_tokenizer(model_name)
+    spec = strategy_spec(settings, model_name)
     train_examples = task.read(settings.train, settings, labelled=True)
     labels = task.label_names(train_examples)
     eval_examples = task.read(settings.eval, settings, labelled=True) if settings.eval else None
@@ -57,14 +54,14 @@ def finetune(settings: FinetuneSettings) -> dict:
     from accelerate.utils import set_seed
 
     set_seed(settings.seed)
-    model = load_pretrained(task.auto_model, model_name, **head_options(labels))
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
+    model = build_model(task, model_name, labels, spec)
+    trainable, total = count_parameters(model)
     reporter.note(f"{task.name}: {len(train_examples)} training examples, {len(labels) if labels else 0} labels; "
-                  f"{trainable:,} of {total:,} parameters trainable")
+                  f"strategy {settings.strategy}: {trainable:,} of {total:,} parameters trainable "
+                  f"({100 * trainable / total:.2f}%)")
 
     info = {"bertkit_version": __version__, "task": task.name, "labels": labels, "base_model": settings.model,
-            "max_length": settings.max_length, "settings": settings_to_dict(settings)}
+            "max_length": settings.max_length, "strategy": spec, "settings": settings_to_dict(settings)}
 
     def evaluate(current_model) -> dict:
         outputs = engine.run_model(current_model, eval_features, settings.eval_batch_size, tokenizer.pad_token_id)
@@ -73,13 +70,14 @@ def finetune(settings: FinetuneSettings) -> dict:
 
     def save_best(current_model, metrics: dict) -> None:
         card = model_card(task.name, labels, info["settings"], metrics, settings.model)
-        save_model_dir(current_model, tokenizer, run_dir / "model", {**info, "metrics": scalar_metrics(metrics)}, card)
+        save_model(current_model, tokenizer, run_dir / "model", {**info, "metrics": scalar_metrics(metrics)}, card)
 
     result = engine.fit(model, train_features, run_dir=run_dir, pad_token_id=tokenizer.pad_token_id,
                         evaluate=evaluate if eval_examples is not None else None, main_metric=task.main_metric,
                         on_best=save_best, reporter=reporter)
     state = result.state
     summary = {**result.final_metrics, "best_step": state.best_step, "steps": state.step,
+               "trainable_parameters": trainable, "total_parameters": total,
                "train_seconds": round(state.train_seconds, 3), "eval_seconds": round(state.eval_seconds, 3)}
     if engine.is_main:
         write_json(run_dir / "metrics.json", {**summary, "history": state.history})

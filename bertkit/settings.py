@@ -95,6 +95,20 @@ class FinetuneSettings(TrainingSettings):
     text_pair_column: Optional[str] = opt(None, "Column holding the second text of a pair (default: detected, e.g. hypothesis).")
     label_column: Optional[str] = opt(None, "Column holding the label (default: detected, e.g. label).")
     max_length: int = opt(128, "Longest input in WordPieces; longer texts are truncated (and counted in the log).")
+    # --- strategies ---
+    strategy: str = opt("full", "What trains: full (everything), frozen (the head only), adapters (bottleneck adapters "
+                        "in every layer + head) or lora (low-rank updates via peft + head).",
+                        choices=("full", "frozen", "adapters", "lora"))
+    adapter_size: int = opt(64, "Bottleneck width of each adapter (--strategy adapters).")
+    lora_rank: int = opt(8, "Rank of the LoRA updates (--strategy lora).")
+    lora_alpha: float = opt(16.0, "LoRA scaling: updates are multiplied by alpha / rank.")
+    lora_dropout: float = opt(0.1, "Dropout on the LoRA branch's input.")
+    lora_targets: str = opt("query,key,value,dense", "Comma-separated names of the encoder's linear layers LoRA adapts.")
+    merge: bool = opt(False, "With --strategy lora: save a plain model with the updates merged in, not an adapter.")
+    layer_mix: str = opt("last", "What the head reads: the last layer, or a learned softmax-weighted sum of all layers.",
+                         choices=("last", "weighted"))
+    pooling: str = opt("cls", "One vector per text from the [CLS] token or the mean of all tokens "
+                       "(classification, nli).", choices=("cls", "mean"))
 
     def validate(self) -> None:
         super().validate()
@@ -108,6 +122,9 @@ class FinetuneSettings(TrainingSettings):
             raise BertkitError("no training file given; pass --train FILE")
         if self.max_length < 8:
             raise BertkitError(f"--max-length is {self.max_length}; it must be at least 8")
+        from bertkit.modeling.strategies import validate_strategy
+
+        validate_strategy(self)
 
 
 @dataclass
