@@ -24,7 +24,7 @@ from bertkit.errors import BertkitError
 from bertkit.modeling.adapters import add_adapters
 from bertkit.modeling.heads import add_layer_mix, add_mean_pooling
 from bertkit.modeling.loading import head_options, load_pretrained, save_model_dir
-from bertkit.modeling.lora import add_lora, load_lora, merged_copy
+from bertkit.modeling.lora import add_lora, load_lora, merged_copy, save_lora
 from bertkit.modeling.strategies import is_added, is_head, lora_targets, select_trainable, unwrap
 
 WEIGHTS_FILE = "bertkit_weights.safetensors"
@@ -82,7 +82,7 @@ def write_weights(model: nn.Module, directory: Path, spec: dict) -> None:
     state = inner.state_dict()
     extra = {name: tensor for name, tensor in state.items() if is_added(name)}
     if spec["name"] == "lora" and not spec.get("merge"):
-        model.save_pretrained(directory)  # peft: only the LoRA matrices and the head
+        save_lora(model, directory)
         inner.config.save_pretrained(directory)
     elif spec["name"] == "adapters":
         inner.config.save_pretrained(directory)

@@ -8,6 +8,7 @@ pooler is not a target: it belongs to the head, which trains in full (peft's mod
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import warnings
 from pathlib import Path
@@ -35,8 +36,7 @@ def add_lora(model: nn.Module, rank: int, alpha: float, dropout: float, targets:
 
     config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, bias="none",
                         target_modules=target_modules(model, targets), modules_to_save=head_modules(model))
-    with warnings.catch_warnings():  # peft 0.21 asks transformers 5 a deprecated question; not the user's concern
-        warnings.simplefilter("ignore", FutureWarning)
+    with quiet_peft():
         return get_peft_model(model, config)
 
 
@@ -44,13 +44,24 @@ def load_lora(model: nn.Module, directory: Path) -> nn.Module:
     """Put the saved LoRA adapter (and head) of `directory` onto a freshly loaded base `model`."""
     from peft import PeftModel
 
-    return PeftModel.from_pretrained(model, str(directory), is_trainable=False)
+    with quiet_peft():
+        return PeftModel.from_pretrained(model, str(directory), is_trainable=False)
+
+
+def save_lora(model: nn.Module, directory: Path) -> None:
+    """peft's adapter layout: adapter_config.json + adapter_model.safetensors (LoRA matrices and head)."""
+    with quiet_peft():
+        model.save_pretrained(str(directory))
+
+
+@contextlib.contextmanager
+def quiet_peft():
+    """peft 0.21 asks transformers 5 a deprecated question (is_gradient_checkpointing); not the user's concern."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
 
 
 def merged_copy(model: nn.Module) -> nn.Module:
     """A plain transformers model with the LoRA updates folded into its weights (the trained one is untouched)."""
     return copy.deepcopy(model).merge_and_unload()
-
-
-def is_lora(model: nn.Module) -> bool:
-    return unwrap(model) is not model
