@@ -58,7 +58,7 @@ def finetune_run(tiny_model, data, output, *options):
 
     result = CliRunner().invoke(app, [str(a) for a in (
         "finetune", "--model", tiny_model, "--train", data / "train.tsv", "--eval", data / "dev.tsv", "--output", output,
-        "--epochs", "3", "--batch-size", "16", "--seed", "1", *options)])
+        "--epochs", "2", "--batch-size", "16", "--seed", "1", *options)])
     assert result.exit_code == 0, result.output
     return output, result.output
 
@@ -266,6 +266,16 @@ def test_mean_pooling_on_a_token_level_head_is_refused(tiny_model):
     model = load_pretrained("AutoModelForTokenClassification", str(tiny_model), num_labels=3)
     with pytest.raises(BertkitError, match="--pooling mean"):
         add_mean_pooling(model)
+
+
+def test_mean_pooling_for_a_token_level_task_is_refused_by_the_settings(monkeypatch, tmp_path):
+    import bertkit.tasks
+    from bertkit.settings import FinetuneSettings
+
+    monkeypatch.setitem(bertkit.tasks.TASKS, "token-level", TOKEN_TASK)
+    settings = FinetuneSettings(task="token-level", model="m", train=tmp_path / "t.tsv", output=tmp_path, pooling="mean")
+    with pytest.raises(BertkitError, match="--pooling mean applies to tasks with one label per text"):
+        settings.validate()
 
 
 @pytest.mark.parametrize("options, message", [
