@@ -13,6 +13,7 @@ demonstration: "apple" as a fruit and as a phone maker.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -140,12 +141,31 @@ def add_ratios(results: dict) -> None:
             peers[theirs]["bertkit_accuracy_minus_peer"] = round(runs[ours]["accuracy"] - peers[theirs]["accuracy"], 4)
 
 
+def markdown_table(results: dict) -> str:
+    """The BENCHMARKS.md table of a results file: one row per bertkit strategy, then the peers."""
+    lines = ["| run | lr | trainable params | share | saved weights (MB) | share of full | accuracy | vs full | wall (s) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, run in results["bertkit"].items():
+        lines.append(f"| bertkit {name} | {run['learning_rate']:g} | {run['trainable']:,} | "
+                     f"{100 * run.get('trainable_share', 0):.2f}% | {run['saved_mb']:.2f} | "
+                     f"{100 * run.get('size_share_of_full', 0):.1f}% | {run['accuracy']:.4f} | "
+                     f"{100 * run.get('accuracy_minus_full', 0):+.1f} pts | {run['wall_seconds']:.0f} |")
+    for name, run in results.get("peers", {}).items():
+        lines.append(f"| {name} (peer) | {run['learning_rate']:g} | {run['trainable']:,} | | {run['saved_mb']:.2f} | | "
+                     f"{run['accuracy']:.4f} | | {run['wall_seconds']:.0f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2000, help="training rows (default 2000)")
     parser.add_argument("--only", nargs="*", choices=list(RUNS), help="run only these bertkit strategies")
     parser.add_argument("--skip-peers", action="store_true")
+    parser.add_argument("--table", type=Path, help="print the markdown table of a results file and stop")
     args = parser.parse_args()
+    if args.table:
+        print(markdown_table(json.loads(args.table.read_text())))
+        return
     require_data(MR / "train.tsv")
     work = Path(tempfile.mkdtemp(prefix="bertkit-bench-strategies-"))
     lines = (MR / "train.tsv").read_text(encoding="utf-8").splitlines()
