@@ -23,11 +23,11 @@ from common import DATA, RESULTS, minilm_dir, require_data, save_results, timer
 MR = DATA / "classification" / "mr-polarity"
 BASE = dict(epochs=1, batch_size=32, max_length=128, warmup_ratio=0.1, seed=42)
 # name -> (options, learning rate): parameter-efficient runs train few, fresh weights and want a higher rate.
-RUNS = {
+RUNS = {  # the targets' runs first: partial results are saved after each run
     "full": ({}, 1e-4),
-    "frozen": ({"strategy": "frozen"}, 1e-3),
     "adapters": ({"strategy": "adapters", "adapter_size": 64}, 1e-3),
     "lora": ({"strategy": "lora", "lora_rank": 8, "lora_alpha": 16.0}, 1e-3),
+    "frozen": ({"strategy": "frozen"}, 1e-3),
     "weighted layers": ({"layer_mix": "weighted"}, 1e-4),
     "mean pooling": ({"pooling": "mean"}, 1e-4),
 }
@@ -176,13 +176,16 @@ def main() -> None:
     for name in args.only or RUNS:
         results["bertkit"][name] = run_bertkit(name, train_file, work)
         print(name, results["bertkit"][name], flush=True)
+        add_ratios(results)
         save_results("strategies", results)  # partial results survive a later failure
     results["embed_apple"] = run_embed_demo()
     save_results("strategies", results)
     if not args.skip_peers:
-        for name, lora in (("trainer full", False), ("trainer + peft lora", True)):
+        for name, lora in (("trainer + peft lora", True), ("trainer full", False)):
             results["peers"][name] = run_trainer(train_file, work, lora)
             print(name, results["peers"][name], flush=True)
+            add_ratios(results)
+            save_results("strategies", results)
     add_ratios(results)
     print(save_results("strategies", results).read_text())
     shutil.rmtree(work, ignore_errors=True)
