@@ -22,6 +22,7 @@ from bertkit.errors import BertkitError
 from bertkit.launch import is_worker_but_not_main, launch, needs_launch
 from bertkit.rundir import remember_command
 from bertkit.settings import (
+    EmbedSettings,
     EvaluateSettings,
     FinetuneSettings,
     PredictSettings,
@@ -103,8 +104,8 @@ def help_order(settings_cls: type) -> list[dataclasses.Field]:
 
 def cli_annotation(f: dataclasses.Field) -> Any:
     kind = field_type(f)
-    if kind is list:
-        return Optional[list[Path]]
+    if kind is list:  # list[str] fields take plain strings (e.g. sentences), other lists paths
+        return Optional[list[str]] if "str" in str(f.type) else Optional[list[Path]]
     if kind is tuple:  # an option taking several values: --dump-instances 20 out.jsonl
         return Optional[tuple[tuple_types(f)]]  # type: ignore[misc]
     if kind is bool:
@@ -170,7 +171,11 @@ settings_command("finetune", FinetuneSettings, run_finetune, """Fine-tune a mode
 bertkit finetune --task classification --model MODEL_DIR --train train.tsv --eval dev.tsv --output runs/sentiment
 bertkit finetune --task nli --model MODEL_DIR --train pairs.tsv --eval dev.tsv --output runs/nli --epochs 2
 bertkit finetune --config examples/configs/sentiment.yaml --lr 3e-5
+bertkit finetune --task classification --strategy adapters --adapter-size 64 --lr 1e-3 ...
+bertkit finetune --task nli --strategy lora --lora-rank 8 --layer-mix weighted --pooling mean ...
 ```
+
+Strategies: full (default), frozen (head only), adapters, lora; see the README for when to pick which.
 
 Writes OUTPUT/model (a Hugging Face model directory plus bertkit.json), metrics.json,
 log.jsonl, settings.yaml and curves.png.
@@ -208,6 +213,23 @@ bertkit evaluate --model runs/sentiment/model test.tsv --output metrics.json
 ```
 
 Prints the task's metrics (for classification: accuracy, macro-F1 and a per-class table).
+""")
+
+
+def run_embed(settings: EmbedSettings) -> None:
+    from bertkit.embed import embed
+
+    embed(settings)
+
+
+settings_command("embed", EmbedSettings, run_embed, """Sentence vectors or a word's contextual vectors from any model directory.
+
+```
+bertkit embed --model MODEL_DIR sentences.txt --output vectors.npy --pooling mean
+bertkit embed --model MODEL_DIR --similarity --word apple "I ate an apple" "apple released a new phone" --plot apple.png
+```
+
+Vectors go to .npy or .jsonl; --similarity prints their cosine similarity matrix.
 """)
 
 

@@ -15,14 +15,9 @@ from typing import Any
 from bertkit import __version__
 from bertkit.data.writers import write_json
 from bertkit.engine import Engine
-from bertkit.modeling.loading import (
-    head_options,
-    load_pretrained,
-    load_tokenizer,
-    resolve_model_dir,
-    save_model_dir,
-    weights_format,
-)
+from bertkit.modeling.build import build_model, save_model, strategy_spec
+from bertkit.modeling.loading import load_tokenizer, resolve_model_dir, weights_format
+from bertkit.modeling.strategies import count_parameters
 from bertkit.report import Reporter, metrics_table, model_card, plot_curves, print_table
 from bertkit.rundir import prepare_run_dir
 from bertkit.settings import FinetuneSettings, save_settings, settings_to_dict
@@ -39,12 +34,14 @@ class Prepared:
     truncated: int
     eval_examples: list[Any] | None
     eval_features: list[dict] | None
+    strategy: dict  # the fine-tuning strategy as bertkit.json records it (see bertkit/modeling/build.py)
 
 
 def prepare_inputs(task, model_name: str, settings: FinetuneSettings) -> Prepared:
     """Read and check every input before anything is written, so a mistake leaves no half-made run."""
     weights_format(model_name, settings.allow_pickle)
     tokenizer = load_tokenizer(model_name)
+    spec = strategy_spec(settings, model_name)
     train_examples = task.read(settings.train, settings, labelled=True)
     labels = task.label_names(train_examples)
     eval_examples = task.read(settings.eval, settings, labelled=True) if settings.eval else None
@@ -55,7 +52,7 @@ def prepare_inputs(task, model_name: str, settings: FinetuneSettings) -> Prepare
     eval_features = None
     if eval_examples is not None:
         eval_features, _ = task.encode(eval_examples, tokenizer, settings.max_length, label2id, settings)
-    return Prepared(labels, len(train_examples), train_features, truncated, eval_examples, eval_features)
+    return Prepared(labels, len(train_examples), train_features, truncated, eval_examples, eval_features, spec)
 
 
 def start_run_dir(settings: FinetuneSettings) -> Path:
@@ -77,20 +74,20 @@ def finetune(settings: FinetuneSettings) -> dict:
     tokenizer = load_tokenizer(model_name)
     labels, eval_examples, eval_features = data.labels, data.eval_examples, data.eval_features
     set_seed(settings.seed)
-    model = load_pretrained(task.auto_model, model_name, allow_pickle=settings.allow_pickle,
-                            trust_remote_code=settings.trust_remote_code, **head_options(labels))
+    model = build_model(task, model_name, labels, data.strategy, allow_pickle=settings.allow_pickle,
+                        trust_remote_code=settings.trust_remote_code)
     run_dir = engine.on_main(lambda: start_run_dir(settings)) or settings.output
     reporter = Reporter(run_dir / "log.jsonl", enabled=engine.is_main, title=f"finetune {task.name}")
     if data.truncated:
         reporter.note(f"{data.truncated} of {data.train_count} training inputs are longer than --max-length "
                       f"{settings.max_length} and were truncated")
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
+    trainable, total = count_parameters(model)
     reporter.note(f"{task.name}: {data.train_count} training examples, {len(labels) if labels else 0} labels; "
-                  f"{trainable:,} of {total:,} parameters trainable")
+                  f"strategy {settings.strategy}: {trainable:,} of {total:,} parameters trainable "
+                  f"({100 * trainable / total:.2f}%)")
 
     info = {"bertkit_version": __version__, "task": task.name, "labels": labels, "base_model": settings.model,
-            "max_length": settings.max_length, "settings": settings_to_dict(settings)}
+            "max_length": settings.max_length, "strategy": data.strategy, "settings": settings_to_dict(settings)}
 
     def evaluate(current_model) -> dict:
         outputs = list(engine.run_model(current_model, eval_features, settings.eval_batch_size, tokenizer.pad_token_id))
@@ -103,13 +100,14 @@ def finetune(settings: FinetuneSettings) -> dict:
 
     def save_best(current_model, metrics: dict) -> None:
         card = model_card(task.name, labels, info["settings"], metrics, settings.model)
-        save_model_dir(current_model, tokenizer, run_dir / "model", {**info, "metrics": scalar_metrics(metrics)}, card)
+        save_model(current_model, tokenizer, run_dir / "model", {**info, "metrics": scalar_metrics(metrics)}, card)
 
     result = engine.fit(model, data.train_features, run_dir=run_dir, pad_token_id=tokenizer.pad_token_id,
                         evaluate=evaluate if eval_examples is not None else None, main_metric=task.main_metric,
                         on_best=save_best, reporter=reporter)
     state = result.state
     summary = {**result.final_metrics, "best_step": state.best_step, "steps": state.step,
+               "trainable_parameters": trainable, "total_parameters": total,
                "train_seconds": round(state.train_seconds, 3), "eval_seconds": round(state.eval_seconds, 3)}
     if engine.is_main:
         write_json(run_dir / "metrics.json", {**summary, "history": state.history})

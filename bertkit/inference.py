@@ -8,7 +8,10 @@ from typing import Any
 from bertkit.data.writers import write_json, write_records
 from bertkit.engine import Engine
 from bertkit.errors import BertkitError
-from bertkit.modeling.loading import load_pretrained, load_tokenizer, read_bertkit_file, resolve_model_dir
+from bertkit.modeling.build import load_model
+from bertkit.modeling.heads import layer_weights
+from bertkit.modeling.loading import load_tokenizer, read_bertkit_file, resolve_model_dir
+from bertkit.modeling.strategies import unwrap
 from bertkit.report import console, metrics_table, print_table
 from bertkit.settings import EvaluateSettings, PredictSettings
 from bertkit.tasks import get_task
@@ -36,8 +39,7 @@ def load_finetuned(settings: PredictSettings) -> Finetuned:
         raise BertkitError(f"{model_dir}/bertkit.json: no task recorded; re-run the fine-tuning")
     task = get_task(info["task"])
     tokenizer = load_tokenizer(model_dir)
-    model = load_pretrained(task.auto_model, model_dir, allow_pickle=settings.allow_pickle,
-                            trust_remote_code=settings.trust_remote_code)
+    model = load_model(model_dir, info, allow_pickle=settings.allow_pickle, trust_remote_code=settings.trust_remote_code)
     check_labels_match(model_dir, info, model)
     engine = Engine(settings)
     model.to(engine.accelerator.device)
@@ -83,8 +85,24 @@ def evaluate_file(settings: EvaluateSettings) -> dict:
     print_table(metrics_table(metrics, title=f"{task.name}: {settings.input}"))
     if hasattr(task, "metrics_table"):
         print_table(task.metrics_table(metrics))
+    mix = layer_weights(unwrap(finetuned.model))
+    if mix is not None:
+        print_table(layer_weights_table(mix))
+        metrics["layer_weights"] = mix
     if settings.predictions:
         write_records(settings.predictions, (task.prediction_record(e, p) for e, p in zip(examples, predictions)))
     if settings.output:
         write_json(settings.output, metrics)
     return metrics
+
+
+def layer_weights_table(mix: dict):
+    """The learned weight of each hidden state (0: embeddings) in a weighted layer mix."""
+    from rich.table import Table
+
+    table = Table(title=f"learned layer weights (scale {mix['scale']:.3f})", title_justify="left")
+    table.add_column("layer")
+    table.add_column("weight", justify="right")
+    for index, weight in enumerate(mix["weights"]):
+        table.add_row("embeddings" if index == 0 else str(index), f"{weight:.4f}")
+    return table

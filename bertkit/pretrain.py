@@ -151,7 +151,8 @@ def make_model(settings: PretrainSettings, tokenizer, base: str | None):
 
     set_seed(settings.seed)
     if base:
-        model = load_pretrained("BertForPreTraining", base)
+        model = load_pretrained("BertForPreTraining", base, allow_pickle=settings.allow_pickle,
+                                trust_remote_code=settings.trust_remote_code)
         if model.config.vocab_size < len(tokenizer):
             model.resize_token_embeddings(len(tokenizer))
         return model

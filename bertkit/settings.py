@@ -123,6 +123,20 @@ class FinetuneSettings(TrainingSettings):
     text_pair_column: Optional[str] = opt(None, "Column holding the second text of a pair (default: detected, e.g. hypothesis).")
     label_column: Optional[str] = opt(None, "Column holding the label (default: detected, e.g. label).")
     max_length: int = opt(128, "Longest input in WordPieces; longer texts are truncated (and counted in the log).")
+    # --- strategies ---
+    strategy: str = opt("full", "What trains: full (everything), frozen (the head only), adapters (bottleneck adapters "
+                        "in every layer + head) or lora (low-rank updates via peft + head).",
+                        choices=("full", "frozen", "adapters", "lora"))
+    adapter_size: int = opt(64, "Bottleneck width of each adapter (--strategy adapters).")
+    lora_rank: int = opt(8, "Rank of the LoRA updates (--strategy lora).")
+    lora_alpha: float = opt(16.0, "LoRA scaling: updates are multiplied by alpha / rank.")
+    lora_dropout: float = opt(0.1, "Dropout on the LoRA branch's input.")
+    lora_targets: str = opt("query,key,value,dense", "Comma-separated names of the encoder's linear layers LoRA adapts.")
+    merge: bool = opt(False, "With --strategy lora: save a plain model with the updates merged in, not an adapter.")
+    layer_mix: str = opt("last", "What the head reads: the last layer, or a learned softmax-weighted sum of all layers.",
+                         choices=("last", "weighted"))
+    pooling: str = opt("cls", "One vector per text from the [CLS] token or the mean of all tokens "
+                       "(classification, nli).", choices=("cls", "mean"))
 
     def validate(self) -> None:
         super().validate()
@@ -136,6 +150,9 @@ class FinetuneSettings(TrainingSettings):
             raise BertkitError("no training file given; pass --train FILE")
         if self.max_length < 8:
             raise BertkitError(f"--max-length is {self.max_length}; it must be at least 8")
+        from bertkit.modeling.strategies import validate_strategy
+
+        validate_strategy(self)
 
 
 @dataclass
@@ -277,6 +294,46 @@ def parse_duration(text: str) -> float:
     if not parts or "".join(n + u for n, u in parts) != cleaned:
         raise BertkitError(f"--time-budget is '{text}'; give a duration such as 90s, 30m, 2h or 1h30m")
     return sum(float(number) * {"h": 3600, "m": 60, "s": 1}[unit] for number, unit in parts)
+
+
+@dataclass
+class EmbedSettings(RunSettings):
+    """``bertkit embed``: sentence vectors or contextual word vectors, and their similarities."""
+
+    # --- embed ---
+    inputs: list[str] = opt([], "A file of texts (txt one per line, csv, tsv, jsonl; - for stdin), or the texts "
+                            "themselves.", argument=True)
+    model: str = opt("", "Model directory: a pretrained model, or the model/ folder of a fine-tuning run.", short="-m")
+    output: Optional[Path] = opt(None, "Write the vectors to .npy (a float32 matrix) or .jsonl (text + vector).", short="-o")
+    pooling: str = opt("mean", "Sentence vector: mean of the token vectors, or the [CLS] vector.", choices=("cls", "mean"))
+    layer: int = opt(-1, "Which layer's vectors: -1 the last (what a task head reads), 0 the embeddings, N layer N.")
+    normalize: bool = opt(False, "Scale every vector to unit length.")
+    word: Optional[str] = opt(None, "Take this word's contextual vector in each input instead of a sentence vector.")
+    similarity: bool = opt(False, "Print the cosine similarity matrix of the vectors as a table.")
+    plot: Optional[Path] = opt(None, "With --similarity: also draw the matrix as a heat map (PNG).")
+    text_column: Optional[str] = opt(None, "Column holding the text in csv/tsv/jsonl input (default: detected).")
+    batch_size: int = opt(64, "Inputs per batch (batches are sorted by length internally).")
+    max_length: int = opt(512, "Longest input in WordPieces; longer texts are truncated.")
+    precision: str = opt("auto", "Arithmetic: auto (bf16 on GPU, fp32 on CPU), fp32, bf16 or fp16.",
+                         choices=("auto", "fp32", "bf16", "fp16"))
+
+    def validate(self) -> None:
+        if not self.inputs:
+            raise BertkitError("no input given; pass a file of texts, - for stdin, or the texts themselves")
+        if not self.model:
+            raise BertkitError("no model given; pass --model DIR (a pretrained or fine-tuned model directory)")
+        if self.pooling not in ("cls", "mean"):
+            raise BertkitError(f"--pooling is '{self.pooling}'; choose cls or mean")
+        if self.output is None and not self.similarity:
+            raise BertkitError("nothing to do; pass --output FILE.npy|.jsonl for the vectors, or --similarity")
+        if self.output is not None and self.output.suffix not in (".npy", ".jsonl"):
+            raise BertkitError(f"--output {self.output}: write vectors to a .npy or .jsonl file")
+        if self.plot is not None and not self.similarity:
+            raise BertkitError("--plot draws the similarity matrix; add --similarity")
+        if self.word is not None and not self.word.strip():
+            raise BertkitError("--word is empty; give the word to find in each input")
+        if self.batch_size < 1 or self.max_length < 8:
+            raise BertkitError("--batch-size must be at least 1 and --max-length at least 8")
 
 
 def flag(name: str) -> str:

@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from bertkit.atomic import publish_directory, writing
 from bertkit.errors import BertkitError
@@ -116,14 +116,22 @@ def read_bertkit_file(model_dir: str) -> dict:
         raise BertkitError(f"{path}: damaged (not valid JSON); re-run the fine-tuning or restore the file") from None
 
 
-def save_model_dir(model, tokenizer, target: Path, info: dict, card: str) -> None:
-    """Write model/ completely in a temporary directory, then move it into place (see bertkit.atomic)."""
+def save_model_dir(model, tokenizer, target: Path, info: dict, card: str,
+                   write_weights: Callable[[Path], None] | None = None) -> None:
+    """Write model/ completely in a temporary directory, then move it into place (see bertkit.atomic).
+
+    `write_weights(directory)` writes the weights when a plain `save_pretrained` is not the layout
+    (see bertkit/modeling/build.py)."""
     temporary = target.with_name(f".{target.name}.tmp")
     if temporary.exists():
         shutil.rmtree(temporary)
     kept = f"the previous {target.name}/ is intact" if target.exists() else f"no {target.name}/ was written"
     with writing(temporary, f"{target.name}/", kept):
-        model.save_pretrained(temporary, safe_serialization=True)
+        if write_weights is None:
+            model.save_pretrained(temporary, safe_serialization=True)
+        else:
+            temporary.mkdir(parents=True)
+            write_weights(temporary)
         tokenizer.save_pretrained(temporary)
         (temporary / BERTKIT_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         (temporary / "README.md").write_text(card, encoding="utf-8")
