@@ -23,7 +23,7 @@ from bertkit.modeling.loading import (
 from bertkit.report import Reporter, metrics_table, model_card, plot_curves, print_table
 from bertkit.rundir import prepare_run_dir
 from bertkit.settings import FinetuneSettings, save_settings, settings_to_dict
-from bertkit.tasks import get_task
+from bertkit.tasks import get_task, main_metric
 
 
 def finetune(settings: FinetuneSettings) -> dict:
@@ -45,6 +45,7 @@ def finetune(settings: FinetuneSettings) -> dict:
     reporter = Reporter(run_dir / "log.jsonl", enabled=engine.is_main, title=f"finetune {task.name}")
 
     label2id = {label: i for i, label in enumerate(labels)} if labels else None
+    metric = main_metric(task, labels)
     train_features, truncated = task.encode(train_examples, tokenizer, settings.max_length, label2id, settings)
     if truncated:
         reporter.note(f"{truncated} of {len(train_examples)} training inputs are longer than --max-length "
@@ -76,14 +77,14 @@ def finetune(settings: FinetuneSettings) -> dict:
         save_model_dir(current_model, tokenizer, run_dir / "model", {**info, "metrics": scalar_metrics(metrics)}, card)
 
     result = engine.fit(model, train_features, run_dir=run_dir, pad_token_id=tokenizer.pad_token_id,
-                        evaluate=evaluate if eval_examples is not None else None, main_metric=task.main_metric,
+                        evaluate=evaluate if eval_examples is not None else None, main_metric=metric,
                         on_best=save_best, reporter=reporter)
     state = result.state
     summary = {**result.final_metrics, "best_step": state.best_step, "steps": state.step,
                "train_seconds": round(state.train_seconds, 3), "eval_seconds": round(state.eval_seconds, 3)}
     if engine.is_main:
         write_json(run_dir / "metrics.json", {**summary, "history": state.history})
-        plot_curves(run_dir / "log.jsonl", run_dir / "curves.png", task.main_metric)
+        plot_curves(run_dir / "log.jsonl", run_dir / "curves.png", metric)
         print_table(metrics_table(scalar_metrics(summary), title=f"{task.name}: final evaluation"))
         if eval_examples is not None and hasattr(task, "metrics_table"):
             print_table(task.metrics_table(result.final_metrics))

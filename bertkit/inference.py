@@ -35,11 +35,20 @@ def load_finetuned(settings: PredictSettings) -> Finetuned:
     if "task" not in info:
         raise BertkitError(f"{model_dir}/bertkit.json: no task recorded; re-run the fine-tuning")
     task = get_task(info["task"])
+    inherit_settings(settings, info, getattr(task, "inherited_settings", ()))
     tokenizer = load_tokenizer(model_dir)
     model = load_pretrained(task.auto_model, model_dir)
     engine = Engine(settings)
     model.to(engine.accelerator.device)
     return Finetuned(task, info, model, tokenizer, engine)
+
+
+def inherit_settings(settings: PredictSettings, info: dict, names: tuple[str, ...]) -> None:
+    """Settings left unset (None) take the value the model was trained with (e.g. tagging's --tag-field)."""
+    trained = info.get("settings") or {}
+    for name in names:
+        if getattr(settings, name, None) is None and trained.get(name) is not None:
+            setattr(settings, name, trained[name])
 
 
 def run_predictions(finetuned: Finetuned, examples: list, settings: PredictSettings) -> list:
