@@ -88,6 +88,14 @@ def test_sentence_longer_than_the_window_loses_no_word(ner_run, cli, tmp_path):
     assert agreement >= 0.9
 
 
+def test_saved_model_loads_in_transformers_pipeline(ner_run):
+    from transformers import pipeline
+
+    tagger = pipeline("token-classification", model=str(ner_run / "model"))
+    assert {item["entity"] for item in tagger("Anna Berg flew to Oslo .")} <= {"B-PER", "I-PER", "B-LOC", "I-LOC",
+                                                                                "B-ORG", "I-ORG", "O"}
+
+
 def test_unseen_tag_and_bad_line_are_one_line_errors(ner_run, cli, tmp_path):
     unseen = tmp_path / "unseen.conll"
     unseen.write_text("Paris\tB-LOC\nrocks\tB-MISC\n")
