@@ -110,7 +110,7 @@ class FinetuneSettings(TrainingSettings):
             raise BertkitError("no training file given; pass --train FILE")
         if self.max_length < 8:
             raise BertkitError(f"--max-length is {self.max_length}; it must be at least 8")
-        validate_tagging(self)
+        validate_tagging(self, window=self.task == "tagging")
 
     # --- tagging ---
     tag_column: Optional[int] = opt(None, "Tagging, CoNLL files: the column holding the tag, counting the word as 1 "
@@ -167,8 +167,9 @@ class EvaluateSettings(PredictSettings):
     label_column: Optional[str] = opt(None, "Column holding the label (default: detected).")
 
 
-def validate_tagging(settings) -> None:
-    """Checks of the tagging options (present on finetune, predict and evaluate settings)."""
+def validate_tagging(settings, window: bool = True) -> None:
+    """Checks of the tagging options (present on finetune, predict and evaluate settings); `window`: also
+    check --stride against --max-length (when either is left to the trained model, the encoder caps the stride)."""
     if settings.tag_column is not None and settings.tag_column < 2:
         raise BertkitError(f"--tag-column is {settings.tag_column}; the word is column 1, so give 2 or more")
     if settings.tag_field is not None and settings.tag_field not in TAG_FIELDS:
@@ -176,7 +177,7 @@ def validate_tagging(settings) -> None:
     if settings.stride is not None:
         if settings.stride < 0:
             raise BertkitError(f"--stride is {settings.stride}; it cannot be negative")
-        if settings.max_length and settings.stride > settings.max_length // 2 - 2:
+        if window and settings.max_length and settings.stride > settings.max_length // 2 - 2:
             raise BertkitError(f"--stride is {settings.stride}; with --max-length {settings.max_length} it can be at "
                                f"most {settings.max_length // 2 - 2} (windows must move on by half their length)")
 

@@ -124,3 +124,14 @@ def test_conllu_training_uses_the_chosen_field(tiny_model, cli, tmp_path):
     assert "token_accuracy" in json.loads((output / "metrics.json").read_text())
     evaluated = cli("evaluate", "--model", output / "model", train)  # --tag-field comes from training
     assert evaluated.exit_code == 0, evaluated.output
+
+
+def test_tagging_options_are_checked_before_anything_runs(tiny_model, cli, tmp_path):
+    common = ("finetune", "--model", tiny_model, "--train", TAGGING / "train.conll", "--output", tmp_path / "run")
+    result = cli(*common, "--task", "tagging", "--max-length", "32", "--stride", "20")
+    assert result.exit_code == 2 and "--stride is 20; with --max-length 32 it can be at most 14" in result.stderr
+    result = cli(*common, "--task", "tagging", "--tag-field", "lemma")
+    assert result.exit_code == 2 and "--tag-field is 'lemma'; choose one of: upos, xpos, deprel, feats" in result.stderr
+    result = cli(*common, "--task", "tagging", "--tag-column", "1")
+    assert result.exit_code == 2 and "--tag-column is 1" in result.stderr
+    assert not (tmp_path / "run").exists()
