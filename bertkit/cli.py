@@ -170,6 +170,7 @@ settings_command("finetune", FinetuneSettings, run_finetune, """Fine-tune a mode
 ```
 bertkit finetune --task classification --model MODEL_DIR --train train.tsv --eval dev.tsv --output runs/sentiment
 bertkit finetune --task nli --model MODEL_DIR --train pairs.tsv --eval dev.tsv --output runs/nli --epochs 2
+bertkit finetune --task tagging --model MODEL_DIR --train train.conllu --eval dev.conllu --tag-field upos --output runs/pos
 bertkit finetune --config examples/configs/sentiment.yaml --lr 3e-5
 bertkit finetune --task classification --strategy adapters --adapter-size 64 --lr 1e-3 ...
 bertkit finetune --task nli --strategy lora --lora-rank 8 --layer-mix weighted --pooling mean ...
@@ -203,7 +204,8 @@ bertkit predict --model runs/sentiment/model inputs.txt --output predictions.jso
 cat inputs.txt | bertkit predict --model runs/sentiment/model - --output predictions.csv
 ```
 
-For NLI, a txt input holds the two texts of a pair separated by a tab.
+For NLI, a txt input holds the two texts of a pair separated by a tab. For tagging, input is
+CoNLL, CoNLL-U, jsonl tokens, or raw text lines (txt); `--output tags.conll` writes word<TAB>tag.
 """)
 
 settings_command("evaluate", EvaluateSettings, run_evaluate, """Score a fine-tuned model on a labelled file.
@@ -212,7 +214,8 @@ settings_command("evaluate", EvaluateSettings, run_evaluate, """Score a fine-tun
 bertkit evaluate --model runs/sentiment/model test.tsv --output metrics.json
 ```
 
-Prints the task's metrics (for classification: accuracy, macro-F1 and a per-class table).
+Prints the task's metrics (for classification: accuracy, macro-F1 and a per-class table; for
+tagging: token accuracy and, for BIO/BIOES tags, entity precision/recall/F1 and a per-type table).
 """)
 
 

@@ -21,7 +21,7 @@ from bertkit.modeling.strategies import count_parameters
 from bertkit.report import Reporter, metrics_table, model_card, plot_curves, print_table
 from bertkit.rundir import prepare_run_dir
 from bertkit.settings import FinetuneSettings, save_settings, settings_to_dict
-from bertkit.tasks import get_task
+from bertkit.tasks import get_task, main_metric
 
 
 @dataclass
@@ -73,6 +73,7 @@ def finetune(settings: FinetuneSettings) -> dict:
     data = engine.prepare_once(lambda: prepare_inputs(task, model_name, settings))
     tokenizer = load_tokenizer(model_name)
     labels, eval_examples, eval_features = data.labels, data.eval_examples, data.eval_features
+    metric = main_metric(task, labels)
     set_seed(settings.seed)
     model = build_model(task, model_name, labels, data.strategy, allow_pickle=settings.allow_pickle,
                         trust_remote_code=settings.trust_remote_code)
@@ -103,7 +104,7 @@ def finetune(settings: FinetuneSettings) -> dict:
         save_model(current_model, tokenizer, run_dir / "model", {**info, "metrics": scalar_metrics(metrics)}, card)
 
     result = engine.fit(model, data.train_features, run_dir=run_dir, pad_token_id=tokenizer.pad_token_id,
-                        evaluate=evaluate if eval_examples is not None else None, main_metric=task.main_metric,
+                        evaluate=evaluate if eval_examples is not None else None, main_metric=metric,
                         on_best=save_best, reporter=reporter)
     state = result.state
     summary = {**result.final_metrics, "best_step": state.best_step, "steps": state.step,
@@ -111,7 +112,7 @@ def finetune(settings: FinetuneSettings) -> dict:
                "train_seconds": round(state.train_seconds, 3), "eval_seconds": round(state.eval_seconds, 3)}
     if engine.is_main:
         write_json(run_dir / "metrics.json", {**summary, "history": state.history})
-        plot_curves(run_dir / "log.jsonl", run_dir / "curves.png", task.main_metric)
+        plot_curves(run_dir / "log.jsonl", run_dir / "curves.png", metric)
         print_table(metrics_table(scalar_metrics(summary), title=f"{task.name}: final evaluation"))
         if eval_examples is not None and hasattr(task, "metrics_table"):
             print_table(task.metrics_table(result.final_metrics))

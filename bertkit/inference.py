@@ -38,6 +38,7 @@ def load_finetuned(settings: PredictSettings) -> Finetuned:
     if "task" not in info:
         raise BertkitError(f"{model_dir}/bertkit.json: no task recorded; re-run the fine-tuning")
     task = get_task(info["task"])
+    inherit_settings(settings, info, getattr(task, "inherited_settings", ()))
     tokenizer = load_tokenizer(model_dir)
     model = load_model(model_dir, info, allow_pickle=settings.allow_pickle, trust_remote_code=settings.trust_remote_code)
     check_labels_match(model_dir, info, model)
@@ -52,6 +53,14 @@ def check_labels_match(model_dir: str, info: dict, model) -> None:
     if labels and getattr(model.config, "num_labels", len(labels)) != len(labels):
         raise BertkitError(f"{model_dir}/bertkit.json: lists {len(labels)} labels but the model has "
                            f"{model.config.num_labels} outputs; the directory mixes two runs, copy model/ again")
+
+
+def inherit_settings(settings: PredictSettings, info: dict, names: tuple[str, ...]) -> None:
+    """Settings left unset (None) take the value the model was trained with (e.g. tagging's --tag-field)."""
+    trained = info.get("settings") or {}
+    for name in names:
+        if getattr(settings, name, None) is None and trained.get(name) is not None:
+            setattr(settings, name, trained[name])
 
 
 def run_predictions(finetuned: Finetuned, examples: list, settings: PredictSettings) -> list:

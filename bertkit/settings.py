@@ -19,6 +19,8 @@ from typing import Any, Optional
 
 from bertkit.errors import BertkitError
 
+TAG_FIELDS = ("upos", "xpos", "deprel", "feats")  # the CoNLL-U fields that tagging can learn
+
 
 def opt(default: Any, help: str, *, short: str | None = None, argument: bool = False, choices: tuple | None = None,
         off: str | None = None):
@@ -153,6 +155,16 @@ class FinetuneSettings(TrainingSettings):
         from bertkit.modeling.strategies import validate_strategy
 
         validate_strategy(self)
+        validate_tagging(self, window=self.task == "tagging")
+
+    # --- tagging ---
+    tag_column: Optional[int] = opt(None, "Tagging, CoNLL files: the column holding the tag, counting the word as 1 "
+                                    "(default: the last column).")
+    tag_field: str = opt("upos", "Tagging, CoNLL-U files: the field that is the tag.", choices=TAG_FIELDS)
+    label_all_tokens: bool = opt(False, "Tagging: train on every WordPiece of a word, not only the first "
+                                 "(B-X becomes I-X after the first piece); metrics stay per word.")
+    stride: int = opt(32, "Tagging: a sentence longer than --max-length is cut into windows that share this many "
+                      "WordPieces; each word is read where it has the most context.")
 
 
 @dataclass
@@ -161,7 +173,8 @@ class PredictSettings(RunSettings):
 
     input: Optional[Path] = opt(None, "Input file (txt one input per line, csv, tsv, jsonl, ...), or - for stdin.", argument=True)
     model: str = opt("", "Fine-tuned model directory (runs/NAME/model).", short="-m")
-    output: Optional[Path] = opt(None, "Output file: .jsonl (default), .csv or .tsv; - for stdout.", short="-o")
+    output: Optional[Path] = opt(None, "Output file: .jsonl (default), .csv, .tsv or (tagging) .conll; - for stdout.",
+                                 short="-o")
     batch_size: int = opt(64, "Inputs per batch (batches are sorted by length internally).")
     text_column: Optional[str] = opt(None, "Column holding the text (default: detected).")
     text_pair_column: Optional[str] = opt(None, "Column holding the second text of a pair (default: detected).")
@@ -179,6 +192,15 @@ class PredictSettings(RunSettings):
             raise BertkitError(f"--batch-size is {self.batch_size}; it must be at least 1")
         if self.max_length < 0:
             raise BertkitError(f"--max-length is {self.max_length}; it cannot be negative")
+        validate_tagging(self)
+
+    # --- tagging ---
+    tag_column: Optional[int] = opt(None, "Tagging, CoNLL files: the column holding the tag, counting the word as 1 "
+                                    "(default: the last column).")
+    tag_field: Optional[str] = opt(None, "Tagging, CoNLL-U files: the field that is the tag (default: as in "
+                                   "training).", choices=TAG_FIELDS)
+    stride: Optional[int] = opt(None, "Tagging: WordPieces shared by the windows of a sentence longer than "
+                                "--max-length (default: as in training).")
 
 
 @dataclass
@@ -334,6 +356,21 @@ class EmbedSettings(RunSettings):
             raise BertkitError("--word is empty; give the word to find in each input")
         if self.batch_size < 1 or self.max_length < 8:
             raise BertkitError("--batch-size must be at least 1 and --max-length at least 8")
+
+
+def validate_tagging(settings, window: bool = True) -> None:
+    """Checks of the tagging options (present on finetune, predict and evaluate settings); `window`: also
+    check --stride against --max-length (when either is left to the trained model, the encoder caps the stride)."""
+    if settings.tag_column is not None and settings.tag_column < 2:
+        raise BertkitError(f"--tag-column is {settings.tag_column}; the word is column 1, so give 2 or more")
+    if settings.tag_field is not None and settings.tag_field not in TAG_FIELDS:
+        raise BertkitError(f"--tag-field is '{settings.tag_field}'; choose one of: {', '.join(TAG_FIELDS)}")
+    if settings.stride is not None:
+        if settings.stride < 0:
+            raise BertkitError(f"--stride is {settings.stride}; it cannot be negative")
+        if window and settings.max_length and settings.stride > settings.max_length // 2 - 2:
+            raise BertkitError(f"--stride is {settings.stride}; with --max-length {settings.max_length} it can be at "
+                               f"most {settings.max_length // 2 - 2} (windows must move on by half their length)")
 
 
 def flag(name: str) -> str:

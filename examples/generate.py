@@ -3,8 +3,9 @@
     python examples/generate.py
 
 Everything here is made up from the word lists below: short product and film reviews for
-sentiment classification, sentence pairs for NLI, and a small corpus of short "documents"
-(blank-line separated, one sentence per line) for pretraining and tokenizer training.
+sentiment classification, sentence pairs for NLI, a small corpus of short "documents"
+(blank-line separated, one sentence per line) for pretraining and tokenizer training, and
+sentences with person/place/organisation names tagged in BIO style (word<TAB>tag) for tagging.
 """
 
 from __future__ import annotations
@@ -97,6 +98,43 @@ def corpus(rng: random.Random, documents: int) -> str:
     return "\n\n".join(blocks) + "\n"
 
 
+PERSONS = ["Anna Berg", "Tom", "Maria Lopez", "Ken Sato", "Olga", "Peter van Dam", "Lucy Moss", "Ivan Petrov",
+           "Sara", "Jonas Holm", "Amir Khan", "Nora Wells"]
+PLACES_NAMED = ["Paris", "Oslo", "New Harbor", "Lima", "Kyoto", "Cape Town", "Berlin", "Port Elias", "Quebec",
+                "Dublin", "San Miro", "Tallinn"]
+ORGANISATIONS = ["Acme Corp", "Northwind", "Blue Fox Bank", "Globex", "Initech Labs", "Umbra Studios",
+                 "Helios Energy", "Red Cross Society", "Vantor", "Pinewood Press"]
+TAG_TEMPLATES = ["{PER} works for {ORG} in {LOC} .", "yesterday {PER} flew to {LOC} .",
+                 "{ORG} opened a new office in {LOC} .", "{PER} met {PER} at a party near {LOC} .",
+                 "the weather in {LOC} was cold and wet .", "{PER} said that {ORG} will hire more people .",
+                 "after the match , {PER} went home to {LOC} .", "{ORG} and {ORG} signed a deal on friday .",
+                 "nobody in {LOC} had heard of {ORG} before .", "we visited {LOC} with {PER} last summer ."]
+TAG_NAMES = {"PER": PERSONS, "LOC": PLACES_NAMED, "ORG": ORGANISATIONS}
+
+
+def tagged_sentence(rng: random.Random) -> list[tuple[str, str]]:
+    """One sentence as (word, BIO tag) pairs: names from the lists above, tagged B-TYPE then I-TYPE."""
+    pairs = []
+    for word in rng.choice(TAG_TEMPLATES).split():
+        if word.startswith("{"):
+            kind = word[1:-1]
+            name = rng.choice(TAG_NAMES[kind]).split()
+            pairs.extend((part, ("B-" if i == 0 else "I-") + kind) for i, part in enumerate(name))
+        else:
+            pairs.append((word, "O"))
+    return pairs
+
+
+def write_tagging(rng: random.Random, folder: Path) -> None:
+    folder.mkdir(exist_ok=True)
+    for name, count in (("train", 400), ("dev", 100)):
+        blocks = ("".join(f"{word}\t{tag}\n" for word, tag in tagged_sentence(rng)) for _ in range(count))
+        (folder / f"{name}.conll").write_text("\n".join(blocks), encoding="utf-8")
+    lines = (" ".join(word for word, _ in tagged_sentence(rng)).replace(" .", ".").replace(" ,", ",")
+             for _ in range(20))
+    (folder / "sentences.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def main() -> None:
     rng = random.Random(1234)
     sentiment = HERE / "sentiment"
@@ -115,6 +153,8 @@ def main() -> None:
         write_tsv(nli / f"{name}.tsv", ["premise", "hypothesis", "label"], [nli_pair(rng) for _ in range(count)])
     (HERE / "corpus").mkdir(exist_ok=True)
     (HERE / "corpus" / "stories.txt").write_text(corpus(rng, 300), encoding="utf-8")
+    # A generator of its own, so adding data sets never changes the files above.
+    write_tagging(random.Random(2024), HERE / "tagging")
 
 
 if __name__ == "__main__":

@@ -47,12 +47,14 @@ def write_json(path: Path | str, data: Any) -> None:
 
 
 def write_records(path: Path | str, records: Iterable[dict], fmt: str | None = None) -> int:
-    """Write prediction records as jsonl (default), csv or tsv; nested values become JSON strings in csv/tsv."""
+    """Write prediction records as jsonl (default), csv, tsv or conll; nested values become JSON strings in csv/tsv."""
     fmt = fmt or OUTPUT_FORMATS.get(Path(str(path)).suffix.lower(), "jsonl")
-    if fmt not in ("jsonl", "csv", "tsv"):
-        raise BertkitError(f"{path}: cannot write '{fmt}' here; use .jsonl, .csv or .tsv")
+    if fmt not in ("jsonl", "csv", "tsv", "conll"):
+        raise BertkitError(f"{path}: cannot write '{fmt}' here; use .jsonl, .csv, .tsv or .conll")
     count = 0
     with atomic_output(path) as stream:
+        if fmt == "conll":
+            return write_conll(stream, records, path)
         if fmt == "jsonl":
             for record in records:
                 stream.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -68,4 +70,16 @@ def write_records(path: Path | str, records: Iterable[dict], fmt: str | None = N
                 writer.writeheader()
             writer.writerow(flat)
             count += 1
+    return count
+
+
+def write_conll(stream: TextIO, records: Iterable[dict], path: Path | str) -> int:
+    """word<TAB>tag per line and a blank line after each record; records need `tokens` and `tags` lists."""
+    count = 0
+    for record in records:
+        if not isinstance(record.get("tokens"), list) or not isinstance(record.get("tags"), list):
+            raise BertkitError(f"{path}: .conll output needs per-word tags (a tagging model); use .jsonl, .csv or .tsv")
+        stream.writelines(f"{token}\t{tag}\n" for token, tag in zip(record["tokens"], record["tags"]))
+        stream.write("\n")
+        count += 1
     return count

@@ -22,10 +22,11 @@ def classification_metrics(gold: list[str], predicted: list[str], labels: list[s
     return {"accuracy": correct / len(gold) if gold else 0.0, "macro_f1": macro_f1, "per_class": per_class}
 
 
-def per_class_table(metrics: dict) -> Table:
-    table = Table(title="Per class", title_justify="left")
-    for column in ("label", "precision", "recall", "f1", "support"):
-        table.add_column(column, justify="left" if column == "label" else "right")
+def per_class_table(metrics: dict, title: str = "Per class", first_column: str = "label") -> Table:
+    """A precision/recall/F1/support table of `metrics["per_class"]` (also used for tags and entity types)."""
+    table = Table(title=title, title_justify="left")
+    for column in (first_column, "precision", "recall", "f1", "support"):
+        table.add_column(column, justify="left" if column == first_column else "right")
     for label, row in metrics["per_class"].items():
         table.add_row(label, f"{row['precision']:.4f}", f"{row['recall']:.4f}", f"{row['f1']:.4f}", str(row["support"]))
     return table

