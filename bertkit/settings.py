@@ -216,8 +216,9 @@ def validate_choices(settings: Any) -> None:
     """Options with a fixed set of values (their `choices`) hold one of them."""
     for f in dataclasses.fields(settings):
         choices = f.metadata.get("choices")
-        if choices and getattr(settings, f.name) not in choices:
-            raise BertkitError(f"{flag(f.name)} is '{getattr(settings, f.name)}'; choose one of: {', '.join(choices)}")
+        value = getattr(settings, f.name)
+        if choices and value is not None and value not in choices:  # None: left to the model or the task
+            raise BertkitError(f"{flag(f.name)} is '{value}'; choose one of: {', '.join(choices)}")
 
 
 def validate_launch(s: TrainingSettings) -> None:

@@ -48,9 +48,11 @@ def write_json(path: Path | str, data: Any) -> None:
 
 def write_records(path: Path | str, records: Iterable[dict], fmt: str | None = None) -> int:
     """Write prediction records as jsonl (default), csv, tsv or conll; nested values become JSON strings in csv/tsv."""
-    fmt = fmt or OUTPUT_FORMATS.get(Path(str(path)).suffix.lower(), "jsonl")
+    suffix = Path(str(path)).suffix.lower()
+    # No extension (or stdout) means jsonl; an extension we do not write is a mistake, not a silent jsonl.
+    fmt = fmt or (OUTPUT_FORMATS.get(suffix, suffix) if suffix else "jsonl")
     if fmt not in ("jsonl", "csv", "tsv", "conll"):
-        raise BertkitError(f"{path}: cannot write '{fmt}' here; use .jsonl, .csv, .tsv or .conll")
+        raise BertkitError(f"{path}: cannot write '{fmt}' files; use .jsonl, .csv, .tsv or .conll")
     count = 0
     with atomic_output(path) as stream:
         if fmt == "conll":
