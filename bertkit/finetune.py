@@ -25,16 +25,22 @@ from bertkit.rundir import prepare_run_dir
 from bertkit.settings import FinetuneSettings, save_settings, settings_to_dict
 from bertkit.tasks import get_task
 
+DEFAULT_MAX_LENGTH = 128  # for tasks that do not name their own default_max_length
+
 
 def finetune(settings: FinetuneSettings) -> dict:
     """Fine-tune `settings.model` on `settings.train`; returns the final evaluation metrics."""
     settings.validate()
     task = get_task(settings.task)
+    if settings.max_length is None:
+        settings.max_length = getattr(task, "default_max_length", DEFAULT_MAX_LENGTH)
     model_name = resolve_model_dir(settings.model)
     # Read and check every input before anything is written, so a mistake leaves no half-made run.
     tokenizer = load_tokenizer(model_name)
     train_examples = task.read(settings.train, settings, labelled=True)
     labels = task.label_names(train_examples)
+    if hasattr(task, "configure"):
+        task.configure(settings, train_examples)
     eval_examples = task.read(settings.eval, settings, labelled=True) if settings.eval else None
     if eval_examples is not None:
         task.check_labels(eval_examples, labels)
@@ -66,14 +72,20 @@ def finetune(settings: FinetuneSettings) -> dict:
     info = {"bertkit_version": __version__, "task": task.name, "labels": labels, "base_model": settings.model,
             "max_length": settings.max_length, "settings": settings_to_dict(settings)}
 
+    latest: dict = {}  # the predictions of the latest evaluation, for the task's own output files
+
     def evaluate(current_model) -> dict:
         outputs = engine.run_model(current_model, eval_features, settings.eval_batch_size, tokenizer.pad_token_id)
-        predictions = task.decode(eval_examples, eval_features, outputs, labels, settings)
-        return task.metrics(eval_examples, predictions, labels)
+        latest["predictions"] = task.decode(eval_examples, eval_features, outputs, labels, settings)
+        return task.metrics(eval_examples, latest["predictions"], labels)
 
     def save_best(current_model, metrics: dict) -> None:
+        tuned = task.tuned_settings(metrics, settings) if hasattr(task, "tuned_settings") else {}
         card = model_card(task.name, labels, info["settings"], metrics, settings.model)
-        save_model_dir(current_model, tokenizer, run_dir / "model", {**info, "metrics": scalar_metrics(metrics)}, card)
+        save_model_dir(current_model, tokenizer, run_dir / "model",
+                       {**info, "tuned": tuned, "metrics": scalar_metrics(metrics)}, card)
+        if hasattr(task, "write_outputs") and "predictions" in latest:
+            task.write_outputs(run_dir, eval_examples, latest["predictions"], settings, tuned)
 
     result = engine.fit(model, train_features, run_dir=run_dir, pad_token_id=tokenizer.pad_token_id,
                         evaluate=evaluate if eval_examples is not None else None, main_metric=task.main_metric,

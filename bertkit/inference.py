@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bertkit.data.writers import write_json, write_records
@@ -10,7 +12,7 @@ from bertkit.engine import Engine
 from bertkit.errors import BertkitError
 from bertkit.modeling.loading import load_pretrained, load_tokenizer, read_bertkit_file, resolve_model_dir
 from bertkit.report import console, metrics_table, print_table
-from bertkit.settings import EvaluateSettings, PredictSettings
+from bertkit.settings import EvaluateSettings, PredictSettings, field_type
 from bertkit.tasks import get_task
 
 
@@ -35,11 +37,23 @@ def load_finetuned(settings: PredictSettings) -> Finetuned:
     if "task" not in info:
         raise BertkitError(f"{model_dir}/bertkit.json: no task recorded; re-run the fine-tuning")
     task = get_task(info["task"])
+    fill_saved_settings(settings, {**info.get("settings", {}), **info.get("tuned", {})})
     tokenizer = load_tokenizer(model_dir)
     model = load_pretrained(task.auto_model, model_dir)
     engine = Engine(settings)
     model.to(engine.accelerator.device)
     return Finetuned(task, info, model, tokenizer, engine)
+
+
+def fill_saved_settings(settings: PredictSettings, saved: dict) -> None:
+    """Options left unset (None) take the value saved with the model: the training settings, or a
+    value the task tuned during training (bertkit.json "tuned"), so predict decodes as evaluation did.
+    File locations (paths) belong to each invocation and are never taken over."""
+    for f in dataclasses.fields(settings):
+        if field_type(f) is Path:
+            continue
+        if getattr(settings, f.name) is None and saved.get(f.name) is not None:
+            setattr(settings, f.name, saved[f.name])
 
 
 def run_predictions(finetuned: Finetuned, examples: list, settings: PredictSettings) -> list:
@@ -77,4 +91,7 @@ def evaluate_file(settings: EvaluateSettings) -> dict:
         write_records(settings.predictions, (task.prediction_record(e, p) for e, p in zip(examples, predictions)))
     if settings.output:
         write_json(settings.output, metrics)
+    files_dir = settings.files_dir or (Path(settings.output).parent if settings.output else None)
+    if files_dir is not None and hasattr(task, "write_outputs"):
+        task.write_outputs(Path(files_dir), examples, predictions, settings, {})
     return metrics

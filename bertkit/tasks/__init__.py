@@ -11,14 +11,24 @@ A task answers, and the engine never asks anything else:
 - `metrics(examples, predictions, labels)` -> dict with `main_metric` in it
 - `prediction_record(example, prediction)` -> the record written by `predict`
 - `auto_model`: the transformers Auto class whose head the task trains
+
+Optional, used when present:
+- `default_max_length`: the `--max-length` used when the user gives none (else 128)
+- `configure(settings, train_examples)`: settle settings that depend on the training data
+- `tuned_settings(metrics, settings)` -> dict saved in bertkit.json under "tuned"; predict and
+  evaluate use them for options the user leaves unset
+- `write_outputs(directory, examples, predictions, settings, tuned)`: task-specific files written by
+  finetune (run directory, best evaluation) and evaluate (`--files-dir`)
+- `metrics_table(metrics)`: an extra rich table printed after evaluation
 """
 
 from __future__ import annotations
 
 from bertkit.errors import BertkitError
 from bertkit.tasks.classification import CLASSIFICATION, NLI
+from bertkit.tasks.qa import QA
 
-TASKS = {task.name: task for task in (CLASSIFICATION, NLI)}
+TASKS = {task.name: task for task in (CLASSIFICATION, NLI, QA)}
 
 
 def task_names() -> list[str]:
