@@ -167,12 +167,13 @@ def main() -> None:
     parser.add_argument("--train-questions", type=int, default=2000)
     parser.add_argument("--eval-questions", type=int, default=500)
     parser.add_argument("--only", choices=("bertkit", "trainer"), help="run one side only (for a quick check)")
+    parser.add_argument("--data", type=Path, default=DATA, help="folder holding SQuAD train.json and eval.json")
     options = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     work = RESULTS / "qa-work"
     work.mkdir(exist_ok=True)
-    train = first_questions(DATA / "train.json", options.train_questions, work / "train.json")
-    dev = first_questions(DATA / "eval.json", options.eval_questions, work / "eval.json")
+    train = first_questions(options.data / "train.json", options.train_questions, work / "train.json")
+    dev = first_questions(options.data / "eval.json", options.eval_questions, work / "eval.json")
     model = model_dir()
     results: dict = {"settings": {**SETTINGS, "train_questions": options.train_questions,
                                   "eval_questions": options.eval_questions}, "machine": f"{os.cpu_count()} CPU cores"}
