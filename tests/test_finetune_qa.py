@@ -12,35 +12,30 @@ from conftest import EXAMPLES
 QA = EXAMPLES / "qa"
 
 
-@pytest.fixture(scope="module")
-def qa_run(tiny_model, tmp_path_factory):
+def finetune_qa(tiny_model, tmp_path_factory, name: str, *args: str):
     from typer.testing import CliRunner
 
     from bertkit.cli import app
 
-    output = tmp_path_factory.mktemp("runs") / "qa"
-    result = CliRunner().invoke(app, [
-        "finetune", "--task", "qa", "--model", str(tiny_model), "--train", str(QA / "train.jsonl"),
-        "--eval", str(QA / "dev.json"), "--output", str(output), "--epochs", "14", "--lr", "3e-3",
-        "--batch-size", "16", "--max-length", "96", "--doc-stride", "32", "--eval-every", "200", "--seed", "1"])
+    output = tmp_path_factory.mktemp("runs") / name
+    result = CliRunner().invoke(app, ["finetune", "--task", "qa", "--model", str(tiny_model), "--output", str(output),
+                                      "--lr", "3e-3", "--seed", "1", *args])
     assert result.exit_code == 0, result.output
     return output
+
+
+@pytest.fixture(scope="module")
+def qa_run(tiny_model, tmp_path_factory):
+    return finetune_qa(tiny_model, tmp_path_factory, "qa", "--train", str(QA / "train.jsonl"),
+                       "--eval", str(QA / "dev.json"), "--epochs", "14", "--batch-size", "16", "--max-length", "96",
+                       "--doc-stride", "32", "--eval-every", "200")
 
 
 @pytest.fixture(scope="module")
 def v2_run(tiny_model, tmp_path_factory):
     """A short SQuAD v2.0 run (not trained to learn): the null answer, threshold tuning and files."""
-    from typer.testing import CliRunner
-
-    from bertkit.cli import app
-
-    output = tmp_path_factory.mktemp("runs") / "qa-v2"
-    result = CliRunner().invoke(app, [
-        "finetune", "--task", "qa", "--model", str(tiny_model), "--train", str(QA / "train-v2.json"),
-        "--eval", str(QA / "dev-v2.json"), "--output", str(output), "--max-steps", "8", "--lr", "3e-3",
-        "--tune-null-threshold", "--seed", "1"])
-    assert result.exit_code == 0, result.output
-    return output
+    return finetune_qa(tiny_model, tmp_path_factory, "qa-v2", "--train", str(QA / "train-v2.json"),
+                       "--eval", str(QA / "dev-v2.json"), "--max-steps", "8", "--tune-null-threshold")
 
 
 def dev_questions() -> list[dict]:
