@@ -48,7 +48,7 @@ def fail(message: str, debug: bool) -> None:
 
 def settings_command(name: str, settings_cls: type, run: Callable[[Any], Any], doc: str) -> None:
     """Register command `name` whose options are the fields of `settings_cls`; it calls `run(settings)`."""
-    fields = [f for f in dataclasses.fields(settings_cls)]
+    fields = help_order(settings_cls)
 
     def command(ctx: typer.Context, **kwargs: Any) -> None:
         given = {key: value for key, value in kwargs.items()
@@ -78,6 +78,17 @@ def settings_command(name: str, settings_cls: type, run: Callable[[Any], Any], d
     command.__doc__ = doc
     command.__name__ = name
     app.command(name, no_args_is_help=True)(command)
+
+
+def help_order(settings_cls: type) -> list[dataclasses.Field]:
+    """The command's own options first, then those it shares (training, then --config/--debug)."""
+    by_name = {f.name: f for f in dataclasses.fields(settings_cls)}
+    ordered: dict[str, dataclasses.Field] = {}
+    for cls in settings_cls.__mro__:
+        for name in getattr(cls, "__annotations__", {}):
+            if name in by_name and name not in ordered:
+                ordered[name] = by_name[name]
+    return list(ordered.values())
 
 
 def cli_annotation(f: dataclasses.Field) -> Any:

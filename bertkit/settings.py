@@ -138,7 +138,6 @@ class PredictSettings(RunSettings):
     max_length: int = opt(0, "Longest input in WordPieces (0: as in training).")
     precision: str = opt("auto", "Arithmetic: auto (bf16 on GPU, fp32 on CPU), fp32, bf16 or fp16.",
                          choices=("auto", "fp32", "bf16", "fp16"))
-    overwrite: bool = opt(True, "Replace an existing output file.")
 
     def validate(self) -> None:
         if self.input is None:

@@ -62,6 +62,12 @@ def test_predict_keeps_input_order_and_count(sentiment_run, cli, tmp_path):
     assert [r["label"] for r in records[:5]] == ["pos", "neg", "pos", "neg", "pos"]
 
 
+def test_predict_reads_stdin_and_writes_stdout(sentiment_run, cli):
+    result = cli("predict", "--model", sentiment_run / "model", "-", input="the film was superb\nthe plot was dull\n")
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["label"] for line in result.stdout.splitlines()] == ["pos", "neg"]
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".tsv"])
 def test_predict_writes_csv_and_tsv(sentiment_run, cli, tmp_path, suffix):
     output = tmp_path / f"out{suffix}"
