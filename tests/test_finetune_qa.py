@@ -26,9 +26,11 @@ def finetune_qa(tiny_model, tmp_path_factory, name: str, *args: str):
 
 @pytest.fixture(scope="module")
 def qa_run(tiny_model, tmp_path_factory):
+    """20 epochs: the tiny model's vocabulary order differs between sessions, and so does when it
+    learns to match question and fact; 20 epochs reached F1 82-93 on three vocabularies (14: 38-91)."""
     return finetune_qa(tiny_model, tmp_path_factory, "qa", "--train", str(QA / "train.jsonl"),
-                       "--eval", str(QA / "dev.json"), "--epochs", "14", "--batch-size", "16", "--max-length", "96",
-                       "--doc-stride", "32", "--eval-every", "200")
+                       "--eval", str(QA / "dev.json"), "--epochs", "20", "--batch-size", "16", "--max-length", "96",
+                       "--doc-stride", "32", "--eval-every", "300")
 
 
 @pytest.fixture(scope="module")

@@ -47,7 +47,8 @@ def window_candidates(start_logits: np.ndarray, end_logits: np.ndarray, passage_
         for j in np.argsort(-ends, kind="stable")[:n_best]:
             if j < i or j - i + 1 > max_answer_length:
                 continue
-            spans.append(Span(float(starts[i] + ends[j]), offsets[i][0], offsets[j][1], float(starts[i]), float(ends[j])))
+            spans.append(Span(float(starts[i] + ends[j]), int(offsets[i][0]), int(offsets[j][1]), float(starts[i]),
+                              float(ends[j])))
     spans.sort(key=lambda span: -span.score)
     return WindowResult(spans[:n_best], float(start_logits[0] + end_logits[0]))
 

@@ -8,13 +8,15 @@ transformers' ``run_qa.py`` gives it). Each window is a feature dict:
   ``start_positions``/``end_positions`` (0, the ``[CLS]`` token, when the window does not hold
   the whole answer or the question has none);
 - metadata the collate ignores: ``_passage_start`` (position of the first passage token),
-  ``_offsets`` (character span of each passage token in the passage) and ``_max_context``
-  (whether this window is where the token has the most context on both sides).
+  ``_offsets`` (an int array (tokens, 2): each passage token's character span in the passage)
+  and ``_max_context`` (a bool array: is this the window where the token has the most context).
 
 The pure helpers (`window_spans`, `max_context_flags`, `answer_token_span`) need no tokenizer.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from bertkit.errors import BertkitError
 
@@ -48,7 +50,7 @@ def max_context_flags(spans: list[tuple[int, int]]) -> list[list[bool]]:
     return [[best[token][1] == number for token in range(start, end)] for number, (start, end) in enumerate(spans)]
 
 
-def answer_token_span(offsets: list[tuple[int, int]], start_char: int, end_char: int) -> tuple[int, int] | None:
+def answer_token_span(offsets, start_char: int, end_char: int) -> tuple[int, int] | None:
     """First and last passage tokens that overlap the characters [start_char, end_char), or None."""
     first = next((i for i, (_, end) in enumerate(offsets) if end > start_char), None)
     last = next((i for i in range(len(offsets) - 1, -1, -1) if offsets[i][0] < end_char), None)
@@ -63,8 +65,9 @@ def build_windows(examples, tokenizer, max_length: int, doc_stride: int, max_que
     questions = tokenizer([e.question.strip() for e in examples], add_special_tokens=False)["input_ids"]
     contexts = list(dict.fromkeys(e.context for e in examples))  # SQuAD shares passages between questions
     encoded = tokenizer(contexts, add_special_tokens=False, return_offsets_mapping=True)
-    passages = {text: (ids, offsets) for text, ids, offsets in zip(contexts, encoded["input_ids"],
-                                                                    encoded["offset_mapping"])}
+    # Offsets as one int32 array per passage; every window keeps a view of it, not a copy (memory on full SQuAD).
+    passages = {text: (ids, np.asarray(offsets, dtype=np.int32).reshape(-1, 2))
+                for text, ids, offsets in zip(contexts, encoded["input_ids"], encoded["offset_mapping"])}
     features = []
     for index, example in enumerate(examples):
         question = questions[index][:max_query_length]
@@ -78,8 +81,8 @@ def build_windows(examples, tokenizer, max_length: int, doc_stride: int, max_que
         answer = _answer_tokens(example, offsets) if with_positions else None
         for (start, end), flags in zip(spans, max_context_flags(spans)):
             feature = _window(tokenizer, question, ids[start:end], index)
-            feature.update(_passage_start=len(question) + 2, _offsets=[tuple(o) for o in offsets[start:end]],
-                           _max_context=flags)
+            feature.update(_passage_start=len(question) + 2, _offsets=offsets[start:end],
+                           _max_context=np.array(flags, dtype=bool))
             if with_positions:
                 inside = answer is not None and start <= answer[0] and answer[1] < end
                 first, last = (answer[0] - start + len(question) + 2, answer[1] - start + len(question) + 2) if inside else (0, 0)
