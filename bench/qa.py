@@ -157,7 +157,10 @@ def main() -> None:
     parser.add_argument("--eval-questions", type=int, default=500)
     parser.add_argument("--only", choices=("bertkit", "trainer"), help="run one side only (for a quick check)")
     parser.add_argument("--data", type=Path, default=SQUAD, help="folder holding SQuAD train.json and eval.json")
+    parser.add_argument("--seed", type=int, default=SETTINGS["seed"], help="random seed of both sides")
+    parser.add_argument("--name", default="qa", help="results file name (bench/results/NAME.json)")
     options = parser.parse_args()
+    SETTINGS["seed"] = options.seed
     RESULTS.mkdir(parents=True, exist_ok=True)
     work = RESULTS / "qa-work"
     work.mkdir(exist_ok=True)
@@ -177,7 +180,7 @@ def main() -> None:
         results["ratios"] = {"wall_time": b["wall_seconds"] / t["wall_seconds"], "f1_diff": b["f1"] - t["f1"],
                              "em_diff": b["exact_match"] - t["exact_match"]}
     print(json.dumps(results, indent=2))
-    print(f"written to {save_results('qa', results)}")
+    print(f"written to {save_results(options.name, results)}")
 
 
 if __name__ == "__main__":
