@@ -171,6 +171,7 @@ settings_command("finetune", FinetuneSettings, run_finetune, """Fine-tune a mode
 bertkit finetune --task classification --model MODEL_DIR --train train.tsv --eval dev.tsv --output runs/sentiment
 bertkit finetune --task nli --model MODEL_DIR --train pairs.tsv --eval dev.tsv --output runs/nli --epochs 2
 bertkit finetune --task tagging --model MODEL_DIR --train train.conllu --eval dev.conllu --tag-field upos --output runs/pos
+bertkit finetune --task qa --model MODEL_DIR --train train-v1.1.json --eval dev-v1.1.json --output runs/qa
 bertkit finetune --config examples/configs/sentiment.yaml --lr 3e-5
 bertkit finetune --task classification --strategy adapters --adapter-size 64 --lr 1e-3 ...
 bertkit finetune --task nli --strategy lora --lora-rank 8 --layer-mix weighted --pooling mean ...
@@ -202,6 +203,7 @@ settings_command("predict", PredictSettings, run_predict, """Predict labels for 
 ```
 bertkit predict --model runs/sentiment/model inputs.txt --output predictions.jsonl
 cat inputs.txt | bertkit predict --model runs/sentiment/model - --output predictions.csv
+bertkit predict --model runs/qa/model questions.jsonl --output answers.jsonl
 ```
 
 For NLI, a txt input holds the two texts of a pair separated by a tab. For tagging, input is
@@ -212,6 +214,7 @@ settings_command("evaluate", EvaluateSettings, run_evaluate, """Score a fine-tun
 
 ```
 bertkit evaluate --model runs/sentiment/model test.tsv --output metrics.json
+bertkit evaluate --model runs/qa/model dev-v1.1.json --output metrics.json
 ```
 
 Prints the task's metrics (for classification: accuracy, macro-F1 and a per-class table; for

@@ -23,11 +23,14 @@ from bertkit.rundir import prepare_run_dir
 from bertkit.settings import FinetuneSettings, save_settings, settings_to_dict
 from bertkit.tasks import get_task, main_metric
 
+DEFAULT_MAX_LENGTH = 128  # for tasks that do not name their own default_max_length
+
 
 @dataclass
 class Prepared:
     """The inputs of a run, read, checked and encoded (made once, shared by all processes)."""
 
+    settings: FinetuneSettings  # as the task configured them from the training data
     labels: list[str] | None
     train_count: int
     train_features: list[dict]
@@ -44,6 +47,8 @@ def prepare_inputs(task, model_name: str, settings: FinetuneSettings) -> Prepare
     spec = strategy_spec(settings, model_name)
     train_examples = task.read(settings.train, settings, labelled=True)
     labels = task.label_names(train_examples)
+    if hasattr(task, "configure"):
+        task.configure(settings, train_examples)
     eval_examples = task.read(settings.eval, settings, labelled=True) if settings.eval else None
     if eval_examples is not None:
         task.check_labels(eval_examples, labels)
@@ -52,7 +57,8 @@ def prepare_inputs(task, model_name: str, settings: FinetuneSettings) -> Prepare
     eval_features = None
     if eval_examples is not None:
         eval_features, _ = task.encode(eval_examples, tokenizer, settings.max_length, label2id, settings)
-    return Prepared(labels, len(train_examples), train_features, truncated, eval_examples, eval_features, spec)
+    return Prepared(settings, labels, len(train_examples), train_features, truncated, eval_examples, eval_features,
+                    spec)
 
 
 def start_run_dir(settings: FinetuneSettings) -> Path:
@@ -67,10 +73,13 @@ def finetune(settings: FinetuneSettings) -> dict:
 
     settings.validate()
     task = get_task(settings.task)
+    if settings.max_length is None:
+        settings.max_length = getattr(task, "default_max_length", DEFAULT_MAX_LENGTH)
     model_name = resolve_model_dir(settings.model)
     engine = Engine(settings)
     # Under several processes the main process of each machine prepares the data once.
     data = engine.prepare_once(lambda: prepare_inputs(task, model_name, settings))
+    settings = data.settings
     tokenizer = load_tokenizer(model_name)
     labels, eval_examples, eval_features = data.labels, data.eval_examples, data.eval_features
     metric = main_metric(task, labels)
@@ -89,19 +98,33 @@ def finetune(settings: FinetuneSettings) -> dict:
 
     info = {"bertkit_version": __version__, "task": task.name, "labels": labels, "base_model": settings.model,
             "max_length": settings.max_length, "strategy": data.strategy, "settings": settings_to_dict(settings)}
+    latest: dict = {}  # the predictions of the latest evaluation, for the task's own output files
 
     def evaluate(current_model) -> dict:
-        outputs = list(engine.run_model(current_model, eval_features, settings.eval_batch_size, tokenizer.pad_token_id))
-        predictions = task.decode(eval_examples, eval_features, outputs, labels, settings)
-        metrics = task.metrics(eval_examples, predictions, labels)
+        seen: set[int] = set()
+        count = 0
+
+        def counted(outputs):  # streams on (QA decodes per example as windows come), counting as it goes
+            nonlocal count
+            for number, output in outputs:
+                seen.add(eval_features[number]["index"])
+                count += 1
+                yield number, output
+
+        outputs = engine.run_model(current_model, eval_features, settings.eval_batch_size, tokenizer.pad_token_id)
+        latest["predictions"] = task.decode(eval_examples, eval_features, counted(outputs), labels, settings)
+        metrics = task.metrics(eval_examples, latest["predictions"], labels)
         # How many examples the evaluation covered, and from how many model outputs (every one exactly once).
-        metrics["eval_examples"] = len({eval_features[i]["index"] for i, _ in outputs})
-        metrics["eval_outputs"] = len(outputs)
+        metrics["eval_examples"], metrics["eval_outputs"] = len(seen), count
         return metrics
 
     def save_best(current_model, metrics: dict) -> None:
+        tuned = task.tuned_settings(metrics, settings) if hasattr(task, "tuned_settings") else {}
         card = model_card(task.name, labels, info["settings"], metrics, settings.model)
-        save_model(current_model, tokenizer, run_dir / "model", {**info, "metrics": scalar_metrics(metrics)}, card)
+        save_model(current_model, tokenizer, run_dir / "model",
+                   {**info, "tuned": tuned, "metrics": scalar_metrics(metrics)}, card)
+        if hasattr(task, "write_outputs") and "predictions" in latest:
+            task.write_outputs(run_dir, eval_examples, latest["predictions"], settings, tuned)
 
     result = engine.fit(model, data.train_features, run_dir=run_dir, pad_token_id=tokenizer.pad_token_id,
                         evaluate=evaluate if eval_examples is not None else None, main_metric=metric,

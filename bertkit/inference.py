@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bertkit.data.writers import write_json, write_records
@@ -13,7 +15,7 @@ from bertkit.modeling.heads import layer_weights
 from bertkit.modeling.loading import load_tokenizer, read_bertkit_file, resolve_model_dir
 from bertkit.modeling.strategies import unwrap
 from bertkit.report import console, metrics_table, print_table
-from bertkit.settings import EvaluateSettings, PredictSettings
+from bertkit.settings import EvaluateSettings, PredictSettings, field_type
 from bertkit.tasks import get_task
 
 
@@ -38,7 +40,7 @@ def load_finetuned(settings: PredictSettings) -> Finetuned:
     if "task" not in info:
         raise BertkitError(f"{model_dir}/bertkit.json: no task recorded; re-run the fine-tuning")
     task = get_task(info["task"])
-    inherit_settings(settings, info, getattr(task, "inherited_settings", ()))
+    fill_saved_settings(settings, {**info.get("settings", {}), **info.get("tuned", {})})
     tokenizer = load_tokenizer(model_dir)
     model = load_model(model_dir, info, allow_pickle=settings.allow_pickle, trust_remote_code=settings.trust_remote_code)
     check_labels_match(model_dir, info, model)
@@ -55,12 +57,16 @@ def check_labels_match(model_dir: str, info: dict, model) -> None:
                            f"{model.config.num_labels} outputs; the directory mixes two runs, copy model/ again")
 
 
-def inherit_settings(settings: PredictSettings, info: dict, names: tuple[str, ...]) -> None:
-    """Settings left unset (None) take the value the model was trained with (e.g. tagging's --tag-field)."""
-    trained = info.get("settings") or {}
-    for name in names:
-        if getattr(settings, name, None) is None and trained.get(name) is not None:
-            setattr(settings, name, trained[name])
+def fill_saved_settings(settings: PredictSettings, saved: dict) -> None:
+    """Options left unset (None) take the value saved with the model: the training settings, or a
+    value the task tuned during training (bertkit.json "tuned"), so predict decodes as evaluation did
+    (e.g. tagging's --tag-field and --stride, QA's --doc-stride and null threshold). File locations
+    and the columns of the training file belong to each invocation and are never taken over."""
+    for f in dataclasses.fields(settings):
+        if field_type(f) is Path or f.name.endswith("_column"):
+            continue
+        if getattr(settings, f.name) is None and saved.get(f.name) is not None:
+            setattr(settings, f.name, saved[f.name])
 
 
 def run_predictions(finetuned: Finetuned, examples: list, settings: PredictSettings) -> list:
@@ -102,6 +108,9 @@ def evaluate_file(settings: EvaluateSettings) -> dict:
         write_records(settings.predictions, (task.prediction_record(e, p) for e, p in zip(examples, predictions)))
     if settings.output:
         write_json(settings.output, metrics)
+    files_dir = settings.files_dir or (Path(settings.output).parent if settings.output else None)
+    if files_dir is not None and hasattr(task, "write_outputs"):
+        task.write_outputs(Path(files_dir), examples, predictions, settings, {})
     return metrics
 
 

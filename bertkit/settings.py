@@ -124,7 +124,8 @@ class FinetuneSettings(TrainingSettings):
     text_column: Optional[str] = opt(None, "Column holding the text (default: detected, e.g. text, sentence, premise).")
     text_pair_column: Optional[str] = opt(None, "Column holding the second text of a pair (default: detected, e.g. hypothesis).")
     label_column: Optional[str] = opt(None, "Column holding the label (default: detected, e.g. label).")
-    max_length: int = opt(128, "Longest input in WordPieces; longer texts are truncated (and counted in the log).")
+    max_length: Optional[int] = opt(None, "Longest input in WordPieces; longer texts are truncated (and counted in "
+                                          "the log). Default: the task's (128; qa: 384).")
     # --- strategies ---
     strategy: str = opt("full", "What trains: full (everything), frozen (the head only), adapters (bottleneck adapters "
                         "in every layer + head) or lora (low-rank updates via peft + head).",
@@ -150,12 +151,13 @@ class FinetuneSettings(TrainingSettings):
             raise BertkitError("no starting model given; pass --model DIR (a local model directory)")
         if self.train is None:
             raise BertkitError("no training file given; pass --train FILE")
-        if self.max_length < 8:
+        if self.max_length is not None and self.max_length < 8:
             raise BertkitError(f"--max-length is {self.max_length}; it must be at least 8")
         from bertkit.modeling.strategies import validate_strategy
 
         validate_strategy(self)
         validate_tagging(self, window=self.task == "tagging")
+        validate_qa(self)
 
     # --- tagging ---
     tag_column: Optional[int] = opt(None, "Tagging, CoNLL files: the column holding the tag, counting the word as 1 "
@@ -165,6 +167,19 @@ class FinetuneSettings(TrainingSettings):
                                  "(B-X becomes I-X after the first piece); metrics stay per word.")
     stride: int = opt(32, "Tagging: a sentence longer than --max-length is cut into windows that share this many "
                       "WordPieces; each word is read where it has the most context.")
+
+    # --- extractive QA ---
+    doc_stride: int = opt(128, "QA: passage tokens shared by consecutive windows of a long passage.")
+    max_query_length: int = opt(64, "QA: questions are cut to this many WordPieces.")
+    n_best: int = opt(20, "QA: how many best start and end positions (and answers) the search keeps.")
+    max_answer_length: int = opt(30, "QA: longest answer in WordPieces.")
+    allow_no_answer: str = opt("auto", "QA (SQuAD v2.0): may the answer be 'no answer' ([CLS])? auto: yes when the "
+                               "training file has unanswerable questions.", choices=("auto", "yes", "no"))
+    null_threshold: float = opt(0.0, "QA v2.0: answer 'no answer' when its score beats the best span by more than this.")
+    tune_null_threshold: bool = opt(False, "QA v2.0: pick the null threshold that maximises F1 on --eval and save it "
+                                    "with the model (predict uses it).")
+    skip_bad_examples: bool = opt(False, "QA: skip (and count) questions whose answer is not at its answer_start, "
+                                  "instead of stopping with an error.")
 
 
 @dataclass
@@ -193,6 +208,7 @@ class PredictSettings(RunSettings):
         if self.max_length < 0:
             raise BertkitError(f"--max-length is {self.max_length}; it cannot be negative")
         validate_tagging(self)
+        validate_qa(self)
 
     # --- tagging ---
     tag_column: Optional[int] = opt(None, "Tagging, CoNLL files: the column holding the tag, counting the word as 1 "
@@ -202,6 +218,16 @@ class PredictSettings(RunSettings):
     stride: Optional[int] = opt(None, "Tagging: WordPieces shared by the windows of a sentence longer than "
                                 "--max-length (default: as in training).")
 
+    # --- extractive QA (unset: as saved with the model) ---
+    doc_stride: Optional[int] = opt(None, "QA: passage tokens shared by consecutive windows (default: as in training).")
+    max_query_length: Optional[int] = opt(None, "QA: questions are cut to this many WordPieces (default: as in training).")
+    n_best: Optional[int] = opt(None, "QA: how many best answers the search keeps (default: as in training).")
+    max_answer_length: Optional[int] = opt(None, "QA: longest answer in WordPieces (default: as in training).")
+    allow_no_answer: Optional[str] = opt(None, "QA: may the answer be 'no answer'? (default: as in training)",
+                                         choices=("yes", "no"))
+    null_threshold: Optional[float] = opt(None, "QA v2.0: 'no answer' threshold (default: the tuned or trained one).")
+    skip_bad_examples: bool = opt(False, "QA: skip (and count) questions whose answer is not at its answer_start.")
+
 
 @dataclass
 class EvaluateSettings(PredictSettings):
@@ -210,6 +236,21 @@ class EvaluateSettings(PredictSettings):
     output: Optional[Path] = opt(None, "Write the metrics as JSON to this file.", short="-o")
     predictions: Optional[Path] = opt(None, "Also write the predictions to this file (.jsonl, .csv, .tsv).")
     label_column: Optional[str] = opt(None, "Column holding the label (default: detected).")
+    files_dir: Optional[Path] = opt(None, "Folder for the task's own output files (QA: predictions.json, nbest.jsonl, "
+                                    "null_odds.json); default: the folder of --output.")
+
+
+def validate_qa(settings: Any) -> None:
+    """The QA options that are set must be positive (doc_stride may be 0: windows that do not overlap)."""
+    for name in ("max_query_length", "n_best", "max_answer_length"):
+        value = getattr(settings, name)
+        if value is not None and value < 1:
+            raise BertkitError(f"{flag(name)} is {value}; it must be at least 1")
+    if settings.doc_stride is not None and settings.doc_stride < 0:
+        raise BertkitError(f"--doc-stride is {settings.doc_stride}; it cannot be negative")
+    choices = next(f.metadata["choices"] for f in dataclasses.fields(settings) if f.name == "allow_no_answer")
+    if settings.allow_no_answer is not None and settings.allow_no_answer not in choices:
+        raise BertkitError(f"--allow-no-answer is '{settings.allow_no_answer}'; choose one of: {', '.join(choices)}")
 
 
 def validate_choices(settings: Any) -> None:

@@ -13,16 +13,25 @@ A task answers, and the engine never asks anything else:
 - `auto_model`: the transformers Auto class whose head the task trains
 - `main_metric`: the metric that picks the best checkpoint; a task whose choice depends on the label
   set (tagging: entity F1 for BIO tags, else accuracy) also has `main_metric_for(labels)`
-- optional `inherited_settings`: settings that predict/evaluate take from the training run when not given
+
+Optional, used when present:
+- `default_max_length`: the `--max-length` used when the user gives none (else 128)
+- `configure(settings, train_examples)`: settle settings that depend on the training data
+- `tuned_settings(metrics, settings)` -> dict saved in bertkit.json under "tuned"; predict and
+  evaluate use them for options the user leaves unset
+- `write_outputs(directory, examples, predictions, settings, tuned)`: task-specific files written by
+  finetune (run directory, best evaluation) and evaluate (`--files-dir`)
+- `metrics_table(metrics)`: an extra rich table printed after evaluation
 """
 
 from __future__ import annotations
 
 from bertkit.errors import BertkitError
 from bertkit.tasks.classification import CLASSIFICATION, NLI
+from bertkit.tasks.qa import QA
 from bertkit.tasks.tagging import TAGGING
 
-TASKS = {task.name: task for task in (CLASSIFICATION, NLI, TAGGING)}
+TASKS = {task.name: task for task in (CLASSIFICATION, NLI, TAGGING, QA)}
 
 
 def task_names() -> list[str]:

@@ -34,7 +34,6 @@ class TaggingTask:
     auto_model: str = "AutoModelForTokenClassification"
     pipeline_name: str = "token-classification"
     # predict/evaluate take these from the training run unless they are given
-    inherited_settings: tuple[str, ...] = ("tag_field", "stride")
 
     def read(self, path, settings, labelled: bool) -> list[TaggedSentence]:
         return read_tagged(path, labelled, getattr(settings, "tag_column", None),
