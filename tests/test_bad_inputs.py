@@ -7,7 +7,7 @@ line (placeholders below), the files to write first, and the words the message m
 
 Placeholders in `argv`: {tmp} (the case's directory), {clf} / {nli} (fine-tuned model directories),
 {base} (a pretrained model, no task), {bad_*} (broken model directories, see `bad_models`), and
-{train} / {dev} / {nli_train} (good files from examples/). `output` is the path (under {tmp}) that
+{train} / {dev} / {nli_train} / {tag_train} / {qa_train} (good files from examples/). `output` is the path (under {tmp}) that
 must not exist afterwards; by default `out`.
 """
 
@@ -136,6 +136,42 @@ CASES = [
          ("d.txt", "no label column"), {"d.txt": "good film\n"}),
     Case("evaluate-model-truncated", ["evaluate", "--model", "{bad_truncated_clf}", "{dev}", "--output", "{tmp}/out"],
          ("truncated_clf", "cannot load the model")),
+    # ---- tagging
+    Case("conll-line-missing-its-tag", finetune(task="tagging", train="{tmp}/t.conll"),
+         ("t.conll line 2", "1 fields", "word first, tag last"), {"t.conll": "John\tB-PER\nlives\nin\tO\n\n"}),
+    Case("conllu-spaces-not-tabs", finetune(task="tagging", train="{tmp}/t.conllu"),
+         ("t.conllu line 2", "CoNLL-U has 10"), {"t.conllu": "# sent\n1\tJohn\tjohn\tPROPN\n\n"}),
+    Case("jsonl-tags-and-tokens-differ", finetune(task="tagging", train="{tmp}/t.jsonl"),
+         ("t.jsonl line 1", "2 tokens but 1 tags"), {"t.jsonl": '{"tokens": ["a", "b"], "tags": ["O"]}\n'}),
+    Case("tag-field-unknown", finetune("--tag-field", "lemma", task="tagging", train="{tag_train}"),
+         ("--tag-field", "lemma", "upos")),
+    Case("pooling-on-a-token-task", finetune("--pooling", "mean", task="tagging", train="{tag_train}"),
+         ("--pooling mean", "tagging", "drop --pooling")),
+    # ---- extractive QA
+    Case("qa-answer-not-in-passage", finetune(task="qa", train="{tmp}/q.jsonl"),
+         ("q.jsonl line 1", "id q1", "not at character 0", "--skip-bad-examples"),
+         {"q.jsonl": '{"id": "q1", "question": "who?", "context": "Ann lives here.", '
+                     '"answers": {"text": ["Bob"], "answer_start": [0]}}\n'}),
+    Case("qa-training-question-without-answers", finetune(task="qa", train="{tmp}/q.json"),
+         ("q.json", "id q2", "no 'answers'"),
+         {"q.json": '{"data": [{"title": "x", "paragraphs": [{"context": "Ann lives here.", '
+                    '"qas": [{"id": "q2", "question": "who?"}]}]}]}'}),
+    Case("qa-stride-leaves-no-room", finetune("--doc-stride", "400", "--max-length", "128", task="qa",
+                                              train="{qa_train}"),
+         ("train.jsonl line 1", "--doc-stride 400", "lower --doc-stride")),
+    # ---- strategies
+    Case("lora-rank-zero", finetune("--strategy", "lora", "--lora-rank", "0"), ("--lora-rank is 0",)),
+    # ---- pretrain
+    Case("pretrain-corpus-missing", ["pretrain", "{tmp}/nope.txt", "--output", "{tmp}/out"],
+         ("nope.txt", "file not found")),
+    Case("pretrain-size-unknown", ["pretrain", "{train}", "--output", "{tmp}/out", "--size", "huge"],
+         ("--size", "huge", "tiny")),
+    Case("pretrain-time-budget-unreadable", ["pretrain", "{train}", "--output", "{tmp}/out", "--time-budget", "5x"],
+         ("--time-budget", "5x", "30m")),
+    # ---- embed
+    Case("embed-output-format", ["embed", "--model", "{base}", "hello", "--output", "{tmp}/v.txt"],
+         ("v.txt", ".npy or .jsonl"), output="v.txt"),
+    Case("embed-nothing-to-do", ["embed", "--model", "{base}", "hello"], ("nothing to do", "--similarity")),
 ]
 
 
@@ -193,6 +229,7 @@ def test_bad_input_gives_one_actionable_line(case: Case, models, tmp_path, capsy
         path = tmp_path / name
         path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content, encoding="utf-8")
     places = {"tmp": tmp_path, "train": EXAMPLES / "sentiment/train.tsv", "dev": EXAMPLES / "sentiment/dev.tsv",
+              "tag_train": EXAMPLES / "tagging/train.conll", "qa_train": EXAMPLES / "qa/train.jsonl",
               **{key: str(value) for key, value in models.items()}}
     argv = [arg.format(**places) for arg in case.argv]
     existed = (tmp_path / case.output).exists()
@@ -215,4 +252,6 @@ def test_bad_input_gives_one_actionable_line(case: Case, models, tmp_path, capsy
 
 def test_the_table_covers_every_command():
     assert len(CASES) >= 30
-    assert {case.argv[0] for case in CASES} >= {"finetune", "predict", "evaluate"}
+    assert {case.argv[0] for case in CASES} >= {"finetune", "predict", "evaluate", "pretrain", "embed"}
+    tasks = {case.argv[case.argv.index("--task") + 1] for case in CASES if "--task" in case.argv}
+    assert tasks >= {"classification", "nli", "tagging", "qa"}
