@@ -478,11 +478,15 @@ class Engine:
 
     # ------------------------------------------------------------------ inference
     def run_model(self, model: torch.nn.Module, features: Sequence[dict], batch_size: int, pad_token_id: int = 0,
-                  output_keys: tuple[str, ...] = ("logits", "start_logits", "end_logits")) -> Iterator[tuple[int, dict]]:
+                  output_keys: tuple[str, ...] = ("logits", "start_logits", "end_logits"),
+                  token_keys: tuple[str, ...] = ("start_logits", "end_logits")) -> Iterator[tuple[int, dict]]:
         """Yield (feature number, {output name: numpy array}) for every feature exactly once.
 
         Features go through the model longest first in batches of similar length, so almost no
-        time is spent on padding; per-token outputs are trimmed to the feature's own length.
+        time is spent on padding. Per-token outputs are trimmed to the feature's own length: those
+        of 3 or more dimensions ([batch, tokens, ...]) and the 2-dimensional ones named in
+        `token_keys` (transformers' QA outputs); a [batch, labels] output is never cut, even when
+        its width happens to equal the batch's token count.
         Under several processes, each runs a share of the batches and the results are gathered.
         """
         from accelerate.utils import gather_object
@@ -504,9 +508,8 @@ class Engine:
                 lengths = [len(features[i]["input_ids"]) for i in indices]
                 arrays = {key: outputs[key].float().cpu().numpy() for key in output_keys
                           if key in outputs and outputs[key] is not None}
-                width = batch["input_ids"].shape[1]
                 for row, (index, length) in enumerate(zip(indices, lengths)):
-                    item = {key: (value[row, :length] if value.ndim >= 2 and value.shape[1] == width else value[row])
+                    item = {key: (value[row, :length] if value.ndim >= 3 or key in token_keys else value[row])
                             for key, value in arrays.items()}
                     if accelerator.num_processes == 1:
                         yield index, item
