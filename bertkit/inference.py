@@ -39,6 +39,9 @@ def load_finetuned(settings: PredictSettings) -> Finetuned:
     info = read_bertkit_file(model_dir)
     if "task" not in info:
         raise BertkitError(f"{model_dir}/bertkit.json: no task recorded; re-run the fine-tuning")
+    if info["task"] == "pretraining":
+        raise BertkitError(f"{model_dir}: a pretrained model (no task head yet); fine-tune it first: "
+                           f"bertkit finetune --task TASK --model {model_dir} --train FILE --output DIR")
     task = get_task(info["task"])
     fill_saved_settings(settings, {**info.get("settings", {}), **info.get("tuned", {})})
     tokenizer = load_tokenizer(model_dir)

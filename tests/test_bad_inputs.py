@@ -168,6 +168,8 @@ CASES = [
          ("--size", "huge", "tiny")),
     Case("pretrain-time-budget-unreadable", ["pretrain", "{train}", "--output", "{tmp}/out", "--time-budget", "5x"],
          ("--time-budget", "5x", "30m")),
+    Case("predict-with-a-pretrained-model", ["predict", "--model", "{pretrained}", "{train}", "--output", "{tmp}/out"],
+         ("a pretrained model", "fine-tune it first", "bertkit finetune")),
     # ---- embed
     Case("embed-output-format", ["embed", "--model", "{base}", "hello", "--output", "{tmp}/v.txt"],
          ("v.txt", ".npy or .jsonl"), output="v.txt"),
@@ -217,6 +219,8 @@ def models(tiny_model, tmp_path_factory) -> dict[str, Path]:
         (no_tokenizer / name).unlink(missing_ok=True)
     (variant("task", clf) / "bertkit.json").write_text(json.dumps({"task": "summarize", "labels": ["a", "b"]}))
     (variant("info", clf) / "bertkit.json").write_text('{"task": "classif')
+    (variant("pretrained") / "bertkit.json").write_text(json.dumps({"task": "pretraining"}))
+    found["pretrained"] = found.pop("bad_pretrained")
     (variant("labels", clf) / "bertkit.json").write_text(json.dumps({"task": "classification", "labels": ["a", "b", "c"]}))
     return found
 
