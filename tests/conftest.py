@@ -1,6 +1,6 @@
 """Shared fixtures: a tiny BERT and WordPiece tokenizer built from the project's own example text.
 
-Nothing here reads ../shared or the network; every model is made in the test session.
+Nothing here reads the benchmark data beside the repository, nor the network; every model is made in the test session.
 """
 
 from __future__ import annotations
