@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bertkit.data.writers import write_json, write_records
+from bertkit.data.writers import records_format, write_json, write_records
 from bertkit.engine import Engine
 from bertkit.errors import BertkitError
 from bertkit.modeling.build import load_model
@@ -82,6 +82,7 @@ def run_predictions(finetuned: Finetuned, examples: list, settings: PredictSetti
 
 def predict_file(settings: PredictSettings) -> int:
     """Write one prediction record per input; returns how many were written."""
+    records_format(settings.output or "-")  # a bad output name fails before any work
     finetuned = load_finetuned(settings)
     examples = finetuned.task.read(settings.input, settings, labelled=False)
     predictions = run_predictions(finetuned, examples, settings)
@@ -94,6 +95,8 @@ def predict_file(settings: PredictSettings) -> int:
 
 def evaluate_file(settings: EvaluateSettings) -> dict:
     """Score the model on a labelled file; prints the metrics and writes them to --output as JSON."""
+    if settings.predictions:
+        records_format(settings.predictions)
     finetuned = load_finetuned(settings)
     task = finetuned.task
     examples = task.read(settings.input, settings, labelled=True)

@@ -46,13 +46,19 @@ def write_json(path: Path | str, data: Any) -> None:
         stream.write("\n")
 
 
-def write_records(path: Path | str, records: Iterable[dict], fmt: str | None = None) -> int:
-    """Write prediction records as jsonl (default), csv, tsv or conll; nested values become JSON strings in csv/tsv."""
+def records_format(path: Path | str) -> str:
+    """The format predictions go to at `path`; call it before the work, so a bad name fails at once."""
     suffix = Path(str(path)).suffix.lower()
     # No extension (or stdout) means jsonl; an extension we do not write is a mistake, not a silent jsonl.
-    fmt = fmt or (OUTPUT_FORMATS.get(suffix, suffix) if suffix else "jsonl")
+    fmt = OUTPUT_FORMATS.get(suffix, suffix) if suffix else "jsonl"
     if fmt not in ("jsonl", "csv", "tsv", "conll"):
         raise BertkitError(f"{path}: cannot write '{fmt}' files; use .jsonl, .csv, .tsv or .conll")
+    return fmt
+
+
+def write_records(path: Path | str, records: Iterable[dict], fmt: str | None = None) -> int:
+    """Write prediction records as jsonl (default), csv, tsv or conll; nested values become JSON strings in csv/tsv."""
+    fmt = fmt or records_format(path)
     count = 0
     with atomic_output(path) as stream:
         if fmt == "conll":
