@@ -31,6 +31,7 @@ class Prepared:
     """The inputs of a run, read, checked and encoded (made once, shared by all processes)."""
 
     settings: FinetuneSettings  # as the task configured them from the training data
+    tokenizer: Any
     labels: list[str] | None
     train_count: int
     train_features: list[dict]
@@ -57,7 +58,7 @@ def prepare_inputs(task, model_name: str, settings: FinetuneSettings) -> Prepare
     eval_features = None
     if eval_examples is not None:
         eval_features, _ = task.encode(eval_examples, tokenizer, settings.max_length, label2id, settings)
-    return Prepared(settings, labels, len(train_examples), train_features, truncated, eval_examples, eval_features,
+    return Prepared(settings, tokenizer, labels, len(train_examples), train_features, truncated, eval_examples, eval_features,
                     spec)
 
 
@@ -79,8 +80,7 @@ def finetune(settings: FinetuneSettings) -> dict:
     engine = Engine(settings)
     # Under several processes the main process of each machine prepares the data once.
     data = engine.prepare_once(lambda: prepare_inputs(task, model_name, settings))
-    settings = data.settings
-    tokenizer = load_tokenizer(model_name)
+    settings, tokenizer = data.settings, data.tokenizer
     labels, eval_examples, eval_features = data.labels, data.eval_examples, data.eval_features
     metric = main_metric(task, labels)
     set_seed(settings.seed)
