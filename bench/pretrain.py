@@ -52,7 +52,7 @@ def prepare(work: Path, books: int) -> dict:
     train, valid = blocks[:books], blocks[books:books + 2]
     (work / "train.txt").write_text("\n\n".join(train) + "\n", encoding="utf-8")
     (work / "valid.txt").write_text("\n\n".join(valid) + "\n", encoding="utf-8")
-    lines = (line for block in train for line in block.splitlines() if line.strip())
+    lines = [line for block in train for line in block.splitlines() if line.strip()]
     train_wordpiece(lines, vocab_size=30522).save_pretrained(work / "tokenizer")
     return {"train_books": len(train), "train_words": sum(len(b.split()) for b in train),
             "valid_words": sum(len(b.split()) for b in valid)}

@@ -109,7 +109,7 @@ def cli_annotation(f: dataclasses.Field) -> Any:
     if kind is tuple:  # an option taking several values: --dump-instances 20 out.jsonl
         return Optional[tuple[tuple_types(f)]]  # type: ignore[misc]
     if kind is bool:
-        return bool
+        return Optional[bool] if f.default is None else bool  # None: left to a preset (pretrain --recipe)
     return Optional[kind] if f.default is None else kind
 
 

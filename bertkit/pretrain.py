@@ -68,8 +68,11 @@ def pretrain(settings: PretrainSettings) -> dict:
         return {}
 
     model = PretrainingModel(make_model(settings, tokenizer, base))
+    if not base:
+        start_at_unigram(model.model, splits["train"].tokens, len(tokenizer))
     info = {"bertkit_version": __version__, "task": "pretraining", "base_model": settings.model or None,
             "max_length": settings.max_seq_length, "settings": settings_to_dict(settings)}
+    splits["validation"].keep_sample(settings.eval_instances, settings.seed)
     validation = splits["validation"] if len(splits["validation"]) else None
     if validation is None:
         reporter.note("No held-out text (--validation-fraction 0 or too few documents): no evaluation")
@@ -122,7 +125,7 @@ def card_lines(settings: PretrainSettings) -> tuple[str, str]:
     objective = "masked LM + next-sentence prediction" if settings.nsp else "masked LM"
     origin = f"from `{settings.model}`" if settings.model else "from scratch"
     usage = "bertkit finetune --task classification --model THIS_DIR --train train.tsv --output runs/NAME"
-    return f"Pretrained with `bertkit pretrain` ({objective}) {origin}.", usage
+    return f"Pretrained with `bertkit pretrain --recipe {settings.recipe}` ({objective}) {origin}.", usage
 
 
 def get_tokenizer(settings: PretrainSettings, files: list[Path], base: str | None, saved: Path, reporter):
@@ -138,8 +141,12 @@ def get_tokenizer(settings: PretrainSettings, files: list[Path], base: str | Non
     held_out = set() if settings.validation else held_out_for(files, settings)
     reporter.note(f"Training a WordPiece tokenizer ({settings.vocab_size} pieces, "
                   f"{'lower-cased' if settings.lowercase else 'cased'}) on the training documents ...")
-    lines = (line for number, block in enumerate(iter_blocks(files, layout)) if number not in held_out for line in block)
-    tokenizer = train_wordpiece(lines, vocab_size=settings.vocab_size, lowercase=settings.lowercase)
+
+    def training_lines():  # read twice by the trainer, never held in memory
+        return (line for number, block in enumerate(iter_blocks(files, layout)) if number not in held_out
+                for line in block)
+
+    tokenizer = train_wordpiece(training_lines, vocab_size=settings.vocab_size, lowercase=settings.lowercase)
     tokenizer.save_pretrained(saved)
     return tokenizer
 
@@ -155,12 +162,40 @@ def make_model(settings: PretrainSettings, tokenizer, base: str | None):
                                 trust_remote_code=settings.trust_remote_code)
         if model.config.vocab_size < len(tokenizer):
             model.resize_token_embeddings(len(tokenizer))
-        return model
+        return with_dropout(model, settings.dropout)
     explicit = settings.layers and settings.hidden
     config = bert_config(len(tokenizer), None if explicit else settings.size, layers=settings.layers or None,
                          hidden=settings.hidden or None, heads=settings.heads or None,
                          intermediate=settings.intermediate or None, max_position=max(512, settings.max_seq_length))
-    return BertForPreTraining(config)
+    return with_dropout(BertForPreTraining(config), settings.dropout)
+
+
+def start_at_unigram(model, tokens, vocab_size: int) -> None:
+    """Start the masked-LM output bias at the log frequency of each piece in the training corpus.
+
+    A new model's first lesson is how common each piece is. Its decoder is tied to the input
+    embeddings, so unless the bias already holds those frequencies, the first steps learn them by
+    giving every input embedding (and the segment embedding) one shared "frequency" direction and
+    making every output state alike; after a short budget the inputs then look alike to fine-tuning,
+    which stays at chance from the [CLS] vector (measured: BENCHMARKS.md, "Pretraining that pays off").
+    """
+    import numpy as np
+    import torch
+
+    counts = np.bincount(np.asarray(tokens), minlength=vocab_size)[:vocab_size].astype(np.float64) + 1.0
+    with torch.no_grad():
+        bias = model.cls.predictions.bias
+        bias.copy_(torch.from_numpy(np.log(counts / counts.sum())).to(bias.dtype))
+
+
+def with_dropout(model, probability: float):
+    """Pretrain with `probability` on every dropout layer; the config keeps its value, which fine-tuning then uses."""
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = probability
+    return model
 
 
 def describe(meta: dict, settings: PretrainSettings) -> str:

@@ -140,6 +140,11 @@ class FinetuneSettings(TrainingSettings):
                          choices=("last", "weighted"))
     pooling: str = opt("cls", "One vector per text from the [CLS] token or the mean of all tokens "
                        "(classification, nli).", choices=("cls", "mean"))
+    reinit_pooler: str = opt("auto", "Draw the [CLS] pooler anew before fine-tuning: auto (when the model is a bertkit "
+                                     "pretraining run whose next-sentence prediction was off or stayed near chance, "
+                                     "so nothing trained the pooler), yes or no.", choices=("auto", "yes", "no"))
+    reinit_layers: int = opt(0, "Draw the top N encoder layers anew before fine-tuning (helps small data sets "
+                                "and briefly pretrained models; Zhang et al. 2021).")
 
     def validate(self) -> None:
         super().validate()
@@ -153,6 +158,8 @@ class FinetuneSettings(TrainingSettings):
             raise BertkitError("no training file given; pass --train FILE")
         if self.max_length is not None and self.max_length < 8:
             raise BertkitError(f"--max-length is {self.max_length}; it must be at least 8")
+        if self.reinit_layers < 0:
+            raise BertkitError(f"--reinit-layers is {self.reinit_layers}; it cannot be negative")
         from bertkit.modeling.strategies import validate_strategy
 
         validate_strategy(self)
@@ -277,19 +284,43 @@ def validate_launch(s: TrainingSettings) -> None:
         raise BertkitError(f"--main-process-port is {s.main_process_port}; give a port from 1 to 65535")
 
 
+# The pretraining presets (`--recipe`); every value can still be set by a flag or a config key. "bert" is the
+# paper's objective as bertkit always had it; "budget" follows what Cramming and MosaicBERT found matters when
+# compute is short (measured here: BENCHMARKS.md, "Pretraining that pays off").
+RECIPES: dict[str, dict[str, Any]] = {
+    "bert": {"vocab_size": 30522, "learning_rate": 5e-4, "warmup_ratio": 0.1, "dropout": 0.1, "nsp": True,
+             "mlm_probability": 0.15},
+    "budget": {"learning_rate": 1e-3, "warmup_ratio": 0.06, "dropout": 0.0, "nsp": False, "mlm_probability": 0.25},
+}
+# Budget vocabulary by model size: the embedding matrix stays a modest share of the parameters, so the
+# few steps a short budget buys go to the encoder, and each piece is seen often enough to be learned.
+BUDGET_VOCAB = {"tiny": 4096, "mini": 8192, "small": 16384, "medium": 16384, "base": 32768, "large": 32768}
+
+
 @dataclass
 class PretrainSettings(TrainingSettings):
     """``bertkit pretrain``: masked LM (+ next-sentence prediction) on a raw text corpus."""
 
     # --- pretraining ---
-    learning_rate: float = opt(5e-4, "Peak learning rate of AdamW (5e-4 suits models from scratch; use about 1e-4 "
-                                     "or less to continue a pretrained --model).", short="--lr")
+    recipe: str = opt("budget", "Preset of the settings marked 'by --recipe': budget (a useful encoder from minutes "
+                                "to hours: vocabulary sized to the model, no dropout, masked LM alone at 25%, higher "
+                                "learning rate) or bert (the BERT paper's objective: 15% masking, next-sentence "
+                                "prediction, 30,522 pieces, dropout 0.1). Flags and config keys override it.",
+                       choices=("budget", "bert"))
+    learning_rate: Optional[float] = opt(None, "Peak learning rate of AdamW (by --recipe: budget 1e-3, bert 5e-4; use "
+                                               "about 1e-4 or less to continue a pretrained --model).", short="--lr")
+    warmup_ratio: Optional[float] = opt(None, "Share of the steps (or of --time-budget) over which the learning rate "
+                                              "rises from 0 (by --recipe: budget 0.06, bert 0.1).")
+    dropout: Optional[float] = opt(None, "Dropout while pretraining (by --recipe: budget 0, bert 0.1); the saved "
+                                         "model keeps BERT's 0.1 for fine-tuning.")
     corpus: list[Path] = opt([], "Text files, globs or directories; documents are separated by blank lines.",
                              argument=True)
     model: str = opt("", "Continue pretraining this model directory (domain adaptation) instead of starting from "
                          "scratch; its tokenizer is used.", short="-m")
     tokenizer: str = opt("", "Use the tokenizer of this directory instead of training a WordPiece tokenizer.")
-    vocab_size: int = opt(30522, "Vocabulary size of the WordPiece tokenizer trained on the corpus.")
+    vocab_size: Optional[int] = opt(None, "Vocabulary size of the WordPiece tokenizer trained on the corpus (by "
+                                          "--recipe: bert 30,522; budget sized to the model: 4,096 for tiny, 8,192 "
+                                          "mini, 16,384 small and medium, 32,768 base and large).")
     lowercase: bool = opt(True, "Lower-case text in the trained tokenizer (--cased keeps case).", off="--cased")
     size: str = opt("mini", "Model size from scratch: tiny 2x128, mini 4x256, small 4x512, medium 8x512, "
                             "base 12x768, large 24x1024 (layers x hidden).",
@@ -304,9 +335,13 @@ class PretrainSettings(TrainingSettings):
     validation: Optional[Path] = opt(None, "Held-out text file for evaluation (replaces --validation-fraction).")
     max_seq_length: int = opt(128, "Length of the pretraining sequences in WordPieces, [CLS] and [SEP]s included.")
     short_seq_prob: float = opt(0.1, "Share of sequences filled to a random shorter length (as BERT does).")
-    nsp: bool = opt(True, "Next-sentence prediction on [CLS] A [SEP] B [SEP] pairs; --no-nsp trains masked LM "
-                          "alone on packed single-segment sequences.")
-    mlm_probability: float = opt(0.15, "Share of WordPiece positions chosen for masked LM.")
+    nsp: Optional[bool] = opt(None, "Next-sentence prediction on [CLS] A [SEP] B [SEP] pairs; --no-nsp trains "
+                                    "masked LM alone on packed single-segment sequences (by --recipe: budget off, "
+                                    "bert on).")
+    mlm_probability: Optional[float] = opt(None, "Share of WordPiece positions chosen for masked LM (by --recipe: "
+                                                 "budget 0.25, bert 0.15).")
+    eval_instances: int = opt(2000, "Evaluate on at most this many held-out instances (a fixed sample drawn with "
+                                    "--seed), so an evaluation costs seconds; 0: all of them.")
     max_predictions: int = opt(0, "At most this many masked positions per sequence (0: mlm-probability x "
                                   "max-seq-length rounded up to a multiple of 5: 20 at 128, 80 at 512).")
     whole_word_masking: bool = opt(False, "Choose whole words (all their WordPieces) for masking.")
@@ -314,8 +349,21 @@ class PretrainSettings(TrainingSettings):
     dump_instances: Optional[tuple[int, Path]] = opt(None, "Write N training instances (after masking) to FILE "
                                                            "as jsonl: --dump-instances N FILE.")
 
+    def __post_init__(self) -> None:
+        # What the user left unset comes from the recipe; an unknown recipe is left for validate() to name.
+        preset = RECIPES.get(self.recipe, {})
+        for name, value in preset.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        if self.vocab_size is None and self.recipe == "budget":
+            self.vocab_size = BUDGET_VOCAB.get(self.size, 8192)
+
     def validate(self) -> None:
         super().validate()
+        if not 0 <= self.dropout < 1:
+            raise BertkitError(f"--dropout is {self.dropout}; give a probability from 0 up to (not including) 1")
+        if self.eval_instances < 0:
+            raise BertkitError(f"--eval-instances is {self.eval_instances}; it cannot be negative (0: all)")
         if not self.corpus:
             raise BertkitError("no corpus given; pass text files, globs or directories: bertkit pretrain corpus.txt ...")
         from bertkit.modeling.scratch import SIZES

@@ -23,11 +23,40 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 
 
+def free_port() -> int:
+    """A TCP port nobody listens on now (the OS picks it), for multi-process rendezvous and servers."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def assert_loads_completely(model_class, model_dir, allowed_unexpected: tuple[str, ...] = ()):
+    """Load `model_dir` with a transformers class and fail if any weight was missing, unexpected or re-shaped.
+
+    A plain `from_pretrained` initialises missing weights at random and says so only in a warning, so a
+    test that merely loads a model cannot tell a complete save from a broken one.
+    """
+    model, info = model_class.from_pretrained(model_dir, output_loading_info=True)
+    unexpected = [key for key in info["unexpected_keys"] if not key.startswith(allowed_unexpected)]
+    assert not info["missing_keys"] and not info["mismatched_keys"] and not unexpected, info
+    return model
+
+
+# The texts the shared tiny vocabulary is trained on: a fixed list, so that example data added for a new
+# task does not change the vocabulary (and with it every learning test's exact outcome).
+VOCABULARY_FILES = ("corpus/stories.txt", "nli/dev.tsv", "nli/train.tsv", "qa/dev-v2.json", "qa/dev.json",
+                    "qa/questions.jsonl", "qa/train-v2.json", "qa/train.jsonl", "sentiment/dev.tsv",
+                    "sentiment/inputs.txt", "sentiment/test.tsv", "sentiment/train.tsv", "tagging/dev.conll",
+                    "tagging/sentences.txt", "tagging/train.conll")
+
+
 def example_texts() -> list[str]:
     texts = []
-    for path in sorted(EXAMPLES.rglob("*")):
-        if path.suffix in (".tsv", ".txt", ".conll", ".jsonl", ".json") and path.is_file():
-            texts.extend(line for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    for name in VOCABULARY_FILES:
+        lines = (EXAMPLES / name).read_text(encoding="utf-8").splitlines()
+        texts.extend(line for line in lines if line.strip())
     return texts
 
 

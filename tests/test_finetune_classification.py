@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, assert_loads_completely
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +89,9 @@ def test_evaluate_writes_metrics(sentiment_run, cli, tmp_path):
 
 
 def test_saved_model_loads_in_transformers_pipeline(sentiment_run):
-    from transformers import pipeline
+    from transformers import AutoModelForSequenceClassification, pipeline
 
+    assert_loads_completely(AutoModelForSequenceClassification, sentiment_run / "model")
     classify = pipeline("text-classification", model=str(sentiment_run / "model"))
     results = classify(["the film was wonderful and charming", "the film was dreadful"])
     assert [r["label"] for r in results] == ["pos", "neg"]

@@ -26,9 +26,8 @@ def finetune_qa(tiny_model, tmp_path_factory, name: str, *args: str):
 
 @pytest.fixture(scope="module")
 def qa_run(tiny_model, tmp_path_factory):
-    """20 epochs. The tiny model's WordPiece vocabulary differs between processes (the tokenizers
-    trainer breaks ties in hash order), and with it how fast a random 2x64 model learns to match
-    question and fact: F1 51-93 over four vocabularies at 20 epochs (14 epochs: 38-91)."""
+    """20 epochs of a random 2x64 model. Its vocabulary is the same in every process (bertkit's
+    deterministic WordPiece training), so the run is too: F1 40.5, exact match 39.5."""
     return finetune_qa(tiny_model, tmp_path_factory, "qa", "--train", str(QA / "train.jsonl"),
                        "--eval", str(QA / "dev.json"), "--epochs", "20", "--batch-size", "16", "--max-length", "96",
                        "--doc-stride", "32", "--eval-every", "300")
@@ -46,6 +45,7 @@ def dev_questions() -> list[dict]:
     return [{**qa, "context": p["context"]} for article in data["data"] for p in article["paragraphs"] for qa in p["qas"]]
 
 
+@pytest.mark.slow  # shares the 20-epoch qa_run
 def test_qa_learns_far_above_trivial_answers(qa_run):
     from bertkit.metrics.squad import squad_metrics
 
@@ -55,10 +55,12 @@ def test_qa_learns_far_above_trivial_answers(qa_run):
     first_sentence = squad_metrics(golds, [q["context"].split(".")[0] for q in questions], version_2=False)["f1"]
     whole_passage = squad_metrics(golds, [q["context"] for q in questions], version_2=False)["f1"]
     assert max(first_sentence, whole_passage) < 25
-    # Well above the trivial answers (F1 < 25), with room for the vocabulary's variation (see qa_run).
-    assert metrics["f1"] >= 40 and metrics["exact_match"] >= 25
+    # Well above the trivial answers (F1 < 25); the run is deterministic (see qa_run), the margin below its
+    # F1 40.5 / EM 39.5 only allows for float rounding on another processor.
+    assert metrics["f1"] >= 37 and metrics["exact_match"] >= 36
 
 
+@pytest.mark.slow  # shares the 20-epoch qa_run
 def test_run_writes_official_predictions_and_nbest(qa_run):
     predictions = json.loads((qa_run / "predictions.json").read_text())
     assert set(predictions) == {q["id"] for q in dev_questions()}  # every question answered
@@ -72,6 +74,7 @@ def test_run_writes_official_predictions_and_nbest(qa_run):
     assert info["task"] == "qa" and info["max_length"] == 96 and info["settings"]["allow_no_answer"] == "no"
 
 
+@pytest.mark.slow  # shares the 20-epoch qa_run
 def test_evaluate_matches_training_metrics(qa_run, cli, tmp_path):
     output = tmp_path / "metrics.json"
     result = cli("evaluate", "--model", qa_run / "model", QA / "dev.json", "--output", output)
@@ -82,6 +85,7 @@ def test_evaluate_matches_training_metrics(qa_run, cli, tmp_path):
     assert json.loads((tmp_path / "predictions.json").read_text()) == json.loads((qa_run / "predictions.json").read_text())
 
 
+@pytest.mark.slow  # shares the 20-epoch qa_run
 def test_predict_answers_every_question_with_offsets(qa_run, cli, tmp_path):
     output = tmp_path / "answers.jsonl"
     result = cli("predict", "--model", qa_run / "model", QA / "questions.jsonl", "--output", output)

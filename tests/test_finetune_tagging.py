@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, assert_loads_completely
 
 TAGGING = EXAMPLES / "tagging"
 
@@ -89,8 +89,9 @@ def test_sentence_longer_than_the_window_loses_no_word(ner_run, cli, tmp_path):
 
 
 def test_saved_model_loads_in_transformers_pipeline(ner_run):
-    from transformers import pipeline
+    from transformers import AutoModelForTokenClassification, pipeline
 
+    assert_loads_completely(AutoModelForTokenClassification, ner_run / "model")
     tagger = pipeline("token-classification", model=str(ner_run / "model"))
     assert {item["entity"] for item in tagger("Anna Berg flew to Oslo .")} <= {"B-PER", "I-PER", "B-LOC", "I-LOC",
                                                                                 "B-ORG", "I-ORG", "O"}

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, free_port
 from test_resume import assert_same_weights, run, start, wait_for
+
+pytestmark = pytest.mark.slow
 
 DEV_EXAMPLES = 100
 
@@ -45,7 +47,7 @@ def runs(no_dropout_model, tmp_path_factory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("processes")
     one = run(args(no_dropout_model, base / "one", 16))
     assert one.returncode == 0, one.stderr
-    two = run(args(no_dropout_model, base / "two", 8, "--num-processes", "2", "--main-process-port", "29531"))
+    two = run(args(no_dropout_model, base / "two", 8, "--num-processes", "2", "--main-process-port", str(free_port())))
     assert two.returncode == 0, two.stderr
     return {"one": base / "one", "two": base / "two"}
 
@@ -72,7 +74,7 @@ def test_evaluation_counts_every_example_exactly_once(runs):
 
 def test_two_process_run_resumes_after_sigterm_bit_identical(runs, no_dropout_model, tmp_path):
     output = tmp_path / "interrupted"
-    command = args(no_dropout_model, output, 8, "--num-processes", "2", "--main-process-port", "29532")
+    command = args(no_dropout_model, output, 8, "--num-processes", "2", "--main-process-port", str(free_port()))
     process = start(command)
     wait_for(process, lambda: (output / "checkpoints/step-00000020/trainer_state.json").is_file(), "step 20")
     process.send_signal(signal.SIGTERM)
@@ -81,7 +83,9 @@ def test_two_process_run_resumes_after_sigterm_bit_identical(runs, no_dropout_mo
     assert "continue with: bertkit finetune" in stderr and "--resume" in stderr
     assert stderr.count("error:") == 1  # the second process stays quiet
 
-    resumed = run([*command, "--resume"])
+    # a fresh port: the first one may still be held in TIME_WAIT
+    resumed = run([*args(no_dropout_model, output, 8, "--num-processes", "2", "--main-process-port", str(free_port())),
+                   "--resume"])
     assert resumed.returncode == 0, resumed.stderr
     assert "Resuming from" in resumed.stderr
     assert_same_weights(runs["two"] / "model/model.safetensors", output / "model/model.safetensors")

@@ -112,6 +112,7 @@ KILL_MOMENTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("moment", list(KILL_MOMENTS))
 def test_killed_and_resumed_run_ends_bit_identical(reference, tmp_path, moment):
     condition, env = KILL_MOMENTS[moment]

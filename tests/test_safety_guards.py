@@ -34,6 +34,7 @@ def long_run(model: Path, files, output: Path) -> list[str]:
     return [*finetune_args(model, train, dev, output), "--max-steps", "400"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("number, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_saves_a_checkpoint_and_prints_the_resume_command(tiny_model, files, tmp_path, number, code):
     output = tmp_path / "run"
@@ -49,6 +50,7 @@ def test_signal_saves_a_checkpoint_and_prints_the_resume_command(tiny_model, fil
     assert (output / f"checkpoints/step-{step:08d}/trainer_state.json").is_file()
 
 
+@pytest.mark.slow
 def test_second_sigint_exits_at_once_keeping_the_last_complete_checkpoint(tiny_model, files, tmp_path):
     output = tmp_path / "run"
     # The test hook holds every checkpoint write open for 30 s: the second Ctrl-C must not wait for it.

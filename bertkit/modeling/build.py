@@ -25,6 +25,7 @@ from bertkit.modeling.adapters import add_adapters
 from bertkit.modeling.heads import add_layer_mix, add_mean_pooling
 from bertkit.modeling.loading import head_options, load_pretrained, save_model_dir
 from bertkit.modeling.lora import add_lora, load_lora, merged_copy, save_lora
+from bertkit.modeling.reinit import reinit_plan, reinitialize
 from bertkit.modeling.strategies import is_added, is_head, lora_targets, select_trainable, unwrap
 
 WEIGHTS_FILE = "bertkit_weights.safetensors"
@@ -33,7 +34,8 @@ REFERENCING = ("adapters", "lora")  # strategies whose saved model needs its bas
 
 def strategy_spec(settings, model_name: str) -> dict:
     """The strategy and its options as bertkit.json records them (with the base reference where needed)."""
-    spec = {"name": settings.strategy, "layer_mix": settings.layer_mix, "pooling": settings.pooling}
+    spec = {"name": settings.strategy, "layer_mix": settings.layer_mix, "pooling": settings.pooling,
+            "reinit": reinit_plan(settings.reinit_pooler, settings.reinit_layers, model_name)}
     if settings.strategy == "adapters":
         spec["adapter_size"] = settings.adapter_size
     if settings.strategy == "lora":
@@ -56,6 +58,7 @@ def build_model(task, model_name: str, labels: list[str] | None, spec: dict, **l
 
     `load_options` (allow_pickle, trust_remote_code) go to `load_pretrained`."""
     model = load_pretrained(task.auto_model, model_name, **load_options, **head_options(labels))
+    reinitialize(model, spec.get("reinit") or {})
     if spec["name"] == "lora":
         model = add_lora(model, spec["rank"], spec["alpha"], spec["dropout"], spec["targets"])
     attach(unwrap(model), spec)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from bertkit.errors import BertkitError
 
@@ -19,18 +19,60 @@ SIZES = {
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
-def train_wordpiece(texts: Iterable[str], vocab_size: int = 8000, lowercase: bool = True, min_frequency: int = 2):
-    """Train a BERT WordPiece tokenizer on `texts`; returns a fast BERT tokenizer that adds [CLS]/[SEP] itself."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import BertTokenizerFast
+def train_wordpiece(texts: Iterable[str] | Callable[[], Iterable[str]], vocab_size: int = 8000, lowercase: bool = True,
+                    min_frequency: int = 2):
+    """Train a BERT WordPiece tokenizer on `texts`; returns a fast BERT tokenizer that adds [CLS]/[SEP] itself.
 
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    The result is the same, byte for byte, in every process. Upstream's trainer gives the `##x`
+    continuation pieces their ids in hash-map order, and merges with equal counts are then chosen by
+    those ids (huggingface/tokenizers issue 1794), so the same text gave different vocabularies. We
+    collect those pieces first and hand them to the trainer in sorted order (as reserved tokens, so
+    they hold fixed ids from the start), then rebuild the tokenizer without marking them special.
+
+    `texts` is read twice: pass a list, or a function that returns a fresh iterator each time (a corpus
+    too big for memory).
+    """
+    from tokenizers import Tokenizer, models, trainers
+
+    def fresh_texts():
+        return texts() if callable(texts) else iter(texts)
+
+    draft = bert_wordpiece_pipeline(Tokenizer(models.WordPiece(unk_token="[UNK]")), lowercase)
+    continuations = sorted(continuation_pieces(draft, fresh_texts()))
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
+                                        special_tokens=SPECIAL_TOKENS + continuations, continuing_subword_prefix="##")
+    draft.train_from_iterator(fresh_texts(), trainer=trainer)
+    vocab = draft.get_vocab(with_added_tokens=False)
+    model = models.WordPiece(vocab=vocab, unk_token="[UNK]", continuing_subword_prefix="##")
+    return as_bert_tokenizer(bert_wordpiece_pipeline(Tokenizer(model), lowercase), lowercase)
+
+
+def continuation_pieces(tokenizer, texts: Iterable[str], prefix: str = "##") -> set[str]:
+    """Every `##c` the trainer will create: each character that follows another inside a pre-tokenized word."""
+    pieces: set[str] = set()
+    normalize, split = tokenizer.normalizer.normalize_str, tokenizer.pre_tokenizer.pre_tokenize_str
+    for text in texts:
+        for word, _ in split(normalize(text)):
+            pieces.update(word[1:])
+    return {prefix + char for char in pieces}
+
+
+def bert_wordpiece_pipeline(tokenizer, lowercase: bool):
+    """BERT's normalizer and pre-tokenizer on a `tokenizers.Tokenizer`."""
+    from tokenizers import normalizers, pre_tokenizers
+
     tokenizer.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
                                                       strip_accents=None, lowercase=lowercase)
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
-                                        special_tokens=SPECIAL_TOKENS, continuing_subword_prefix="##")
-    tokenizer.train_from_iterator(texts, trainer=trainer)
+    return tokenizer
+
+
+def as_bert_tokenizer(tokenizer, lowercase: bool):
+    """The [CLS] A [SEP] B [SEP] template, WordPiece decoding and BERT's special tokens, as a transformers tokenizer."""
+    from tokenizers import AddedToken, decoders, processors
+    from transformers import BertTokenizerFast
+
+    tokenizer.add_special_tokens([AddedToken(token, special=True, normalized=False) for token in SPECIAL_TOKENS])
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
