@@ -2,10 +2,11 @@
 
     make demo            (or: .venv/bin/python examples/demo.py)
 
-1. `bertkit pretrain` trains a WordPiece tokenizer and a tiny BERT (2 layers x 128) with masked LM and
-   next-sentence prediction on the example text (examples/corpus/stories.txt plus the texts of the
+1. `bertkit pretrain` trains a WordPiece tokenizer and a tiny BERT (2 layers x 128) with the default
+   budget recipe (masked LM alone, 25% of the pieces, no dropout) on the example text (examples/corpus/stories.txt plus the texts of the
    sentiment and NLI examples, gathered into runs/demo/corpus.txt), in about a minute on two CPU cores;
-2. `bertkit finetune` trains a sentiment classifier on examples/sentiment from that model;
+2. `bertkit finetune` trains a sentiment classifier on examples/sentiment from that model, reading the
+   default [CLS] head;
 3. `bertkit evaluate` scores it on the test file, and `bertkit predict` labels new inputs.
 """
 
@@ -49,14 +50,10 @@ def main() -> None:
     print(f"\nWhat the model was trained on ({RUNS / 'base/instances.jsonl'}, first instance):")
     first = json.loads((RUNS / "base/instances.jsonl").read_text(encoding="utf-8").splitlines()[0])
     print("  " + " ".join(first["tokens"]))
-    print(f"  masked: {first['masked_labels']}, B is a random sentence: {first['is_random_next']}")
-    # 150 pretraining steps teach the masked LM something but not next-sentence prediction, so the
-    # [CLS] vector (which NSP trains) is still nearly the same for every text: read the mean of the
-    # token vectors instead (--pooling mean). A longer pretraining run makes --pooling cls work too.
-    print("\nFine-tuning with --pooling mean: after so short a pretraining the [CLS] vector carries little yet.")
+    print(f"  masked: {first['masked_labels']}")
     bertkit("finetune", "--task", "classification", "--model", RUNS / "base/model", "--train",
             HERE / "sentiment/train.tsv", "--eval", HERE / "sentiment/dev.tsv", "--output", RUNS / "sentiment",
-            "--overwrite", "--epochs", 4, "--lr", "1e-3", "--batch-size", 16, "--pooling", "mean")
+            "--overwrite", "--epochs", 4, "--lr", "1e-3", "--batch-size", 16)
     bertkit("evaluate", "--model", RUNS / "sentiment/model", HERE / "sentiment/test.tsv",
             "--output", RUNS / "sentiment/test-metrics.json")
     bertkit("predict", "--model", RUNS / "sentiment/model", HERE / "sentiment/inputs.txt",
