@@ -1,0 +1,158 @@
+"""The value of pretraining on a budget: fine-tuning accuracy against pretraining minutes.
+
+    flock /tmp/bertkit-bench.lock .venv/bin/python bench/pretrain_value.py                      # the full curve
+    flock /tmp/bertkit-bench.lock .venv/bin/python bench/pretrain_value.py --budgets 0,5 --tasks mr \
+        --poolings cls --seeds 1                                                                  # a short look
+
+On the first --megabytes (20) of ../shared/data/corpus/gutenberg/corpus.txt, with one WordPiece
+tokenizer for everybody (bertkit's deterministic trainer, 8,192 pieces: the budget recipe's size for
+`mini`), the `mini` model (4 x 256) is pretrained for each budget in --budgets (minutes of training
+time; 0 means random weights) by:
+- bertkit, `--recipe budget` (the default) and `--recipe bert` (the paper's objective with NSP);
+- the peer: the Trainer set up as run_mlm.py (BertForMaskedLM, 15% masking, whole decoder, texts
+  concatenated into 128-token blocks, linear schedule sized to the budget; bench/pretrain.py's side).
+Each model is then fine-tuned with `bertkit finetune` (3 epochs, lr 1e-4, batch 32) on MR polarity
+(the first 4,000 training rows, scored on test.tsv) and SICK NLI (train, scored on test), with the
+[CLS] head and with mean pooling, for each of --seeds fine-tuning seeds. Results:
+bench/results/pretrain-value.json and the plot bench/results/pretrain-value.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from common import DATA, ROOT, require_data, save_results
+
+CORPUS = DATA / "corpus" / "gutenberg" / "corpus.txt"
+TASKS = {
+    "mr": {"task": "classification", "train_rows": 4000,
+           "train": DATA / "classification/mr-polarity/train.tsv", "test": DATA / "classification/mr-polarity/test.tsv"},
+    "sick": {"task": "nli", "train_rows": 0, "train": DATA / "nli/sick/train.tsv", "test": DATA / "nli/sick/test.tsv"},
+}
+VOCAB = 8192
+
+
+def bertkit(*args) -> None:
+    subprocess.run([sys.executable, "-m", "bertkit", *map(str, args)], check=True, cwd=ROOT,
+                   stdout=subprocess.DEVNULL)
+
+
+def prepare(work: Path, megabytes: float) -> None:
+    """train.txt (whole paragraphs, blank lines kept), the shared tokenizer, and the task files."""
+    from bertkit.modeling.scratch import train_wordpiece
+
+    text = require_data(CORPUS).read_bytes()[:int(megabytes * 1e6)].decode("utf-8", errors="ignore")
+    text = text[:text.rfind("\n")] + "\n"  # the last line may be cut
+    (work / "train.txt").write_text(text, encoding="utf-8")
+    lines = [line for line in text.splitlines() if line.strip()]
+    train_wordpiece(lines, vocab_size=VOCAB).save_pretrained(work / "tokenizer")
+    for name, spec in TASKS.items():
+        rows = require_data(spec["train"]).read_text(encoding="utf-8").splitlines()
+        keep = rows[:spec["train_rows"] + 1] if spec["train_rows"] else rows
+        (work / f"{name}-train.tsv").write_text("\n".join(keep) + "\n", encoding="utf-8")
+
+
+def pretrain_bertkit(work: Path, minutes: float, recipe: str) -> Path:
+    output = work / f"bertkit-{recipe}-{minutes:g}m"
+    length = ["--max-steps", "0"] if minutes == 0 else ["--time-budget", f"{minutes:g}m"]
+    bertkit("pretrain", work / "train.txt", "--output", output, "--overwrite", "--tokenizer", work / "tokenizer",
+            "--size", "mini", "--recipe", recipe, "--seed", "1", "--log-every", "20", *length)
+    return output / "model"
+
+
+def pretrain_trainer(work: Path, minutes: float) -> Path:
+    """bench/pretrain.py's run_mlm-style Trainer side, in its own folder, for `minutes` of training."""
+    side = work / f"trainer-{minutes:g}m"
+    side.mkdir(exist_ok=True)
+    shutil.copy(work / "train.txt", side / "train.txt")
+    shutil.copytree(work / "tokenizer", side / "tokenizer", dirs_exist_ok=True)
+    for role in ("calibrate", "trainer"):
+        subprocess.run([sys.executable, str(ROOT / "bench/pretrain.py"), "--side", role, "--budget", str(minutes * 60),
+                        "--work", str(side)], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    return side / "trainer-model"
+
+
+def finetune(work: Path, model: Path, task: str, pooling: str, seed: int) -> float:
+    spec = TASKS[task]
+    output = work / "finetune" / f"{model.parent.name}-{task}-{pooling}-{seed}"
+    bertkit("finetune", "--task", spec["task"], "--model", model, "--train", work / f"{task}-train.tsv",
+            "--eval", spec["test"], "--output", output, "--overwrite", "--epochs", "3", "--lr", "1e-4",
+            "--batch-size", "32", "--pooling", pooling, "--seed", seed)
+    return json.loads((output / "metrics.json").read_text())["accuracy"]
+
+
+def summary(values: list[float]) -> dict:
+    return {"mean": statistics.mean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "values": values}
+
+
+def plot(results: dict, target: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = sorted({(task, pooling) for side in results["scores"].values() for budget in side.values()
+                   for task, pooling in (key.split("/") for key in budget)})
+    figure, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 4), squeeze=False)
+    for axis, (task, pooling) in zip(axes[0], keys):
+        for side, budgets in results["scores"].items():
+            points = sorted((float(b), s[f"{task}/{pooling}"]["mean"]) for b, s in budgets.items())
+            axis.plot([p[0] for p in points], [100 * p[1] for p in points], marker="o", label=side)
+        axis.set_title(f"{task}, {pooling} head")
+        axis.set_xlabel("pretraining minutes")
+        axis.set_ylabel("accuracy (%)")
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(target, dpi=100)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budgets", default="0,10,30,60", help="pretraining minutes, comma-separated (0: random)")
+    parser.add_argument("--tasks", default="mr,sick")
+    parser.add_argument("--poolings", default="cls,mean")
+    parser.add_argument("--seeds", type=int, default=2, help="fine-tuning seeds per model")
+    parser.add_argument("--sides", default="bertkit-budget,bertkit-bert,trainer")
+    parser.add_argument("--megabytes", type=float, default=20)
+    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench-pretrain-value")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    prepare(args.work, args.megabytes)
+    budgets = [float(b) for b in args.budgets.split(",")]
+    sides = args.sides.split(",")
+    results: dict = {"budgets_minutes": budgets, "seeds": args.seeds, "megabytes": args.megabytes, "vocab": VOCAB,
+                     "pretraining": {}, "scores": {side: {} for side in sides}}
+    random_model = pretrain_bertkit(args.work, 0, "budget") if 0 in budgets else None
+    for minutes in budgets:
+        for side in sides:
+            if minutes == 0:
+                model = random_model  # random weights: one model, the same starting point for every side
+            elif side == "trainer":
+                model = pretrain_trainer(args.work, minutes)
+            else:
+                model = pretrain_bertkit(args.work, minutes, side.split("-")[1])
+            metrics_file = model.parent / "metrics.json"
+            if minutes and metrics_file.is_file():
+                results["pretraining"][f"{side}/{minutes:g}"] = {
+                    k: v for k, v in json.loads(metrics_file.read_text()).items() if not isinstance(v, (list, dict))}
+            scores = {}
+            for task in args.tasks.split(","):
+                for pooling in args.poolings.split(","):
+                    values = [finetune(args.work, model, task, pooling, seed) for seed in range(1, args.seeds + 1)]
+                    scores[f"{task}/{pooling}"] = summary(values)
+                    print(side, f"{minutes:g} min", task, pooling, scores[f"{task}/{pooling}"], flush=True)
+            results["scores"][side][f"{minutes:g}"] = scores
+            save_results("pretrain-value", results)  # after every model: a stopped run keeps what it measured
+    plot(results, ROOT / "bench" / "results" / "pretrain-value.png")
+    print(json.dumps(results["scores"], indent=2))
+
+
+if __name__ == "__main__":
+    main()
