@@ -25,9 +25,10 @@ def train_wordpiece(texts: Iterable[str] | Callable[[], Iterable[str]], vocab_si
 
     The result is the same, byte for byte, in every process. Upstream's trainer gives the `##x`
     continuation pieces their ids in hash-map order, and merges with equal counts are then chosen by
-    those ids (huggingface/tokenizers issue 1794), so the same text gave different vocabularies. We
-    collect those pieces first and hand them to the trainer in sorted order (as reserved tokens, so
-    they hold fixed ids from the start), then rebuild the tokenizer without marking them special.
+    those ids (huggingface/tokenizers issue 1794), so the same text gave different vocabularies. A
+    first pass with no room for merges lists exactly those pieces; the real pass gets them in sorted
+    order as reserved tokens (so they hold fixed ids from the start), and the tokenizer is rebuilt
+    from its vocabulary without marking them special.
 
     `texts` is read twice: pass a list, or a function that returns a fresh iterator each time (a corpus
     too big for memory).
@@ -37,24 +38,17 @@ def train_wordpiece(texts: Iterable[str] | Callable[[], Iterable[str]], vocab_si
     def fresh_texts():
         return texts() if callable(texts) else iter(texts)
 
-    draft = bert_wordpiece_pipeline(Tokenizer(models.WordPiece(unk_token="[UNK]")), lowercase)
-    continuations = sorted(continuation_pieces(draft, fresh_texts()))
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
-                                        special_tokens=SPECIAL_TOKENS + continuations, continuing_subword_prefix="##")
-    draft.train_from_iterator(fresh_texts(), trainer=trainer)
-    vocab = draft.get_vocab(with_added_tokens=False)
+    def trained(size: int, reserved: list[str]):
+        draft = bert_wordpiece_pipeline(Tokenizer(models.WordPiece(unk_token="[UNK]")), lowercase)
+        trainer = trainers.WordPieceTrainer(vocab_size=size, min_frequency=min_frequency, special_tokens=reserved,
+                                            continuing_subword_prefix="##")
+        draft.train_from_iterator(fresh_texts(), trainer=trainer)
+        return draft.get_vocab(with_added_tokens=False)
+
+    continuations = sorted(piece for piece in trained(1, SPECIAL_TOKENS) if piece.startswith("##"))
+    vocab = trained(vocab_size, SPECIAL_TOKENS + continuations)
     model = models.WordPiece(vocab=vocab, unk_token="[UNK]", continuing_subword_prefix="##")
     return as_bert_tokenizer(bert_wordpiece_pipeline(Tokenizer(model), lowercase), lowercase)
-
-
-def continuation_pieces(tokenizer, texts: Iterable[str], prefix: str = "##") -> set[str]:
-    """Every `##c` the trainer will create: each character that follows another inside a pre-tokenized word."""
-    pieces: set[str] = set()
-    normalize, split = tokenizer.normalizer.normalize_str, tokenizer.pre_tokenizer.pre_tokenize_str
-    for text in texts:
-        for word, _ in split(normalize(text)):
-            pieces.update(word[1:])
-    return {prefix + char for char in pieces}
 
 
 def bert_wordpiece_pipeline(tokenizer, lowercase: bool):
