@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bertkit import __version__
+from bertkit.data.datasets_io import source
 from bertkit.data.writers import write_json
 from bertkit.engine import Engine
 from bertkit.modeling.build import build_model, save_model, strategy_spec
@@ -46,11 +47,12 @@ def prepare_inputs(task, model_name: str, settings: FinetuneSettings) -> Prepare
     weights_format(model_name, settings.allow_pickle)
     tokenizer = load_tokenizer(model_name)
     spec = strategy_spec(settings, model_name)
-    train_examples = task.read(settings.train, settings, labelled=True)
+    train_examples = task.read(source(settings.train, settings.train_split, "--train-split"), settings, labelled=True)
     labels = task.label_names(train_examples)
     if hasattr(task, "configure"):
         task.configure(settings, train_examples)
-    eval_examples = task.read(settings.eval, settings, labelled=True) if settings.eval else None
+    eval_source = source(settings.eval, settings.eval_split, "--eval-split")
+    eval_examples = task.read(eval_source, settings, labelled=True) if settings.eval else None
     if eval_examples is not None:
         task.check_labels(eval_examples, labels)
     label2id = {label: i for i, label in enumerate(labels)} if labels else None
