@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import datasets
+import huggingface_hub
 import pytest
 
 from bertkit.data.datasets_io import Source, source
@@ -25,7 +26,7 @@ SENTIMENT = datasets.Features({"sentence": datasets.Value("string"),
 def private_cache(tmp_path, monkeypatch):
     """datasets' cache (parquet/arrow conversions, hub datasets) lives in the test's own folder."""
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf-datasets"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf-hub"))
 
 
 def sentiment_rows(name: str = "train") -> dict:
@@ -164,6 +165,18 @@ def test_hub_name_reads_the_local_cache_only(tmp_path):
     assert examples[0].where == "hf:tiny_sentiment:plain[train] record 1"
     also = task.read(source("hf:tiny_sentiment", "test"), settings(), labelled=True)  # the only config cached
     assert len(also) == len(sentiment_rows("dev")["label"])
+
+
+def test_hub_name_reads_a_downloaded_snapshot(tmp_path):
+    """What `huggingface-cli download --repo-type dataset me/tiny` leaves in the hub cache: data files, no arrow."""
+    repo = tmp_path / "hf-hub" / "datasets--me--tiny"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("f" * 40)
+    (repo / "snapshots" / ("f" * 40) / "data").mkdir(parents=True)
+    sentiment_dataset("dev").to_parquet(str(repo / "snapshots" / ("f" * 40) / "data" / "test-00000.parquet"))
+    examples = get_task("classification").read(source("hf:me/tiny", None), settings(), labelled=True)
+    assert len(examples) == len(sentiment_rows("dev")["label"])
+    assert examples[0].where == "hf:me/tiny[test] record 1"
 
 
 def test_missing_hub_dataset_says_how_to_fetch_it():

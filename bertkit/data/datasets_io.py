@@ -12,7 +12,6 @@ columns (and lists of them, e.g. ``ner_tags``) give their label names, not their
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -128,19 +127,20 @@ def _from_hub_cache(text: str, split: str | None):
 
 
 def _hub_snapshot(name: str) -> str | None:
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import constants, snapshot_download
 
     try:
-        return snapshot_download(repo_id=name, repo_type="dataset", local_files_only=True)
+        return snapshot_download(repo_id=name, repo_type="dataset", local_files_only=True,
+                                 cache_dir=constants.HF_HUB_CACHE)
     except Exception:  # noqa: BLE001 -- not downloaded (LocalEntryNotFoundError and friends)
         return None
 
 
 def _cache_dirs() -> str:
     import datasets
+    from huggingface_hub import constants
 
-    return f"HF_DATASETS_CACHE={datasets.config.HF_DATASETS_CACHE}, HF_HUB_CACHE=" \
-           f"{os.environ.get('HF_HUB_CACHE') or datasets.config.HF_HUB_CACHE}"
+    return f"HF_DATASETS_CACHE={datasets.config.HF_DATASETS_CACHE}, HF_HUB_CACHE={constants.HF_HUB_CACHE}"
 
 
 def _choose_split(loaded, shown: str, split: str | None, option: str):
