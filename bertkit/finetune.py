@@ -23,6 +23,7 @@ from bertkit.report import Reporter, metrics_table, model_card, plot_curves, pri
 from bertkit.rundir import prepare_run_dir
 from bertkit.settings import FinetuneSettings, save_settings, settings_to_dict
 from bertkit.tasks import get_task, main_metric
+from bertkit.tracking import track
 
 DEFAULT_MAX_LENGTH = 128  # for tasks that do not name their own default_max_length
 
@@ -90,6 +91,7 @@ def finetune(settings: FinetuneSettings) -> dict:
                         trust_remote_code=settings.trust_remote_code)
     run_dir = engine.on_main(lambda: start_run_dir(settings)) or settings.output
     reporter = Reporter(run_dir / "log.jsonl", enabled=engine.is_main, title=f"finetune {task.name}")
+    reporter = track(reporter, engine.accelerator, settings, run_dir, "finetune")  # --report-to
     if data.truncated:
         reporter.note(f"{data.truncated} of {data.train_count} training inputs are longer than --max-length "
                       f"{settings.max_length} and were truncated")
