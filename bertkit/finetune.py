@@ -14,6 +14,7 @@ from typing import Any
 
 from bertkit import __version__
 from bertkit.data.datasets_io import source
+from bertkit.data.encoding import encode_training
 from bertkit.data.writers import write_json
 from bertkit.engine import Engine
 from bertkit.modeling.build import build_model, save_model, strategy_spec
@@ -57,7 +58,7 @@ def prepare_inputs(task, model_name: str, settings: FinetuneSettings) -> Prepare
     if eval_examples is not None:
         task.check_labels(eval_examples, labels)
     label2id = {label: i for i, label in enumerate(labels)} if labels else None
-    train_features, truncated = task.encode(train_examples, tokenizer, settings.max_length, label2id, settings)
+    train_features, truncated = encode_training(task, train_examples, tokenizer, label2id, settings)  # maybe Arrow
     eval_features = None
     if eval_examples is not None:
         eval_features, _ = task.encode(eval_examples, tokenizer, settings.max_length, label2id, settings)
