@@ -14,7 +14,7 @@ from typing import Any
 
 from bertkit import __version__
 from bertkit.data.datasets_io import source
-from bertkit.data.encoding import encode_training
+from bertkit.data.encoding import encode_training, feature_lengths
 from bertkit.data.writers import write_json
 from bertkit.engine import Engine
 from bertkit.modeling.build import build_model, save_model, strategy_spec
@@ -133,7 +133,7 @@ def finetune(settings: FinetuneSettings) -> dict:
 
     result = engine.fit(model, data.train_features, run_dir=run_dir, pad_token_id=tokenizer.pad_token_id,
                         evaluate=evaluate if eval_examples is not None else None, main_metric=metric,
-                        on_best=save_best, reporter=reporter)
+                        on_best=save_best, reporter=reporter, lengths=feature_lengths(data.train_features))
     state = result.state
     summary = {**result.final_metrics, "best_step": state.best_step, "steps": state.step,
                "trainable_parameters": trainable, "total_parameters": total,

@@ -39,7 +39,11 @@ def fingerprint(task, examples, tokenizer, label2id, settings) -> str:
                if key not in IRRELEVANT and key not in training_only}
     digest = hashlib.sha256()
     digest.update(json.dumps([task.name, label2id, shaping], sort_keys=True, default=str).encode())
-    digest.update(hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).digest())
+    # The tokenizer as it splits text; its truncation/padding state changes with every call that truncates.
+    state = json.loads(tokenizer.backend_tokenizer.to_str())
+    state.pop("truncation", None)
+    state.pop("padding", None)
+    digest.update(hashlib.sha256(json.dumps(state, sort_keys=True).encode()).digest())
     for example in examples:
         digest.update(repr(example).encode())
     return digest.hexdigest()[:20]
@@ -69,6 +73,7 @@ def encode_training(task, examples, tokenizer, label2id, settings):
         columns = {name: [f[name] for f in features] for name in features[0] if not name.startswith("_")}
         columns["index"] = [numbers[f["index"]] for f in features]  # the batch's numbering -> the whole set's
         columns["truncated"] = [truncated] + [0] * (len(features) - 1)  # summed once all batches are done
+        columns["_length"] = [len(f["input_ids"]) for f in features]  # the engine groups batches by it
         return columns
 
     numbers = datasets.Dataset.from_dict({"example": list(range(len(examples)))})
@@ -82,6 +87,13 @@ def encode_training(task, examples, tokenizer, label2id, settings):
     meta_path.write_text(json.dumps({"files": files, "truncated": truncated, "examples": len(examples)}),
                          encoding="utf-8")
     return encoded.remove_columns(["truncated"]), truncated
+
+
+def feature_lengths(features):
+    """Each feature's length from the Arrow column (reading millions of rows to measure them takes minutes);
+    None for features in memory (the engine measures them)."""
+    names = getattr(features, "column_names", None)
+    return features["_length"] if names and "_length" in names else None
 
 
 def _open(folder: Path, files: list[str]):
