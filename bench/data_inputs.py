@@ -2,6 +2,7 @@
 reader, and the pretraining cache build against the fast tokenizer's raw batch throughput.
 
     flock /tmp/bertkit-bench.lock .venv/bin/python bench/data_inputs.py [--sizes 200000 2000000] [--timeout 290]
+        [--modes today arrow] [--skip-pretrain]
 
 1. Rows synthesised from MR polarity `train.tsv` (each row: sentence i plus another sentence, so rows
    differ), written once to a TSV and to Parquet (not timed). Each measurement runs in a fresh process
@@ -11,7 +12,7 @@ reader, and the pretraining cache build against the fast tokenizer's raw batch t
      datasets.map into memory-mapped Arrow), then the same call again (a repeated run: read from the cache).
 2. `build_cache` of `bertkit pretrain` on the Gutenberg corpus (60 MB) against one pass of the same
    tokenizer over the same lines in batches of 1,000 (`add_special_tokens=False`), both single-threaded.
-The tokenizer is all-MiniLM-L6-v2's (bert-base-uncased WordPiece). Results: bench/results/data_inputs.json.
+The tokenizer is all-MiniLM-L6-v2's (bert-base-uncased WordPiece). Results: bench/results/data_inputs-SIZES.json.
 """
 
 from __future__ import annotations
@@ -132,6 +133,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[200_000, 2_000_000])
     parser.add_argument("--timeout", type=int, default=290, help="seconds allowed to each measurement")
+    parser.add_argument("--modes", nargs="+", default=["today", "arrow"], choices=["today", "arrow"])
     parser.add_argument("--skip-pretrain", action="store_true")
     parser.add_argument("--worker", nargs="*")
     args = parser.parse_args()
@@ -144,6 +146,8 @@ def main() -> None:
     for rows in args.sizes:
         tsv, parquet = synthesise(rows)
         for mode, path in (("today", tsv), ("arrow", parquet)):
+            if mode not in args.modes:
+                continue
             outcome = run_worker([mode, str(path), str(rows)], args.timeout)
             results["classification"][f"{mode}-{rows}"] = outcome
             print(f"{mode} {rows}: {outcome}", flush=True)
@@ -151,7 +155,8 @@ def main() -> None:
         results["pretraining_cache"] = run_worker(["pretrain"], args.timeout)
         print(f"pretraining cache: {results['pretraining_cache']}", flush=True)
     results["uptime_after"] = os.popen("uptime").read().strip()
-    print(f"results: {save_results('data_inputs', results)}")
+    name = "data_inputs-" + "-".join(str(rows) for rows in args.sizes)
+    print(f"results: {save_results(name, results)}")
 
 
 if __name__ == "__main__":
