@@ -16,9 +16,9 @@ CORPUS = EXAMPLES / "corpus" / "stories.txt"
 def events(directory) -> "EventAccumulator":  # noqa: F821
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    files = list(directory.rglob("events.out.tfevents.*"))
-    assert files, f"no TensorBoard events under {directory}"
-    accumulator = EventAccumulator(str(files[0].parent))
+    # The scalars are in the run's own folder; add_hparams writes the settings into a sub-folder beside them.
+    assert list(directory.glob("events.out.tfevents.*")), f"no TensorBoard events in {directory}"
+    accumulator = EventAccumulator(str(directory))
     accumulator.Reload()
     return accumulator
 
@@ -53,6 +53,10 @@ def test_tensorboard_has_every_logged_loss_and_metric(tracked_run):
     assert accuracy.keys() == evaluated.keys() and 2 in accuracy
     assert all(accuracy[step] == pytest.approx(evaluated[step], rel=1e-5) for step in evaluated)
     assert "train/lr" in board.Tags()["scalars"]
+    import yaml
+
+    (saved,) = (tracked_run / "tracking" / "finetune").rglob("hparams.yml")  # Accelerate's copy of the hparams
+    assert yaml.safe_load(saved.read_text())["task"] == "classification"
 
 
 def test_mlflow_file_store_has_settings_and_metrics(tracked_run, monkeypatch):
@@ -112,3 +116,19 @@ def test_missing_tracker_package_says_what_to_install(monkeypatch):
     with pytest.raises(BertkitError, match=r"--report-to mlflow: the mlflow package is not installed; pip install "
                                            r"'bertkit\[tracking\]'"):
         tracker_names("mlflow")
+
+
+def test_two_processes_write_one_event_stream(tiny_model, tmp_path):
+    """Under --num-processes 2 only the main process writes: one event file, each step logged once."""
+    from test_resume import run
+
+    output = tmp_path / "two"
+    done = run(["finetune", "--model", str(tiny_model), "--train", str(EXAMPLES / "sentiment/train.tsv"),
+                "--output", str(output), "--max-steps", "3", "--log-every", "1", "--batch-size", "8",
+                "--max-length", "32", "--num-processes", "2", "--main-process-port", "29547",
+                "--report-to", "tensorboard"])
+    assert done.returncode == 0, done.stderr
+    files = list((output / "tracking").rglob("events.out.tfevents.*"))
+    assert len({name.name.split(".")[-2] for name in files}) == 1  # ...tfevents.TIME.HOST.PID.N: one process
+    assert len(list((output / "tracking" / "finetune").glob("events.out.tfevents.*"))) == 1
+    assert [event.step for event in events(output / "tracking" / "finetune").Scalars("train/loss")] == [1, 2, 3]
