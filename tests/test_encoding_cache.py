@@ -74,3 +74,14 @@ def test_num_workers_below_one_is_refused(tmp_path, tiny_model):
 
     with pytest.raises(BertkitError, match="--num-workers is 0; it must be at least 1"):
         encode_training(task, examples, load_tokenizer(str(tiny_model)), label2id, settings)
+
+
+def test_two_processes_share_the_arrow_features(tiny_model, tmp_path):
+    """The main process encodes; the other loads the prepared data, whose features are the memory-mapped files."""
+    from test_resume import run
+
+    done = run(["finetune", "--model", str(tiny_model), "--train", str(EXAMPLES / "sentiment/train.tsv"),
+                "--output", str(tmp_path / "two"), "--max-steps", "2", "--batch-size", "8", "--max-length", "32",
+                "--num-processes", "2", "--main-process-port", "29549", "--cache-encoded"])
+    assert done.returncode == 0, done.stderr
+    assert len(list((tmp_path / "two.encoded").glob("*.json"))) == 1
