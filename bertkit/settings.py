@@ -197,7 +197,8 @@ class FinetuneSettings(TrainingSettings):
 class PredictSettings(RunSettings):
     """``bertkit predict``: run a fine-tuned model over a file."""
 
-    input: Optional[Path] = opt(None, "Input file (txt one input per line, csv, tsv, jsonl, ...), or - for stdin.", argument=True)
+    input: Optional[Path] = opt(None, "Input file (txt one input per line, csv, tsv, jsonl, ...; parquet, arrow, a saved "
+                                      "dataset or hf:NAME[:CONFIG]), or - for stdin.", argument=True)
     model: str = opt("", "Fine-tuned model directory (runs/NAME/model).", short="-m")
     output: Optional[Path] = opt(None, "Output file: .jsonl (default), .csv, .tsv or (tagging) .conll; - for stdout.",
                                  short="-o")

@@ -207,3 +207,14 @@ def test_finetune_predict_evaluate_from_saved_datasets(tiny_model, cli, tmp_path
     assert len(predictions.read_text().splitlines()) == len(sentiment_rows("test")["label"])
     result = cli("evaluate", "--model", run / "model", path, "--output", tmp_path / "m.json")
     assert result.exit_code != 0 and "choose one with --split" in result.output
+
+
+def test_arrow_ipc_file_is_read_too(tmp_path):
+    """Not only save_to_disk's Arrow streams: an Arrow IPC file (pyarrow.feather / ipc.new_file) as well."""
+    import pyarrow as pa
+
+    path = tmp_path / "table.arrow"
+    table = pa.table({"text": ["good film", "bad film"], "label": ["pos", "neg"]})
+    with pa.ipc.new_file(str(path), table.schema) as writer:
+        writer.write_table(table)
+    assert [r["label"] for r in read_table(str(path)).records] == ["pos", "neg"]

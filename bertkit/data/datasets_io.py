@@ -81,7 +81,12 @@ def _from_path(path: Path):
                                "write it with Dataset.save_to_disk or pass a file")
         return datasets.load_from_disk(str(path))
     builder = "parquet" if path.suffix.lower() == ".parquet" else "arrow"
-    try:  # datasets' own readers: Parquet, and Arrow as a stream (save_to_disk shards) or an IPC file
+    if builder == "arrow":
+        try:  # an Arrow stream (what save_to_disk writes) is memory-mapped where it lies, not copied
+            return datasets.Dataset.from_file(str(path))
+        except Exception:  # noqa: BLE001 -- an Arrow IPC *file*: datasets' arrow builder reads that too
+            pass
+    try:  # datasets' own readers: Parquet, and Arrow IPC files
         return datasets.load_dataset(builder, data_files=str(path), split="train")
     except Exception as error:  # noqa: BLE001 -- pyarrow/datasets raise many kinds for a damaged file
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
