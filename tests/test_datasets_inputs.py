@@ -165,6 +165,9 @@ def test_hub_name_reads_the_local_cache_only(tmp_path):
     assert examples[0].where == "hf:tiny_sentiment:plain[train] record 1"
     also = task.read(source("hf:tiny_sentiment", "test"), settings(), labelled=True)  # the only config cached
     assert len(also) == len(sentiment_rows("dev")["label"])
+    with pytest.raises(BertkitError, match=r"hf:tiny_sentiment:other: .*not in the local cache .*available configs in "
+                                           r"the cache: \['plain'\]: give one as hf:tiny_sentiment:CONFIG\); fetch"):
+        task.read(source("hf:tiny_sentiment:other", "train"), settings(), labelled=True)
 
 
 def test_hub_name_reads_a_downloaded_snapshot(tmp_path):

@@ -106,19 +106,21 @@ def _from_hub_cache(text: str, split: str | None):
     """A hub dataset from the local caches only: datasets' prepared cache (what load_dataset wrote on a first
     online run), else the hub download cache (huggingface-cli download). Never touches the network."""
     name, config = parse_hub_name(text)
+    cached_configs = ""
     try:  # the builder load_dataset itself falls back to when offline
         from datasets.packaged_modules.cache.cache import Cache
 
         builder = Cache(repo_id=name, dataset_name=name.split("/")[-1], config_name=config, version="auto",
                         hash="auto")
         return builder.as_dataset()
-    except (FileNotFoundError, ValueError):
-        pass
+    except (FileNotFoundError, ValueError) as error:  # its message lists the configs that are cached, if any
+        cached_configs = next((line for line in str(error).splitlines() if line.startswith("Available configs")), "")
     snapshot = _hub_snapshot(name)
     if snapshot is None:
         config_arg = f", '{config}'" if config else ""
+        other = f" ({cached_configs.lower()}: give one as hf:{name}:CONFIG)" if cached_configs else ""
         raise BertkitError(f"{text}: dataset '{name}'{f' (config {config})' if config else ''} is not in the local "
-                           f"cache ({_cache_dirs()}); fetch it once online with python -c \"import datasets; "
+                           f"cache ({_cache_dirs()}){other}; fetch it once online with python -c \"import datasets; "
                            f"datasets.load_dataset('{name}'{config_arg})\" or huggingface-cli download "
                            f"--repo-type dataset {name}")
     import datasets
