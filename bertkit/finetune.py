@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from bertkit import __version__
+from bertkit.data.datasets_io import source
+from bertkit.data.encoding import encode_training, feature_lengths
 from bertkit.data.writers import write_json
 from bertkit.engine import Engine
 from bertkit.modeling.build import build_model, save_model, strategy_spec
@@ -22,6 +24,7 @@ from bertkit.report import Reporter, metrics_table, model_card, plot_curves, pri
 from bertkit.rundir import prepare_run_dir
 from bertkit.settings import FinetuneSettings, save_settings, settings_to_dict
 from bertkit.tasks import get_task, main_metric
+from bertkit.tracking import track
 
 DEFAULT_MAX_LENGTH = 128  # for tasks that do not name their own default_max_length
 
@@ -46,15 +49,16 @@ def prepare_inputs(task, model_name: str, settings: FinetuneSettings) -> Prepare
     weights_format(model_name, settings.allow_pickle)
     tokenizer = load_tokenizer(model_name)
     spec = strategy_spec(settings, model_name)
-    train_examples = task.read(settings.train, settings, labelled=True)
+    train_examples = task.read(source(settings.train, settings.train_split, "--train-split"), settings, labelled=True)
     labels = task.label_names(train_examples)
     if hasattr(task, "configure"):
         task.configure(settings, train_examples)
-    eval_examples = task.read(settings.eval, settings, labelled=True) if settings.eval else None
+    eval_source = source(settings.eval, settings.eval_split, "--eval-split")
+    eval_examples = task.read(eval_source, settings, labelled=True) if settings.eval else None
     if eval_examples is not None:
         task.check_labels(eval_examples, labels)
     label2id = {label: i for i, label in enumerate(labels)} if labels else None
-    train_features, truncated = task.encode(train_examples, tokenizer, settings.max_length, label2id, settings)
+    train_features, truncated = encode_training(task, train_examples, tokenizer, label2id, settings)  # maybe Arrow
     eval_features = None
     if eval_examples is not None:
         eval_features, _ = task.encode(eval_examples, tokenizer, settings.max_length, label2id, settings)
@@ -88,6 +92,7 @@ def finetune(settings: FinetuneSettings) -> dict:
                         trust_remote_code=settings.trust_remote_code)
     run_dir = engine.on_main(lambda: start_run_dir(settings)) or settings.output
     reporter = Reporter(run_dir / "log.jsonl", enabled=engine.is_main, title=f"finetune {task.name}")
+    reporter = track(reporter, engine.accelerator, settings, run_dir, "finetune")  # --report-to
     if data.truncated:
         reporter.note(f"{data.truncated} of {data.train_count} training inputs are longer than --max-length "
                       f"{settings.max_length} and were truncated")
@@ -128,7 +133,7 @@ def finetune(settings: FinetuneSettings) -> dict:
 
     result = engine.fit(model, data.train_features, run_dir=run_dir, pad_token_id=tokenizer.pad_token_id,
                         evaluate=evaluate if eval_examples is not None else None, main_metric=metric,
-                        on_best=save_best, reporter=reporter)
+                        on_best=save_best, reporter=reporter, lengths=feature_lengths(data.train_features))
     state = result.state
     summary = {**result.final_metrics, "best_step": state.best_step, "steps": state.step,
                "trainable_parameters": trainable, "total_parameters": total,

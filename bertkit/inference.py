@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bertkit.data.datasets_io import source
 from bertkit.data.writers import records_format, write_json, write_records
 from bertkit.engine import Engine
 from bertkit.errors import BertkitError
@@ -84,7 +85,7 @@ def predict_file(settings: PredictSettings) -> int:
     """Write one prediction record per input; returns how many were written."""
     records_format(settings.output or "-")  # a bad output name fails before any work
     finetuned = load_finetuned(settings)
-    examples = finetuned.task.read(settings.input, settings, labelled=False)
+    examples = finetuned.task.read(source(settings.input, settings.split), settings, labelled=False)
     predictions = run_predictions(finetuned, examples, settings)
     records = (finetuned.task.prediction_record(e, p) for e, p in zip(examples, predictions))
     count = write_records(settings.output or "-", records)
@@ -99,7 +100,7 @@ def evaluate_file(settings: EvaluateSettings) -> dict:
         records_format(settings.predictions)
     finetuned = load_finetuned(settings)
     task = finetuned.task
-    examples = task.read(settings.input, settings, labelled=True)
+    examples = task.read(source(settings.input, settings.split), settings, labelled=True)
     task.check_labels(examples, finetuned.labels)
     predictions = run_predictions(finetuned, examples, settings)
     metrics = task.metrics(examples, predictions, finetuned.labels)

@@ -36,6 +36,7 @@ from bertkit.pretraining.model import PretrainingModel
 from bertkit.report import Reporter, console, metrics_table, model_card, plot_curves, print_table
 from bertkit.rundir import prepare_run_dir
 from bertkit.settings import PretrainSettings, save_settings, settings_to_dict
+from bertkit.tracking import track
 
 
 def pretrain(settings: PretrainSettings) -> dict:
@@ -50,6 +51,7 @@ def pretrain(settings: PretrainSettings) -> dict:
     save_settings(settings, run_dir / "settings.yaml")
     engine = Engine(settings)
     reporter = Reporter(run_dir / "log.jsonl", enabled=engine.is_main, title="pretrain")
+    reporter = track(reporter, engine.accelerator, settings, run_dir, "pretrain")  # --report-to
 
     with engine.accelerator.main_process_first(), removed_on_error(run_dir, keep=settings.resume):
         tokenizer = get_tokenizer(settings, files, base, run_dir / "tokenizer", reporter)

@@ -83,6 +83,9 @@ class TrainingSettings(RunSettings):
     time_budget: str = opt("", "Train for this long (e.g. 90s, 30m, 2h, 1h30m): the learning-rate schedule runs over "
                                "the time instead of a step count and training stops cleanly at it (evaluations and "
                                "checkpoints are not counted); --max-steps still caps it, --epochs is ignored.")
+    # --- experiment tracking (bertkit/tracking.py) ---
+    report_to: str = opt("none", "Also log settings and metrics to trackers under OUTPUT/tracking: tensorboard, mlflow "
+                                 "(a local file store), several comma-separated, or none.")
 
     @property
     def time_budget_seconds(self) -> float:
@@ -119,7 +122,8 @@ class FinetuneSettings(TrainingSettings):
 
     task: str = opt("classification", "What to learn: classification, nli, tagging or qa.", short="-t")
     model: str = opt("", "Model directory to start from (a pretrained or fine-tuned bertkit/Hugging Face model).", short="-m")
-    train: Optional[Path] = opt(None, "Training file (csv, tsv, jsonl, json; conll/conllu for tagging; SQuAD json for qa).")
+    train: Optional[Path] = opt(None, "Training file (csv, tsv, jsonl, json, parquet, arrow, a saved dataset or "
+                                      "hf:NAME[:CONFIG]; conll/conllu for tagging; SQuAD json for qa).")
     eval: Optional[Path] = opt(None, "Evaluation file in the same format; picks the best checkpoint and early stopping.")
     text_column: Optional[str] = opt(None, "Column holding the text (default: detected, e.g. text, sentence, premise).")
     text_pair_column: Optional[str] = opt(None, "Column holding the second text of a pair (default: detected, e.g. hypothesis).")
@@ -188,12 +192,20 @@ class FinetuneSettings(TrainingSettings):
     skip_bad_examples: bool = opt(False, "QA: skip (and count) questions whose answer is not at its answer_start, "
                                   "instead of stopping with an error.")
 
+    # --- datasets inputs (bertkit/data/datasets_io.py) ---
+    train_split: str = opt("train", "Split of --train when it is a saved DatasetDict or hf:NAME[:CONFIG].")
+    eval_split: str = opt("validation", "Split of --eval when it is a saved DatasetDict or hf:NAME[:CONFIG].")
+    cache_encoded: bool = opt(False, "Encode the training data with datasets.map into Arrow files in OUTPUT.encoded/ "
+                                     "(memory-mapped; a repeated or resumed run reuses them).")
+    num_workers: int = opt(1, "Processes that encode the training data (more than 1 implies --cache-encoded).")
+
 
 @dataclass
 class PredictSettings(RunSettings):
     """``bertkit predict``: run a fine-tuned model over a file."""
 
-    input: Optional[Path] = opt(None, "Input file (txt one input per line, csv, tsv, jsonl, ...), or - for stdin.", argument=True)
+    input: Optional[Path] = opt(None, "Input file (txt one input per line, csv, tsv, jsonl, ...; parquet, arrow, a saved "
+                                      "dataset or hf:NAME[:CONFIG]), or - for stdin.", argument=True)
     model: str = opt("", "Fine-tuned model directory (runs/NAME/model).", short="-m")
     output: Optional[Path] = opt(None, "Output file: .jsonl (default), .csv, .tsv or (tagging) .conll; - for stdout.",
                                  short="-o")
@@ -234,6 +246,10 @@ class PredictSettings(RunSettings):
                                          choices=("yes", "no"))
     null_threshold: Optional[float] = opt(None, "QA v2.0: 'no answer' threshold (default: the tuned or trained one).")
     skip_bad_examples: bool = opt(False, "QA: skip (and count) questions whose answer is not at its answer_start.")
+
+    # --- datasets inputs (bertkit/data/datasets_io.py) ---
+    split: Optional[str] = opt(None, "Split of the input when it is a saved DatasetDict or hf:NAME[:CONFIG] "
+                                     "(default: its only split).")
 
 
 @dataclass
@@ -348,6 +364,9 @@ class PretrainSettings(TrainingSettings):
     static_masks: bool = opt(False, "Draw the masks once instead of afresh each epoch.")
     dump_instances: Optional[tuple[int, Path]] = opt(None, "Write N training instances (after masking) to FILE "
                                                            "as jsonl: --dump-instances N FILE.")
+    # --- record corpora (jsonl, json, parquet, saved datasets: one document per record) ---
+    text_column: str = opt("text", "The field holding each document's text in jsonl, json, parquet or saved-dataset "
+                                   "corpora.")
 
     def __post_init__(self) -> None:
         # What the user left unset comes from the recipe; an unknown recipe is left for validate() to name.

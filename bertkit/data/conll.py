@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from bertkit.data.readers import read_table, read_text
+from bertkit.data.readers import pick_column, read_table, read_text
 from bertkit.errors import BertkitError
 
 # Raw text is split into words this way: a run of letters/digits (with inner hyphens or apostrophes,
@@ -43,7 +43,12 @@ class TaggedSentence:
 
 
 def tagged_format(path: Path | str, labelled: bool) -> str:
-    """conllu, jsonl, text (raw lines: .txt and stdin when predicting) or conll (everything else)."""
+    """conllu, jsonl (also any dataset source: records of tokens and tags), text (raw lines: .txt and stdin
+    when predicting) or conll (everything else)."""
+    from bertkit.data.datasets_io import is_dataset_source
+
+    if is_dataset_source(path):
+        return "jsonl"
     suffix = Path(str(path)).suffix.lower()
     if suffix == ".conllu":
         return "conllu"
@@ -55,12 +60,13 @@ def tagged_format(path: Path | str, labelled: bool) -> str:
 
 
 def read_tagged(path: Path | str, labelled: bool, tag_column: int | None = None,
-                tag_field: str = "upos") -> list[TaggedSentence]:
-    """Read sentences from a CoNLL, CoNLL-U, jsonl or raw text file; tags are required when `labelled`."""
+                tag_field: str = "upos", tags_column: str | None = None) -> list[TaggedSentence]:
+    """Read sentences from a CoNLL, CoNLL-U, jsonl or raw text file (or a dataset source); tags are required
+    when `labelled`. `tags_column` names the tags of jsonl/dataset records (default: tags, or ner_tags, ...)."""
     fmt = tagged_format(path, labelled)
     shown = Path("stdin") if str(path) == "-" else Path(str(path))
     if fmt == "jsonl":
-        sentences = _read_jsonl(path, labelled)
+        sentences = _read_jsonl(path, labelled, tags_column)
     else:
         text = read_text(path)
         if fmt == "conllu":
@@ -166,14 +172,26 @@ def _read_conllu(path: Path, text: str, labelled: bool, tag_field: str) -> list[
     return builder.sentences
 
 
-def _read_jsonl(path: Path | str, labelled: bool) -> list[TaggedSentence]:
+# Tag columns of records as they ship on the hub (conll2003: ner_tags, pos_tags, chunk_tags; UD: upos, xpos).
+TAGS_COLUMNS = ("ner_tags", "pos_tags", "chunk_tags", "upos", "xpos")
+
+
+def _read_jsonl(path: Path | str, labelled: bool, tags_column: str | None = None) -> list[TaggedSentence]:
     table = read_table(path, "jsonl")
+    tags_key = None
+    if labelled:  # --label-column, else "tags", else the one usual hub name present (several: the user picks)
+        if tags_column:
+            tags_key = pick_column(table, tags_column, (), "tags", "--label-column")
+        elif "tags" in table.columns:
+            tags_key = "tags"
+        else:
+            tags_key = pick_column(table, None, TAGS_COLUMNS, "tags", "--label-column", required=False) or "tags"
     sentences = []
     for record, where in zip(table.records, table.where):
         tokens = _string_list(record, "tokens", where)
         tags = None
         if labelled:
-            tags = _string_list(record, "tags", where)
+            tags = _string_list(record, tags_key, where)
             if len(tags) != len(tokens):
                 raise BertkitError(f"{where}: {len(tokens)} tokens but {len(tags)} tags; give one tag per token")
         sentences.append(TaggedSentence(tokens, tags, where))

@@ -1,5 +1,8 @@
 """Readers for tabular input files: csv, tsv, jsonl, json (a list of records) and txt.
 
+Parquet and Arrow files, saved datasets and hf:NAME go through ``datasets`` (see
+``bertkit/data/datasets_io.py``) and come back as the same `Table`.
+
 Every record keeps where it came from (``train.tsv line 17``, ``data.json record 5``) so
 that later checks can name it. Problems a user can fix (missing or empty file, bad
 UTF-8, a malformed line) raise ``BertkitError`` with that location.
@@ -61,13 +64,17 @@ def file_format(path: Path | str, default: str = "txt") -> str:
 
 
 def read_table(path: Path | str, fmt: str | None = None) -> Table:
-    """Read a csv/tsv (with a header line), jsonl, json or txt file into a Table."""
+    """Read a csv/tsv (with a header line), jsonl, json or txt file (or a dataset source) into a Table."""
+    from bertkit.data.datasets_io import dataset_table, is_dataset_source
+
+    if is_dataset_source(path):  # parquet, arrow, a saved dataset or hf:NAME, whatever `fmt` the caller expects
+        return dataset_table(path)
     fmt = fmt or file_format(path)
     text = read_text(path)
     shown = Path(str(path)) if str(path) != "-" else Path("stdin")
     reader = {"csv": _read_delimited, "tsv": _read_delimited, "jsonl": _read_jsonl, "json": _read_json, "txt": _read_txt}
     if fmt not in reader:
-        raise BertkitError(f"{shown}: cannot read '{fmt}' files here; use csv, tsv, jsonl, json or txt")
+        raise BertkitError(f"{shown}: cannot read '{fmt}' files here; use csv, tsv, jsonl, json, txt, parquet or arrow")
     table = reader[fmt](shown, text, fmt)
     if not table.records:
         raise BertkitError(f"{shown}: holds no records; give a file with data")

@@ -30,6 +30,7 @@ from bertkit.engine.checkpoints import load_newest_checkpoint, save_checkpoint
 from bertkit.engine.signals import EXIT_CODES, StopRequests
 from bertkit.errors import BertkitError, RunInterrupted
 from bertkit.rundir import resume_command
+from bertkit.tracking import accelerator_options
 
 T = TypeVar("T")
 
@@ -98,7 +99,7 @@ class _Window:
     seconds: float = 0.0
 
 
-def make_accelerator(precision: str, grad_accum: int = 1, timeout_seconds: int = 7200):
+def make_accelerator(precision: str, grad_accum: int = 1, timeout_seconds: int = 7200, **options):
     """An Accelerator that autocasts to bf16 on GPU and never on CPU (bf16 is ~150x slower on these CPUs).
 
     Batches are split: every process gets its slice of one global batch drawn by the sampler, so N
@@ -120,7 +121,8 @@ def make_accelerator(precision: str, grad_accum: int = 1, timeout_seconds: int =
         mixed = precision
     return Accelerator(mixed_precision=mixed, gradient_accumulation_steps=grad_accum,
                        dataloader_config=DataLoaderConfiguration(split_batches=True),
-                       kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(seconds=timeout_seconds))])
+                       kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(seconds=timeout_seconds))],
+                       **options)  # e.g. log_with/project_dir for --report-to (bertkit/tracking.py)
 
 
 def make_optimizer(model: torch.nn.Module, learning_rate: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -163,7 +165,8 @@ class Engine:
         self.reporter = None
         # Prediction settings have no accumulation or time-out; training settings do.
         self.accelerator = make_accelerator(settings.precision, getattr(settings, "grad_accum", 1),
-                                            getattr(settings, "distributed_timeout", 7200))
+                                            getattr(settings, "distributed_timeout", 7200),
+                                            **accelerator_options(settings))
         self._clock = time.perf_counter()
         self._window = _Window()
 

@@ -7,6 +7,9 @@ Layouts (``--document-per-line`` / ``--document-per-file``; default: blocks):
 
 Every line is split into sentences by `split_sentences` (so a paragraph written on one line
 is split too). Files are read line by line, so the corpus never has to fit in memory.
+
+jsonl, json, parquet and arrow files and saved datasets hold one document per record instead
+(``--text-column``); see ``bertkit/pretraining/records.py``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import re
 from pathlib import Path
 from typing import Iterator
 
+from bertkit.data.datasets_io import is_saved_dataset
 from bertkit.errors import BertkitError
+from bertkit.pretraining.records import is_record_corpus, record_blocks
 
 # Words that end with a period yet rarely end a sentence.
 ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "vs", "etc", "e.g", "i.e", "cf", "no", "nos",
@@ -55,7 +60,9 @@ def resolve_corpus(items: list) -> list[Path]:
     for item in items:
         text = str(item)
         path = Path(text)
-        if path.is_dir():
+        if is_saved_dataset(path):  # a save_to_disk directory is one corpus, not a folder of files
+            files.append(path)
+        elif path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and not any(part.startswith(".")
                                                                                   for part in p.relative_to(path).parts))
             if not found:
@@ -88,6 +95,9 @@ def read_lines(path: Path) -> Iterator[str]:
 def iter_blocks(files: list[Path], layout: str) -> Iterator[list[str]]:
     """Documents as lists of their non-empty lines (`layout`: blocks, lines or files)."""
     for path in files:
+        if is_record_corpus(path):
+            yield from record_blocks(path, layout, getattr(layout, "text_column", "text"))
+            continue
         block: list[str] = []
         for line in read_lines(path):
             line = line.strip()
@@ -118,5 +128,21 @@ def count_documents(files: list[Path], layout: str) -> int:
 
 def layout_of(settings) -> str:
     if settings.document_per_line:
-        return "lines"
-    return "files" if settings.document_per_file else "blocks"
+        layout = "lines"
+    else:
+        layout = "files" if settings.document_per_file else "blocks"
+    return Layout(layout, getattr(settings, "text_column", "text"))
+
+
+class Layout(str):
+    """A layout name that also carries --text-column to the record readers (and into the cache fingerprint,
+    through repr, when it is not the default)."""
+
+    def __new__(cls, layout: str, text_column: str = "text"):
+        made = super().__new__(cls, layout)
+        made.text_column = text_column
+        return made
+
+    def __repr__(self) -> str:
+        plain = str.__repr__(self)
+        return plain if self.text_column == "text" else f"{plain}+text_column={self.text_column!r}"

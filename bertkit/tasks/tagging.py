@@ -37,7 +37,8 @@ class TaggingTask:
 
     def read(self, path, settings, labelled: bool) -> list[TaggedSentence]:
         return read_tagged(path, labelled, getattr(settings, "tag_column", None),
-                           getattr(settings, "tag_field", None) or "upos")
+                           getattr(settings, "tag_field", None) or "upos",
+                           tags_column=getattr(settings, "label_column", None))  # jsonl/dataset records
 
     def label_names(self, examples: list[TaggedSentence]) -> list[str]:
         """O first, then the other tags sorted; entity tag sets also get I-X for every B-X."""
