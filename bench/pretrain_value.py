@@ -43,7 +43,7 @@ def bertkit(*args) -> None:
                    stdout=subprocess.DEVNULL)
 
 
-def prepare(work: Path, megabytes: float) -> None:
+def prepare(work: Path, megabytes: float, mr_rows: int) -> None:
     """train.txt (whole paragraphs, blank lines kept), the shared tokenizer, and the task files."""
     from bertkit.modeling.scratch import train_wordpiece
 
@@ -54,7 +54,8 @@ def prepare(work: Path, megabytes: float) -> None:
     train_wordpiece(lines, vocab_size=VOCAB).save_pretrained(work / "tokenizer")
     for name, spec in TASKS.items():
         rows = require_data(spec["train"]).read_text(encoding="utf-8").splitlines()
-        keep = rows[:spec["train_rows"] + 1] if spec["train_rows"] else rows
+        limit = mr_rows if name == "mr" else spec["train_rows"]
+        keep = rows[:limit + 1] if limit else rows
         (work / f"{name}-train.tsv").write_text("\n".join(keep) + "\n", encoding="utf-8")
 
 
@@ -78,11 +79,11 @@ def pretrain_trainer(work: Path, minutes: float) -> Path:
     return side / "trainer-model"
 
 
-def finetune(work: Path, model: Path, task: str, pooling: str, seed: int) -> float:
+def finetune(work: Path, model: Path, task: str, pooling: str, seed: int, epochs: float) -> float:
     spec = TASKS[task]
     output = work / "finetune" / f"{model.parent.name}-{task}-{pooling}-{seed}"
     bertkit("finetune", "--task", spec["task"], "--model", model, "--train", work / f"{task}-train.tsv",
-            "--eval", spec["test"], "--output", output, "--overwrite", "--epochs", "3", "--lr", "1e-4",
+            "--eval", spec["test"], "--output", output, "--overwrite", "--epochs", epochs, "--lr", "1e-4",
             "--batch-size", "32", "--pooling", pooling, "--seed", seed)
     return json.loads((output / "metrics.json").read_text())["accuracy"]
 
@@ -121,10 +122,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2, help="fine-tuning seeds per model")
     parser.add_argument("--sides", default="bertkit-budget,bertkit-bert,trainer")
     parser.add_argument("--megabytes", type=float, default=20)
+    parser.add_argument("--mr-rows", type=int, default=4000, help="MR training rows (smoke tests use fewer)")
+    parser.add_argument("--epochs", type=float, default=3, help="fine-tuning epochs")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench-pretrain-value")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    prepare(args.work, args.megabytes)
+    prepare(args.work, args.megabytes, args.mr_rows)
     budgets = [float(b) for b in args.budgets.split(",")]
     sides = args.sides.split(",")
     results: dict = {"budgets_minutes": budgets, "seeds": args.seeds, "megabytes": args.megabytes, "vocab": VOCAB,
@@ -145,7 +148,8 @@ def main() -> None:
             scores = {}
             for task in args.tasks.split(","):
                 for pooling in args.poolings.split(","):
-                    values = [finetune(args.work, model, task, pooling, seed) for seed in range(1, args.seeds + 1)]
+                    values = [finetune(args.work, model, task, pooling, seed, args.epochs)
+                              for seed in range(1, args.seeds + 1)]
                     scores[f"{task}/{pooling}"] = summary(values)
                     print(side, f"{minutes:g} min", task, pooling, scores[f"{task}/{pooling}"], flush=True)
             results["scores"][side][f"{minutes:g}"] = scores
