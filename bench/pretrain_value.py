@@ -135,8 +135,11 @@ def main() -> None:
     random_model = pretrain_bertkit(args.work, 0, "budget") if 0 in budgets else None
     for minutes in budgets:
         for side in sides:
+            if minutes == 0 and side != sides[0]:  # random weights: one model, scored once, the same for every side
+                results["scores"][side]["0"] = results["scores"][sides[0]]["0"]
+                continue
             if minutes == 0:
-                model = random_model  # random weights: one model, the same starting point for every side
+                model = random_model
             elif side == "trainer":
                 model = pretrain_trainer(args.work, minutes)
             else:
