@@ -79,7 +79,8 @@ def runs(tiny_model, data, tmp_path_factory):
 
 def spec_for(base, strategy="full", layer_mix="last", pooling="cls", merge=False):
     settings = SimpleNamespace(strategy=strategy, layer_mix=layer_mix, pooling=pooling, adapter_size=8, lora_rank=4,
-                               lora_alpha=8.0, lora_dropout=0.0, lora_targets="query,key,value,dense", merge=merge)
+                               lora_alpha=8.0, lora_dropout=0.0, lora_targets="query,key,value,dense", merge=merge,
+                               reinit_pooler="no", reinit_layers=0)
     return strategy_spec(settings, str(base))
 
 
