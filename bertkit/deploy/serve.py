@@ -135,7 +135,7 @@ class Batcher:
             first, held = held or await self.queue.get(), None
             items, held = await self.collect(first)
             examples = [example for batch, _ in items for example in batch]
-            LOG.info("batch of %d inputs from %d requests", len(examples), len(items))
+            started = loop.time()
             try:
                 records = await loop.run_in_executor(self.executor, self.records, examples)
             except Exception as error:  # answer every waiting request; the service goes on
@@ -143,6 +143,9 @@ class Batcher:
                     if not future.done():
                         future.set_exception(error)
                 continue
+            finally:
+                LOG.info("batch of %d inputs from %d requests: %.0f ms", len(examples), len(items),
+                         1000 * (loop.time() - started))
             start = 0
             for batch, future in items:
                 if not future.done():  # a client that went away leaves a cancelled future
@@ -224,6 +227,8 @@ def serve(settings: ServeSettings) -> None:
                                        runtime=settings.runtime, threads=settings.threads,
                                        allow_pickle=settings.allow_pickle, trust_remote_code=settings.trust_remote_code)
     finetuned = load_finetuned(predict_settings)
+    if isinstance(finetuned.model, OnnxRunner):
+        finetuned.model.stop_spinning()
     app = create_app(finetuned, settings, predict_settings)
     server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
                                            access_log=settings.log_level == "debug", timeout_graceful_shutdown=60))
