@@ -549,6 +549,9 @@ class ExportSettings(RunSettings):
     quantize: str = opt("none", "int8: dynamic int8 quantization of the weights (about 4x smaller, faster on CPU); "
                                 "none: fp32.", choices=("none", "int8"))
     opset: int = opt(17, "ONNX opset version.")
+    check_inputs: Optional[Path] = opt(None, "Check the export on this predict input file (e.g. your dev set) "
+                                             "instead of bertkit's built-in inputs.")
+    min_agreement: float = opt(0.99, "int8: the share of check inputs on which it must predict PyTorch's labels.")
     overwrite: bool = opt(False, "Replace an existing directory in --output.")
 
     def validate(self) -> None:
@@ -557,6 +560,8 @@ class ExportSettings(RunSettings):
             raise BertkitError("no model given; pass --model DIR (the model/ folder of a fine-tuning run)")
         if self.output is None:
             raise BertkitError("no output directory given; pass --output DIR")
+        if not 0 <= self.min_agreement <= 1:
+            raise BertkitError(f"--min-agreement is {self.min_agreement}; give a share from 0 to 1")
         if not 11 <= self.opset <= 21:
             raise BertkitError(f"--opset is {self.opset}; give a version from 11 to 21")
 

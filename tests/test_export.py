@@ -129,14 +129,17 @@ def test_export_errors_are_one_line(models, exports, tmp_path):
     assert not (tmp_path / "again").exists() and not (tmp_path / ".sub.tmp").exists()
 
 
-@pytest.mark.parametrize("change, words", [("ATOL", "differ from PyTorch"), ("MIN_AGREEMENT", "int8 model predicts")])
+@pytest.mark.parametrize("change, words", [("ATOL", "differ from PyTorch"), ("min_agreement", "int8 model predicts")])
 def test_a_failed_check_stops_the_export(change, words, models, tmp_path, monkeypatch):
     from bertkit.deploy import export as export_module
     from bertkit.errors import BertkitError
     from bertkit.settings import ExportSettings
 
-    monkeypatch.setattr(export_module, change, -1.0 if change == "ATOL" else 1.01)
     settings = ExportSettings(model=str(models["classification"]), output=tmp_path / "onnx", quantize="int8")
+    if change == "ATOL":
+        monkeypatch.setattr(export_module, "ATOL", -1.0)
+    else:
+        settings.min_agreement = 1.01  # no model can agree on more than all labels
     with pytest.raises(BertkitError, match=words):
         export_module.export_model(settings)
     assert list(tmp_path.iterdir()) == []
