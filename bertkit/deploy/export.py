@@ -58,7 +58,7 @@ CHECK_TEXTS = [
 
 
 def check_texts() -> list[str]:
-    """The check texts alone and every ordered pair of them joined (156): enough inputs that the 99%
+    """The check texts alone and every ordered pair of them joined (144): enough inputs that the 99%
     agreement of int8 allows a flip of a near-tie, as it would on real data."""
     joined = [f"{a} {b}" for a in CHECK_TEXTS for b in CHECK_TEXTS if a != b]
     return CHECK_TEXTS + joined
