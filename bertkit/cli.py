@@ -24,9 +24,11 @@ from bertkit.rundir import remember_command
 from bertkit.settings import (
     EmbedSettings,
     EvaluateSettings,
+    ExportSettings,
     FinetuneSettings,
     PredictSettings,
     PretrainSettings,
+    ServeSettings,
     build_settings,
     field_type,
     flag,
@@ -236,6 +238,43 @@ bertkit embed --model MODEL_DIR --similarity --word apple "I ate an apple" "appl
 ```
 
 Vectors go to .npy or .jsonl; --similarity prints their cosine similarity matrix.
+""")
+
+
+def run_export(settings: ExportSettings) -> None:
+    from bertkit.deploy.export import export_model
+
+    export_model(settings)
+
+
+def run_serve(settings: ServeSettings) -> None:
+    from bertkit.deploy.serve import serve
+
+    serve(settings)
+
+
+settings_command("export", ExportSettings, run_export, """Export a fine-tuned model to ONNX (fp32 or int8) for ONNX Runtime.
+
+```
+bertkit export --model runs/sentiment/model --output runs/sentiment/onnx
+bertkit export --model runs/sentiment/model --output runs/sentiment/onnx-int8 --quantize int8
+```
+
+Any task and strategy (LoRA is merged into the weights). The export checks itself against
+PyTorch and stops if they disagree. OUTPUT holds model.onnx, config.json, the tokenizer,
+bertkit.json and README.md; predict, evaluate and serve take it as --model.
+""")
+
+settings_command("serve", ServeSettings, run_serve, """Serve a model over HTTP: POST /predict, GET /health, docs at /docs.
+
+```
+bertkit serve --model runs/sentiment/onnx --port 8000
+curl -s localhost:8000/predict -H 'content-type: application/json' -d '{"inputs": [{"text": "a fine film"}]}'
+```
+
+Each input is a predict input record ({"text": ...}, {"text": ..., "text_pair": ...},
+{"tokens": [...]}, {"question": ..., "context": ...}); the answer holds the records predict
+writes, in order. Requests arriving together run as one batch (--max-batch-size, --max-wait-ms).
 """)
 
 

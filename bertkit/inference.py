@@ -9,9 +9,9 @@ from typing import Any
 
 from bertkit.data.datasets_io import source
 from bertkit.data.writers import records_format, write_json, write_records
+from bertkit.deploy.onnx_runner import load_for_inference
 from bertkit.engine import Engine
 from bertkit.errors import BertkitError
-from bertkit.modeling.build import load_model
 from bertkit.modeling.heads import layer_weights
 from bertkit.modeling.loading import load_tokenizer, read_bertkit_file, resolve_model_dir
 from bertkit.modeling.strategies import unwrap
@@ -46,7 +46,7 @@ def load_finetuned(settings: PredictSettings) -> Finetuned:
     task = get_task(info["task"])
     fill_saved_settings(settings, {**info.get("settings", {}), **info.get("tuned", {})})
     tokenizer = load_tokenizer(model_dir)
-    model = load_model(model_dir, info, allow_pickle=settings.allow_pickle, trust_remote_code=settings.trust_remote_code)
+    model = load_for_inference(model_dir, info, settings)  # torch, or ONNX Runtime for an exported directory
     check_labels_match(model_dir, info, model)
     engine = Engine(settings)
     model.to(engine.accelerator.device)

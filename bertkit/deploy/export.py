@@ -1,0 +1,269 @@
+"""`bertkit export`: a fine-tuned model directory -> an ONNX model directory that ONNX Runtime loads.
+
+    export_model(ExportSettings(model="runs/sentiment/model", output=Path("runs/sentiment/onnx"), quantize="int8"))
+
+The model is loaded exactly as predict loads it (any task, any strategy), LoRA updates are merged
+into the weights, and a small wrapper module turns the task model into a function of plain tensors
+(input_ids, attention_mask[, token_type_ids]) -> logits. Tracing it with torch's TorchScript-based
+exporter (``dynamo=False``: robust for BERT with dynamic batch and sequence axes, and it records
+the forward hooks through which adapters, the weighted layer mix and mean pooling act) gives a
+graph with bertkit's additions built in. int8 is ONNX Runtime's dynamic quantization.
+
+Before anything is written the export checks itself on a few built-in inputs run through the same
+inference loop as predict: fp32 outputs must match PyTorch within ATOL + RTOL * |x|; an int8 model
+must predict the same labels (argmax of every output) on at least 99% of them (--min-agreement).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from bertkit import __version__
+from bertkit.atomic import publish_directory
+from bertkit.deploy.onnx_runner import ONNX_FILE, OnnxRunner, is_exported
+from bertkit.engine.batching import collate
+from bertkit.errors import BertkitError
+from bertkit.inference import Finetuned, load_finetuned
+from bertkit.modeling.heads import layer_weights
+from bertkit.modeling.loading import BERTKIT_FILE
+from bertkit.modeling.strategies import unwrap
+from bertkit.settings import ExportSettings, PredictSettings
+
+ATOL, RTOL = 1e-4, 1e-3  # fp32: |onnx - torch| <= ATOL + RTOL * |torch| for every output value
+
+# Inputs for the self-check: short and long, plain and punctuated, so padding and length vary.
+CHECK_TEXTS = [
+    "the film was a delight from start to finish",
+    "a dull, lifeless and overlong story.",
+    "Anna Berg moved from Oslo to Paris in 2019 and works for the city library.",
+    "great",
+    "I would not recommend this product to anyone; it broke after two days of use.",
+    "The quick brown fox jumps over the lazy dog near the river bank every morning.",
+    "honestly, the service was slow but the food made up for it",
+    "What a waste of time!",
+    "Tom Hill lives in Lima and has a parrot called Pepper.",
+    "the screen is bright, the battery lasts all day and the price is fair",
+    "no",
+    "It rained in London on Monday, so the match between Leeds and York was moved to Friday evening.",
+]
+
+
+def check_texts() -> list[str]:
+    """The check texts alone and every ordered pair of them joined (144): enough inputs that the 99%
+    agreement of int8 allows a flip of a near-tie, as it would on real data."""
+    joined = [f"{a} {b}" for a in CHECK_TEXTS for b in CHECK_TEXTS if a != b]
+    return CHECK_TEXTS + joined
+
+
+def check_records(task_name: str) -> list[dict]:
+    """The built-in check inputs, shaped as each task's predict input records."""
+    texts = check_texts()
+    if task_name == "qa":
+        return [{"id": f"check-{i}", "question": f"What about {text.split()[0]}?", "context": text}
+                for i, text in enumerate(texts)]
+    if task_name == "tagging":
+        return [{"tokens": text.split()} for text in texts]
+    if task_name == "nli":
+        return [{"text": text, "text_pair": texts[(i + 1) % len(texts)]} for i, text in enumerate(texts)]
+    return [{"text": text} for text in texts]
+
+
+class ExportWrapper(nn.Module):
+    """The task model as a function of positional tensors returning a tuple, which is what tracing needs."""
+
+    def __init__(self, model: nn.Module, input_names: list[str], output_names: list[str]):
+        super().__init__()
+        self.model = model
+        self.input_names = input_names
+        self.output_names = output_names
+
+    def forward(self, *tensors: torch.Tensor):
+        outputs = self.model(**dict(zip(self.input_names, tensors)))
+        return tuple(outputs[name] for name in self.output_names)
+
+
+@dataclass
+class CheckInputs:
+    features: list[dict]
+    pad_token_id: int
+
+
+def export_model(settings: ExportSettings) -> Path:
+    """Write the export directory (atomically) and return it; raises BertkitError on any failure."""
+    source, output = Path(settings.model), Path(settings.output)
+    prepare_output(source, output, settings.overwrite)
+    finetuned = load_finetuned(PredictSettings(model=settings.model, input=Path("-"), runtime="torch", threads=0,
+                                               allow_pickle=settings.allow_pickle,
+                                               trust_remote_code=settings.trust_remote_code))
+    if hasattr(finetuned.model, "merge_adapter"):  # peft LoRA: fold B @ A * alpha / rank into the weights
+        finetuned.model.merge_adapter()
+    check = check_inputs(finetuned, settings.check_inputs)
+    temporary = output.with_name(f".{output.name}.tmp")
+    try:
+        shutil.rmtree(temporary, ignore_errors=True)
+        temporary.mkdir(parents=True)
+        with tempfile.TemporaryDirectory(prefix="bertkit-export-") as scratch:
+            fp32 = Path(scratch) / "model-fp32.onnx"
+            trace(finetuned, check, fp32, settings.opset)
+            report = {"fp32": compare(finetuned, check, fp32)}
+            if settings.quantize == "int8":
+                quantize_int8(fp32, temporary / ONNX_FILE)
+                report["int8"] = compare(finetuned, check, temporary / ONNX_FILE, settings.min_agreement)
+            else:
+                shutil.copyfile(fp32, temporary / ONNX_FILE)
+        write_companions(finetuned, source, temporary, settings, report)
+        publish_directory(temporary, output)
+    except OSError as error:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise BertkitError(f"{output}: cannot write the export ({error.strerror or error}); check the path, its "
+                           "permissions and free space") from None
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    return output
+
+
+def prepare_output(source: Path, output: Path, overwrite: bool) -> None:
+    if is_exported(source):
+        raise BertkitError(f"{source}: already an ONNX export; pass the model/ folder it was exported from")
+    if output.resolve() == source.resolve():
+        raise BertkitError(f"--output {output} is the model directory itself; pass a new directory")
+    if output.exists() and not overwrite:
+        raise BertkitError(f"{output}: already exists; pass --overwrite to replace it, or another --output")
+    if output.exists() and not output.is_dir():
+        raise BertkitError(f"{output}: is a file; --output takes a directory")
+
+
+def check_inputs(finetuned: Finetuned, given: Path | None) -> CheckInputs:
+    """Encode the check inputs (--check-inputs, else the built-in records) with the task's own reader
+    and encoder, as predict would."""
+    task, settings = finetuned.task, finetuned.engine.settings
+    with tempfile.TemporaryDirectory(prefix="bertkit-check-") as folder:
+        path = Path(folder) / "check.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in check_records(task.name)), encoding="utf-8")
+        examples = task.read(given or path, settings, labelled=False)
+    max_length = settings.max_length or finetuned.info.get("max_length", 512)
+    features, _ = task.encode(examples, finetuned.tokenizer, max_length, None, settings)
+    return CheckInputs(features, finetuned.tokenizer.pad_token_id or 0)
+
+
+def model_io(finetuned: Finetuned) -> tuple[list[str], list[str]]:
+    """Graph inputs (the tokenizer's, in forward order) and outputs (the task head's)."""
+    inputs = ["input_ids", "attention_mask"]
+    if "token_type_ids" in finetuned.tokenizer.model_input_names:
+        inputs.append("token_type_ids")
+    outputs = ["start_logits", "end_logits"] if finetuned.task.name == "qa" else ["logits"]
+    return inputs, outputs
+
+
+def trace(finetuned: Finetuned, check: CheckInputs, path: Path, opset: int) -> None:
+    input_names, output_names = model_io(finetuned)
+    wrapper = ExportWrapper(finetuned.model, input_names, output_names).eval()  # eval: export restores the mode
+    batch = collate(check.features[:2], check.pad_token_id)
+    args = tuple(batch[name] if name in batch else torch.zeros_like(batch["input_ids"]) for name in input_names)
+    per_text = finetuned.task.name in ("classification", "nli")  # [batch, labels]; the others are per token
+    axes = {name: {0: "batch", 1: "sequence"} for name in input_names}
+    axes.update({name: {0: "batch"} if per_text else {0: "batch", 1: "sequence"} for name in output_names})
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer notes on Python-side checks, which are constant for BERT
+        try:
+            torch.onnx.export(wrapper, args, str(path), input_names=input_names, output_names=output_names,
+                              dynamic_axes=axes, opset_version=opset, dynamo=False, do_constant_folding=True)
+        except (RuntimeError, torch.onnx.errors.OnnxExporterError) as error:
+            raise BertkitError(f"{finetuned.engine.settings.model}: the ONNX exporter failed "
+                               f"({str(error).strip().splitlines()[0]}); try another --opset") from None
+
+
+def quantize_int8(source: Path, target: Path) -> None:
+    """Dynamic int8: weights stored as int8, activations quantized on the fly (no calibration data needed);
+    a scale per output channel keeps the small weights of a layer from rounding to zero."""
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    logging.disable(logging.WARNING)  # its advice to pre-process applies to static quantization of CNNs
+    try:
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def compare(finetuned: Finetuned, check: CheckInputs, path: Path, min_agreement: float | None = None) -> dict:
+    """Run the check features through torch and ONNX in the same inference loop; raise if they differ:
+    fp32 (no `min_agreement`) beyond the tolerance, int8 in more than 1 - `min_agreement` of the labels."""
+    engine, features = finetuned.engine, check.features
+    reference = dict(engine.run_model(finetuned.model, features, 4, check.pad_token_id))
+    exported = dict(engine.run_model(OnnxRunner(path, None, threads=0), features, 4, check.pad_token_id))
+    worst, largest, agree, total = 0.0, 0.0, 0, 0
+    for index, outputs in reference.items():
+        for name, expected in outputs.items():
+            got = exported[index][name]
+            worst = max(worst, float(np.max(np.abs(got - expected) - RTOL * np.abs(expected))))
+            largest = max(largest, float(np.max(np.abs(got - expected))))
+            labels_expected, labels_got = expected.argmax(axis=-1), got.argmax(axis=-1)
+            agree += int(np.sum(labels_expected == labels_got))
+            total += int(np.size(labels_expected))
+    result = {"inputs": len(features), "max_abs_difference": largest, "label_agreement": agree / total}
+    model = finetuned.engine.settings.model
+    if min_agreement is None and worst > ATOL:
+        raise BertkitError(f"{model}: the ONNX model's outputs differ from PyTorch by {worst:.2g} (tolerance {ATOL} + "
+                           f"{RTOL} x |value|) on the check inputs; nothing was written: report this model's type")
+    if min_agreement is not None and agree / total < min_agreement:
+        raise BertkitError(f"{model}: the int8 model predicts the same labels as PyTorch on only {agree / total:.1%} "
+                           f"of {total} checks (needs {min_agreement:.1%}, --min-agreement); nothing was written: export with "
+                           "--quantize none, or check on your own data with --check-inputs dev.tsv")
+    return result
+
+
+def write_companions(finetuned: Finetuned, source: Path, target: Path, settings: ExportSettings,
+                     report: dict) -> None:
+    """config.json, the tokenizer, bertkit.json (with an "export" record) and the model card."""
+    import onnx
+    import onnxruntime
+
+    unwrap(finetuned.model).config.save_pretrained(target)
+    finetuned.tokenizer.save_pretrained(target)
+    export = {"format": "onnx", "file": ONNX_FILE, "quantize": settings.quantize, "opset": settings.opset,
+              "source": str(source.resolve()), "inputs": model_io(finetuned)[0], "outputs": model_io(finetuned)[1],
+              "check": report, "tolerance": {"atol": ATOL, "rtol": RTOL, "int8_min_label_agreement": settings.min_agreement},
+              "versions": {"bertkit": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
+                           "onnxruntime": onnxruntime.__version__}}
+    mix = layer_weights(unwrap(finetuned.model))
+    if mix is not None:
+        export["layer_weights"] = mix
+    info = {**finetuned.info, "export": export}
+    (target / BERTKIT_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (target / "README.md").write_text(model_card(info, target), encoding="utf-8")
+
+
+def model_card(info: dict, target: Path) -> str:
+    export, strategy = info["export"], info.get("strategy") or {"name": "full"}
+    size = (target / ONNX_FILE).stat().st_size / 2**20
+    checks = "; ".join(f"{kind}: largest output difference {r['max_abs_difference']:.2g}, "
+                       f"labels agree {r['label_agreement']:.1%} on {r['inputs']} inputs"
+                       for kind, r in export["check"].items())
+    return f"""# bertkit ONNX export: {info['task']}
+
+Exported with `bertkit export --model {export['source']} --quantize {export['quantize']} --opset {export['opset']}`
+(bertkit {export['versions']['bertkit']}, torch {export['versions']['torch']}, onnx {export['versions']['onnx']},
+onnxruntime {export['versions']['onnxruntime']}).
+
+- `{ONNX_FILE}` ({size:.1f} MiB): inputs {', '.join(export['inputs'])} (int64, [batch, sequence]);
+  outputs {', '.join(export['outputs'])}. Weights: {'int8 (dynamic quantization)' if export['quantize'] == 'int8' else 'fp32'}.
+- Task: {info['task']}; labels: {', '.join(info.get('labels') or []) or '(start and end positions)'};
+  strategy: {strategy['name']} (LoRA merged into the weights; adapters, layer mix and mean pooling are in the graph).
+- Self-check against PyTorch: {checks}.
+- Tokenizer files, `config.json` and `bertkit.json` (labels, training settings) sit beside it.
+
+Use it with `bertkit predict --model DIR inputs.txt`, `bertkit evaluate --model DIR test.tsv`,
+`bertkit serve --model DIR`, or directly with `onnxruntime.InferenceSession("{ONNX_FILE}")`.
+"""

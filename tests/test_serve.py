@@ -1,0 +1,183 @@
+"""`bertkit serve`: a real server in a subprocess on a free port, real HTTP requests.
+
+Protects: /predict answers with the records `bertkit predict` writes (exported and PyTorch
+directories, text and QA records), /health and the OpenAPI docs, bad requests get a 4xx with a
+one-line JSON error and the server carries on, concurrent requests run as one batch (read from
+the logged batch sizes), and SIGTERM answers the request in flight and exits 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from conftest import EXAMPLES, ROOT
+from deploy_runs import assert_same_records, export, finetune, invoke, read_jsonl
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def request(port: int, path: str, body: bytes | dict | None = None, timeout: float = 30) -> tuple[int, dict | str]:
+    data = json.dumps(body).encode() if isinstance(body, dict) else body
+    call = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
+                                  headers={"content-type": "application/json"} if data is not None else {})
+    try:
+        with urllib.request.urlopen(call, timeout=timeout) as response:
+            status, text = response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        status, text = error.code, error.read().decode()
+    try:
+        return status, json.loads(text)
+    except json.JSONDecodeError:
+        return status, text
+
+
+class Server:
+    def __init__(self, model: Path, log: Path, *options: str):
+        self.port, self.log = free_port(), log
+        self.stream = open(log, "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bertkit", "serve", "--model", str(model), "--port", str(self.port), *options],
+            cwd=ROOT, stdout=self.stream, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, log.read_text()
+            try:
+                if request(self.port, "/health", timeout=2)[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError(f"server did not start: {log.read_text()}")
+
+    def batch_sizes(self) -> list[int]:
+        return [int(line.split("batch of ")[1].split()[0]) for line in self.log.read_text().splitlines()
+                if "batch of " in line]
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=60)
+        self.stream.close()
+        return code
+
+
+@contextmanager
+def running(model: Path, log: Path, *options: str):
+    server = Server(model, log, *options)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_model, tmp_path_factory):
+    root = tmp_path_factory.mktemp("serve")
+    model = finetune(tiny_model, root / "run", "classification")
+    return export(model, root / "onnx", "--quantize", "int8")
+
+
+@pytest.fixture(scope="module")
+def server(exported, tmp_path_factory):
+    log = tmp_path_factory.mktemp("serve-log") / "server.log"
+    with running(exported, log, "--max-wait-ms", "300", "--max-inputs", "50", "--max-chars", "500",
+                 "--threads", "1") as started:
+        yield started
+
+
+def test_predict_answers_what_the_predict_command_writes(server, exported, tmp_path):
+    inputs = EXAMPLES / "sentiment" / "inputs.txt"
+    assert invoke("predict", "--model", exported, inputs, "--output", tmp_path / "p.jsonl")[0] == 0
+    expected = read_jsonl(tmp_path / "p.jsonl")
+    texts = [line.strip() for line in inputs.read_text().splitlines() if line.strip()]
+    status, answer = request(server.port, "/predict", {"inputs": [{"text": text} for text in texts]})
+    assert status == 200, answer
+    assert_same_records(answer["predictions"], expected, tolerance=1e-5)
+
+
+def test_health_and_openapi_docs(server):
+    status, health = request(server.port, "/health")
+    assert status == 200 and health["status"] == "ok" and health["runtime"] == "onnx"
+    assert health["task"] == "classification"
+    assert request(server.port, "/docs")[0] == 200
+    status, spec = request(server.port, "/openapi.json")
+    assert status == 200 and "/predict" in spec["paths"]
+
+
+@pytest.mark.parametrize("body, status, words", [
+    (b'{"inputs": [{"text": "a fine film"}', 400, "not valid JSON"),
+    ({"input": [{"text": "x"}]}, 422, "inputs"),
+    ({"inputs": [3]}, 422, "dictionary"),
+    ({"inputs": []}, 422, "empty"),
+    ({"inputs": [{"txt": "a fine film"}]}, 422, "no text column"),
+    ({"inputs": [{"text": "fine"}, {"text": "  "}]}, 422, "inputs line 2"),
+    ({"inputs": [{"text": "long " * 200}]}, 413, "--max-chars"),
+    ({"inputs": [{"text": "x"}] * 51}, 413, "--max-inputs"),
+], ids=["malformed", "no-inputs", "not-a-record", "empty", "no-text", "empty-text", "too-long", "too-many"])
+def test_bad_requests_get_a_4xx_and_one_json_line(server, body, status, words):
+    got, answer = request(server.port, "/predict", body)
+    assert got == status, answer
+    assert isinstance(answer, dict) and list(answer) == ["error"] and words in answer["error"]
+    assert "\n" not in answer["error"]
+    assert request(server.port, "/health")[0] == 200  # still serving
+
+
+def test_concurrent_requests_are_batched(server):
+    before = len(server.batch_sizes())
+    barrier, answers = threading.Barrier(8), []
+
+    def client(number: int) -> None:
+        barrier.wait()
+        answers.append(request(server.port, "/predict", {"inputs": [{"text": f"film number {number} was fine"}]}))
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [status for status, _ in answers] == [200] * 8
+    sizes = server.batch_sizes()[before:]
+    assert sum(sizes) == 8 and max(sizes) > 1, sizes
+
+
+def test_a_pytorch_qa_model_is_served(tiny_model, tmp_path):
+    model = finetune(tiny_model, tmp_path / "qa", "qa")
+    records = read_jsonl(EXAMPLES / "qa" / "questions.jsonl")[:3]
+    assert invoke("predict", "--model", model, EXAMPLES / "qa" / "questions.jsonl", "--output", tmp_path / "p.jsonl")[0] == 0
+    expected = read_jsonl(tmp_path / "p.jsonl")[:3]
+    with running(model, tmp_path / "server.log", "--threads", "1") as started:
+        status, health = request(started.port, "/health")
+        assert health["runtime"] == "torch"
+        status, answer = request(started.port, "/predict", {"inputs": records})
+    assert status == 200, answer
+    assert_same_records(answer["predictions"], expected, tolerance=1e-5)
+
+
+def test_sigterm_answers_the_request_in_flight_and_exits_0(exported, tmp_path):
+    server = Server(exported, tmp_path / "server.log", "--max-wait-ms", "1500", "--threads", "1")
+    answers = []
+    client = threading.Thread(target=lambda: answers.append(
+        request(server.port, "/predict", {"inputs": [{"text": "a fine film"}]})))
+    client.start()
+    time.sleep(0.5)  # the request now waits in the batcher for others to join it
+    code = server.stop()
+    client.join(timeout=30)
+    assert code == 0, server.log.read_text()
+    assert answers and answers[0][0] == 200, answers
+    assert answers[0][1]["predictions"][0]["text"] == "a fine film"
