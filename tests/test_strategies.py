@@ -163,7 +163,8 @@ def test_nli_with_weighted_layers_and_mean_pooling_runs_end_to_end(tiny_model, c
                  "--output", tmp_path / "nli", "--max-steps", "4", "--layer-mix", "weighted", "--pooling", "mean")
     assert result.exit_code == 0, result.output
     info = json.loads((tmp_path / "nli/model/bertkit.json").read_text())
-    assert info["strategy"] == {"name": "full", "layer_mix": "weighted", "pooling": "mean"}
+    assert info["strategy"] == {"name": "full", "layer_mix": "weighted", "pooling": "mean",
+                                "reinit": {"pooler": False, "layers": 0}}  # a random model, not a pretraining run
     assert (tmp_path / "nli/model" / WEIGHTS_FILE).is_file()
     evaluated = cli("evaluate", "--model", tmp_path / "nli/model", EXAMPLES / "nli/dev.tsv")
     assert evaluated.exit_code == 0 and "learned layer weights" in evaluated.output
