@@ -181,9 +181,10 @@ def fine_tuned(base: Path, target: Path, task: str, labels: list[str]) -> Path:
     """A model directory as `finetune` writes it (random head: these tests never look at predictions)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from bertkit.modeling.loading import head_options, save_model_dir
+    from bertkit.modeling.loading import save_model_dir
+    from bertkit.tasks import get_task
 
-    model = AutoModelForSequenceClassification.from_pretrained(base, **head_options(labels))
+    model = AutoModelForSequenceClassification.from_pretrained(base, **get_task(task).head_config(labels))
     info = {"task": task, "labels": labels, "max_length": 64}
     save_model_dir(model, AutoTokenizer.from_pretrained(base), target, info, "card")
     return target
