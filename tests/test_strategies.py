@@ -282,3 +282,20 @@ def test_mean_pooling_for_a_token_level_task_is_refused_by_the_settings(tmp_path
 def test_invalid_options_are_one_line_errors(tiny_model, data, cli, tmp_path, options, message):
     result = cli("finetune", "--model", tiny_model, "--train", data / "train.tsv", "--output", tmp_path / "x", *options)
     assert result.exit_code == 2 and message in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("task, data", [("regression", "regression"), ("multilabel", "multilabel")])
+@pytest.mark.parametrize("options", [("--strategy", "frozen"), ("--strategy", "adapters", "--adapter-size", "8"),
+                                     ("--strategy", "lora", "--lora-rank", "4"), ("--layer-mix", "weighted"),
+                                     ("--pooling", "mean")])
+def test_new_tasks_train_save_and_predict_under_every_strategy(word_model, cli, tmp_path, task, data, options):
+    from conftest import EXAMPLES
+
+    folder = EXAMPLES / data
+    result = cli("finetune", "--task", task, "--model", word_model, "--train", folder / "train.csv",
+                 "--eval", folder / "dev.csv", "--output", tmp_path / "run", "--max-steps", "3", "--batch-size", "8",
+                 *options)
+    assert result.exit_code == 0, result.output
+    result = cli("predict", "--model", tmp_path / "run/model", folder / "dev.csv", "--output", tmp_path / "p.jsonl")
+    assert result.exit_code == 0, result.output
+    assert len((tmp_path / "p.jsonl").read_text().splitlines()) == 100
