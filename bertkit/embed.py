@@ -90,11 +90,12 @@ def embed(settings: EmbedSettings) -> np.ndarray:
 
 def read_inputs(settings: EmbedSettings) -> list[str]:
     """One input naming a file (or -) is read as a file of texts; otherwise the inputs are the texts."""
-    from bertkit.tasks.classification import CLASSIFICATION
+    from bertkit.tasks.text import TextColumns, plain_label, read_text_examples
 
     inputs = settings.inputs
     if len(inputs) == 1 and (inputs[0] == "-" or Path(inputs[0]).is_file()):
-        return [example.text for example in CLASSIFICATION.read(inputs[0], settings, labelled=False)]
+        examples = read_text_examples(inputs[0], TextColumns(text_column=settings.text_column), False, plain_label)
+        return [example.text for example in examples]
     return [text.strip() for text in inputs]
 
 
