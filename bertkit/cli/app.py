@@ -1,6 +1,7 @@
-"""The command line: a thin layer that turns flags into a settings object and calls the library.
+"""The command line's machinery: the Typer app, options generated from settings, one-line errors.
 
-Each command's options are generated from its settings dataclass (``bertkit/settings.py``),
+Each command is a small file beside this one that registers itself with `settings_command`.
+Each command's options are generated from its settings dataclass (``bertkit/settings/``),
 so flags, config-file keys and the library's settings can never drift apart. User mistakes
 (``BertkitError``, bad flags) end in one line on stderr and exit code 2; ``--debug`` shows
 the traceback instead.
@@ -21,25 +22,15 @@ from bertkit import __version__
 from bertkit.errors import BertkitError
 from bertkit.launch import is_worker_but_not_main, launch, needs_launch
 from bertkit.rundir import remember_command
-from bertkit.settings import (
-    EmbedSettings,
-    EvaluateSettings,
-    FinetuneSettings,
-    PredictSettings,
-    PretrainSettings,
-    build_settings,
-    field_type,
-    flag,
-    load_config,
-    tuple_types,
-)
+from bertkit.settings import build_settings, field_type, flag, load_config, tuple_types
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
-    help="Pretrain BERT-style encoders and fine-tune them for classification, NLI, tagging and QA, offline.",
+    help="Pretrain BERT-style encoders and fine-tune them for classification, NLI, regression, multi-label, "
+         "tagging and QA, offline.",
 )
 
 
@@ -138,105 +129,8 @@ def version_callback(value: bool) -> None:
 @app.callback()
 def root(version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True,
                                       help="Print the version and exit.")) -> None:
-    """Pretrain BERT-style encoders and fine-tune them for classification, NLI, tagging and QA, offline."""
-
-
-def run_finetune(settings: FinetuneSettings) -> None:
-    from bertkit.finetune import finetune
-
-    finetune(settings)
-
-
-def run_pretrain(settings: PretrainSettings) -> None:
-    from bertkit.pretrain import pretrain
-
-    pretrain(settings)
-
-
-def run_predict(settings: PredictSettings) -> None:
-    from bertkit.inference import predict_file
-
-    predict_file(settings)
-
-
-def run_evaluate(settings: EvaluateSettings) -> None:
-    from bertkit.inference import evaluate_file
-
-    evaluate_file(settings)
-
-
-settings_command("finetune", FinetuneSettings, run_finetune, """Fine-tune a model on a labelled file.
-
-```
-bertkit finetune --task classification --model MODEL_DIR --train train.tsv --eval dev.tsv --output runs/sentiment
-bertkit finetune --task nli --model MODEL_DIR --train pairs.tsv --eval dev.tsv --output runs/nli --epochs 2
-bertkit finetune --task tagging --model MODEL_DIR --train train.conllu --eval dev.conllu --tag-field upos --output runs/pos
-bertkit finetune --task qa --model MODEL_DIR --train train-v1.1.json --eval dev-v1.1.json --output runs/qa
-bertkit finetune --config examples/configs/sentiment.yaml --lr 3e-5
-bertkit finetune --task classification --strategy adapters --adapter-size 64 --lr 1e-3 ...
-bertkit finetune --task nli --strategy lora --lora-rank 8 --layer-mix weighted --pooling mean ...
-```
-
-Strategies: full (default), frozen (head only), adapters, lora; see the README for when to pick which.
-
-Writes OUTPUT/model (a Hugging Face model directory plus bertkit.json), metrics.json,
-log.jsonl, settings.yaml and curves.png.
-""")
-
-settings_command("pretrain", PretrainSettings, run_pretrain, """Pretrain a BERT encoder on raw text: masked LM + next-sentence prediction.
-
-```
-bertkit pretrain corpus/*.txt --output runs/base --size mini --max-seq-length 128 --max-steps 20000
-bertkit pretrain corpus.txt --output runs/mine --model runs/base/model --lr 1e-4
-bertkit pretrain corpus.txt --output runs/peek --dump-instances 20 instances.jsonl --max-steps 0
-bertkit pretrain corpus.txt --output runs/2h --size small --time-budget 2h --eval-every 500
-```
-
-Documents are blank-line separated blocks (or one per line / per file); lines are split
-into sentences. Without --model or --tokenizer a WordPiece tokenizer is trained on the
-corpus. Writes OUTPUT/model (loads as BertForPreTraining / BertForMaskedLM and as --model
-of bertkit finetune), metrics.json, log.jsonl, settings.yaml, curves.png and cache/.
-""")
-
-settings_command("predict", PredictSettings, run_predict, """Predict labels for every input of a file, in input order.
-
-```
-bertkit predict --model runs/sentiment/model inputs.txt --output predictions.jsonl
-cat inputs.txt | bertkit predict --model runs/sentiment/model - --output predictions.csv
-bertkit predict --model runs/qa/model questions.jsonl --output answers.jsonl
-```
-
-For NLI, a txt input holds the two texts of a pair separated by a tab. For tagging, input is
-CoNLL, CoNLL-U, jsonl tokens, or raw text lines (txt); `--output tags.conll` writes word<TAB>tag.
-""")
-
-settings_command("evaluate", EvaluateSettings, run_evaluate, """Score a fine-tuned model on a labelled file.
-
-```
-bertkit evaluate --model runs/sentiment/model test.tsv --output metrics.json
-bertkit evaluate --model runs/qa/model dev-v1.1.json --output metrics.json
-```
-
-Prints the task's metrics (for classification: accuracy, macro-F1 and a per-class table; for
-tagging: token accuracy and, for BIO/BIOES tags, entity precision/recall/F1 and a per-type table).
-""")
-
-
-def run_embed(settings: EmbedSettings) -> None:
-    from bertkit.embed import embed
-
-    embed(settings)
-
-
-settings_command("embed", EmbedSettings, run_embed, """Sentence vectors or a word's contextual vectors from any model directory.
-
-```
-bertkit embed --model MODEL_DIR sentences.txt --output vectors.npy --pooling mean
-bertkit embed --model MODEL_DIR --similarity --word apple "I ate an apple" "apple released a new phone" --plot apple.png
-```
-
-Vectors go to .npy or .jsonl; --similarity prints their cosine similarity matrix.
-""")
+    """Pretrain BERT-style encoders and fine-tune them for classification, NLI, regression, multi-label, tagging
+    and QA, offline."""
 
 
 def main(argv: list[str] | None = None) -> None:
