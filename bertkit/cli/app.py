@@ -19,7 +19,7 @@ import typer
 from typer.exceptions import TyperException
 
 from bertkit import __version__
-from bertkit.errors import BertkitError
+from bertkit.errors import BertkitError, os_error_message
 from bertkit.launch import is_worker_but_not_main, launch, needs_launch
 from bertkit.rundir import remember_command
 from bertkit.settings import build_settings, field_type, flag, load_config, tuple_types
@@ -64,6 +64,8 @@ def settings_command(name: str, settings_cls: type, run: Callable[[Any], Any], d
             run(settings)
         except BertkitError as error:
             fail(error, debug)
+        except OSError as error:  # a path that cannot be written (parent is a file, permissions, full disk, ...)
+            fail(BertkitError(os_error_message(error)), debug)
         except KeyboardInterrupt:
             typer.echo("error: interrupted", err=True)
             raise typer.Exit(130)

@@ -29,7 +29,7 @@ from bertkit.engine.inference import model_outputs
 from bertkit.engine.setup import EngineOptions, linear_schedule, make_accelerator, make_optimizer, timed_schedule
 from bertkit.engine.signals import EXIT_CODES, StopRequests
 from bertkit.engine.state import FitResult, TrainState, _Run, _Window
-from bertkit.errors import BertkitError, RunInterrupted
+from bertkit.errors import BertkitError, RunInterrupted, os_error_message
 
 T = TypeVar("T")
 
@@ -72,6 +72,8 @@ class Engine:
                     pickle.dump(result, stream, protocol=pickle.HIGHEST_PROTOCOL)
             except BertkitError as caught:
                 error = str(caught)
+            except OSError as caught:  # e.g. the run directory cannot be made: every process stops with it
+                error = os_error_message(caught)
         self.share_error(error)
         if not accelerator.is_local_main_process:
             with open(cache, "rb") as stream:
@@ -89,6 +91,8 @@ class Engine:
                 result = work()
             except BertkitError as caught:
                 error = str(caught)
+            except OSError as caught:  # e.g. the run directory cannot be made: every process stops with it
+                error = os_error_message(caught)
         self.share_error(error)
         return result
 
