@@ -83,3 +83,21 @@ def word_model(tmp_path_factory) -> Path:
                         intermediate_size=128, max_position_embeddings=256)
     BertForPreTraining(config).save_pretrained(target, safe_serialization=True)
     return target
+
+
+def free_port() -> str:
+    """A TCP port nobody listens on now (found at run time: fixed ports collide with other runs)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return str(probe.getsockname()[1])
+
+
+def finetune_through_cli(output: Path, *args) -> Path:
+    """Run `bertkit finetune ARGS --output OUTPUT` through the real app; returns the run directory."""
+    from bertkit.cli import app
+
+    result = CliRunner().invoke(app, ["finetune", *(str(a) for a in args), "--output", str(output)])
+    assert result.exit_code == 0, result.output
+    return output

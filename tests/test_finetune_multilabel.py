@@ -9,24 +9,17 @@ import json
 import numpy as np
 import pytest
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, finetune_through_cli
 
 DATA = EXAMPLES / "multilabel"
 
 
 @pytest.fixture(scope="module")
 def multilabel_run(word_model, tmp_path_factory):
-    from typer.testing import CliRunner
-
-    from bertkit.cli import app
-
-    output = tmp_path_factory.mktemp("runs") / "multilabel"
-    result = CliRunner().invoke(app, [str(a) for a in (
-        "finetune", "--task", "multilabel", "--model", word_model, "--train", DATA / "train.csv",
-        "--eval", DATA / "dev.csv", "--output", output, "--epochs", "15", "--lr", "1e-3", "--warmup-ratio", "0",
-        "--batch-size", "16", "--seed", "1", "--pooling", "mean", "--tune-threshold")])
-    assert result.exit_code == 0, result.output
-    return output
+    return finetune_through_cli(tmp_path_factory.mktemp("runs") / "multilabel", "--task", "multilabel",
+                                "--model", word_model, "--train", DATA / "train.csv", "--eval", DATA / "dev.csv",
+                                "--epochs", "15", "--lr", "1e-3", "--warmup-ratio", "0", "--batch-size", "16",
+                                "--seed", "1", "--pooling", "mean", "--tune-threshold")
 
 
 def test_multilabel_learns_the_topics(multilabel_run):

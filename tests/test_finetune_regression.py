@@ -8,24 +8,16 @@ import json
 
 import pytest
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, finetune_through_cli
 
 DATA = EXAMPLES / "regression"
 
 
 @pytest.fixture(scope="module")
 def regression_run(word_model, tmp_path_factory):
-    from typer.testing import CliRunner
-
-    from bertkit.cli import app
-
-    output = tmp_path_factory.mktemp("runs") / "regression"
-    result = CliRunner().invoke(app, [str(a) for a in (
-        "finetune", "--task", "regression", "--model", word_model, "--train", DATA / "train.csv",
-        "--eval", DATA / "dev.csv", "--output", output, "--epochs", "10", "--lr", "1e-3", "--batch-size", "16",
-        "--seed", "1")])
-    assert result.exit_code == 0, result.output
-    return output
+    return finetune_through_cli(tmp_path_factory.mktemp("runs") / "regression", "--task", "regression",
+                                "--model", word_model, "--train", DATA / "train.csv", "--eval", DATA / "dev.csv",
+                                "--epochs", "10", "--lr", "1e-3", "--batch-size", "16", "--seed", "1")
 
 
 def test_regression_learns_the_scores(regression_run):

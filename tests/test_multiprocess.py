@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, free_port
 from test_resume import assert_same_weights, run, start, wait_for
 
 DEV_EXAMPLES = 100
@@ -45,7 +45,7 @@ def runs(no_dropout_model, tmp_path_factory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("processes")
     one = run(args(no_dropout_model, base / "one", 16))
     assert one.returncode == 0, one.stderr
-    two = run(args(no_dropout_model, base / "two", 8, "--num-processes", "2", "--main-process-port", "29531"))
+    two = run(args(no_dropout_model, base / "two", 8, "--num-processes", "2", "--main-process-port", free_port()))
     assert two.returncode == 0, two.stderr
     return {"one": base / "one", "two": base / "two"}
 
@@ -72,7 +72,7 @@ def test_evaluation_counts_every_example_exactly_once(runs):
 
 def test_two_process_run_resumes_after_sigterm_bit_identical(runs, no_dropout_model, tmp_path):
     output = tmp_path / "interrupted"
-    command = args(no_dropout_model, output, 8, "--num-processes", "2", "--main-process-port", "29532")
+    command = args(no_dropout_model, output, 8, "--num-processes", "2", "--main-process-port", free_port())
     process = start(command)
     wait_for(process, lambda: (output / "checkpoints/step-00000020/trainer_state.json").is_file(), "step 20")
     process.send_signal(signal.SIGTERM)

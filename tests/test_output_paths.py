@@ -12,22 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, finetune_through_cli
 
 DATA = EXAMPLES / "regression"
 
 
 @pytest.fixture(scope="module")
 def model_dir(word_model, tmp_path_factory) -> Path:
-    from typer.testing import CliRunner
-
-    from bertkit.cli import app
-
     output = tmp_path_factory.mktemp("paths") / "run"
-    result = CliRunner().invoke(app, [str(a) for a in (
-        "finetune", "--task", "regression", "--model", word_model, "--train", DATA / "train.csv",
-        "--output", output, "--max-steps", "2")])
-    assert result.exit_code == 0, result.output
+    finetune_through_cli(output, "--task", "regression", "--model", word_model, "--train", DATA / "train.csv",
+                         "--max-steps", "2")
     return output / "model"
 
 

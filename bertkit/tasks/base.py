@@ -83,3 +83,22 @@ def label_head(labels: list[str], problem_type: str | None = None) -> dict:
     if problem_type:
         config["problem_type"] = problem_type
     return config
+
+
+# The parts of the contract a task may have nothing to do for, spelled once; a task still names each one
+# (`configure = keep_options`), so the contract stays explicit in every task.
+def keep_options(task: Any, options: Any, max_length: int, train_examples: Sequence) -> Any:
+    return options
+
+
+def no_table(task: Any, metrics: dict) -> None:
+    return None
+
+
+def nothing_tuned(task: Any, metrics: dict, options: Any) -> dict:
+    return {}
+
+
+def no_files(task: Any, directory: Path, examples: Sequence, predictions: Sequence[Prediction], options: Any,
+             tuned: dict) -> None:
+    return None

@@ -17,10 +17,11 @@ import numpy as np
 
 from bertkit.errors import BertkitError
 from bertkit.metrics.classification import classification_metrics, per_class_table
-from bertkit.tasks.base import label_head
+from bertkit.tasks.base import keep_options, label_head, no_files, nothing_tuned
 from bertkit.tasks.text import (
     TextColumns,
     TextExample,
+    check_known_labels,
     encode_texts,
     file_of,
     plain_label,
@@ -54,17 +55,12 @@ class ClassificationTask:
         return sorted(names, key=int) if numeric else sorted(names)
 
     def check_labels(self, examples: list[TextExample], labels: list[str]) -> None:
-        known = set(labels)
-        for example in examples:
-            if example.label not in known:
-                raise BertkitError(f"{example.where}: label '{example.label}' was not in the training data "
-                                   f"(labels: {', '.join(labels)}); fix or drop the record")
+        check_known_labels(examples, labels, lambda label: [label])
 
     def head_config(self, labels: list[str]) -> dict:
         return label_head(labels, "single_label_classification")
 
-    def configure(self, options: TextColumns, max_length: int, train_examples: list[TextExample]) -> TextColumns:
-        return options
+    configure = keep_options
 
     def main_metric(self, labels: list[str]) -> str:
         return "accuracy"
@@ -93,12 +89,8 @@ class ClassificationTask:
         return {**text_record(example), "label": prediction["label"],
                 "probabilities": {name: round(p, 6) for name, p in prediction["probabilities"].items()}}
 
-    def tuned_options(self, metrics: dict, options: TextColumns) -> dict:
-        return {}
-
-    def write_outputs(self, directory: Path, examples: list[TextExample], predictions: list[dict],
-                      options: TextColumns, tuned: dict) -> None:
-        return None
+    tuned_options = nothing_tuned
+    write_outputs = no_files
 
 
 CLASSIFICATION = ClassificationTask()

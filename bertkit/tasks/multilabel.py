@@ -21,8 +21,16 @@ from bertkit.errors import BertkitError
 from bertkit.metrics.classification import per_class_table
 from bertkit.metrics.multilabel import best_threshold, multilabel_metrics
 from bertkit.settings.options import opt
-from bertkit.tasks.base import label_head
-from bertkit.tasks.text import TextColumns, TextExample, encode_texts, file_of, read_text_examples, text_record
+from bertkit.tasks.base import keep_options, label_head, no_files
+from bertkit.tasks.text import (
+    TextColumns,
+    TextExample,
+    check_known_labels,
+    encode_texts,
+    file_of,
+    read_text_examples,
+    text_record,
+)
 
 LABEL_SET_COLUMNS = ("labels", "label", "tags", "categories", "target")
 
@@ -70,19 +78,12 @@ class MultilabelTask:
         return names
 
     def check_labels(self, examples: list[TextExample], labels: list[str]) -> None:
-        known = set(labels)
-        for example in examples:
-            for label in example.label:
-                if label not in known:
-                    raise BertkitError(f"{example.where}: label '{label}' was not in the training data "
-                                       f"(labels: {', '.join(labels)}); fix or drop the record")
+        check_known_labels(examples, labels, lambda label_set: label_set)
 
     def head_config(self, labels: list[str]) -> dict:
         return label_head(labels, "multi_label_classification")
 
-    def configure(self, options: MultilabelOptions, max_length: int, train_examples: list[TextExample]
-                  ) -> MultilabelOptions:
-        return options
+    configure = keep_options
 
     def main_metric(self, labels: list[str]) -> str:
         return "micro_f1"
@@ -129,9 +130,7 @@ class MultilabelTask:
             return {"threshold": metrics["best_threshold"]}
         return {}
 
-    def write_outputs(self, directory: Path, examples: list[TextExample], predictions: list[dict],
-                      options: MultilabelOptions, tuned: dict) -> None:
-        return None
+    write_outputs = no_files
 
 
 def parse_label_set(value: Any, where: str, column: str, options: MultilabelOptions) -> list[str]:

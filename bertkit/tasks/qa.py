@@ -24,6 +24,7 @@ from bertkit.errors import BertkitError
 from bertkit.metrics.squad import best_null_threshold, squad_metrics
 from bertkit.report import console
 from bertkit.settings.options import opt
+from bertkit.tasks.base import no_table
 from bertkit.tasks.qa_decode import combine, window_candidates, with_threshold
 from bertkit.tasks.qa_windows import build_windows
 
@@ -133,8 +134,7 @@ class QATask:
             metrics.update(best_f1=best_f1, best_null_threshold=threshold)
         return metrics
 
-    def metrics_table(self, metrics: dict):
-        return None
+    metrics_table = no_table
 
     def tuned_options(self, metrics: dict, options: QAOptions) -> dict:
         """With --tune-null-threshold, the F1-best threshold is saved with the model for predict."""

@@ -17,7 +17,7 @@ from typing import Any, Iterable
 
 from bertkit.errors import BertkitError
 from bertkit.metrics.regression import regression_metrics
-from bertkit.tasks.base import label_head
+from bertkit.tasks.base import keep_options, label_head, no_files, no_table, nothing_tuned
 from bertkit.tasks.text import TextColumns, TextExample, encode_texts, read_text_examples, text_record
 
 SCORE = "score"  # the name of the one output, as config.json's id2label and the pipeline show it
@@ -61,8 +61,7 @@ class RegressionTask:
     def head_config(self, labels: list[str]) -> dict:
         return label_head([SCORE], "regression")
 
-    def configure(self, options: TextColumns, max_length: int, train_examples: list[TextExample]) -> TextColumns:
-        return options
+    configure = keep_options
 
     def main_metric(self, labels: list[str]) -> str:
         return "spearman"
@@ -81,18 +80,13 @@ class RegressionTask:
     def metrics(self, examples: list[TextExample], predictions: list[dict], labels: list[str]) -> dict:
         return regression_metrics([e.label for e in examples], [p["score"] for p in predictions])
 
-    def metrics_table(self, metrics: dict):
-        return None
+    metrics_table = no_table
 
     def prediction_record(self, example: TextExample, prediction: dict) -> dict:
         return {**text_record(example), "score": round(prediction["score"], 6)}
 
-    def tuned_options(self, metrics: dict, options: TextColumns) -> dict:
-        return {}
-
-    def write_outputs(self, directory: Path, examples: list[TextExample], predictions: list[dict],
-                      options: TextColumns, tuned: dict) -> None:
-        return None
+    tuned_options = nothing_tuned
+    write_outputs = no_files
 
 
 REGRESSION = RegressionTask()

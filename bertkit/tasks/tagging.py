@@ -23,7 +23,7 @@ from bertkit.errors import BertkitError
 from bertkit.metrics.classification import per_class_table
 from bertkit.metrics.tagging import entity_spans, is_entity_tagset, main_metric_for, tagging_metrics
 from bertkit.settings.options import opt
-from bertkit.tasks.base import label_head
+from bertkit.tasks.base import label_head, no_files, nothing_tuned
 from bertkit.tasks.wordpieces import Window, plan_windows, special_tokens, word_pieces
 
 IGNORED = -100  # the label id cross-entropy skips
@@ -156,12 +156,8 @@ class TaggingTask:
             return per_class_table({"per_class": metrics["per_type"]}, title="Per entity type", first_column="type")
         return per_class_table({"per_class": metrics.get("per_tag", {})}, title="Per tag", first_column="tag")
 
-    def tuned_options(self, metrics: dict, options: TaggingOptions) -> dict:
-        return {}
-
-    def write_outputs(self, directory: Path, examples: list[TaggedSentence], predictions: list[dict],
-                      options: TaggingOptions, tuned: dict) -> None:
-        return None
+    tuned_options = nothing_tuned
+    write_outputs = no_files
 
 
 def window_feature(words: list[list[int]], window: Window, prefix: list[int], suffix: list[int],

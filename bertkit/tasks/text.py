@@ -76,6 +76,16 @@ def plain_label(value: Any, where: str, column: str) -> str:
     return field_text({column: value}, column, where, "label")
 
 
+def check_known_labels(examples: list[TextExample], labels: list[str], labels_of: Callable[[Any], list]) -> None:
+    """Every label of every example (`labels_of(example.label)`) is one the model knows, or a one-line error."""
+    known = set(labels)
+    for example in examples:
+        for label in labels_of(example.label):
+            if label not in known:
+                raise BertkitError(f"{example.where}: label '{label}' was not in the training data "
+                                   f"(labels: {', '.join(labels)}); fix or drop the record")
+
+
 def file_of(where: str) -> str:
     """'train.tsv line 3' -> 'train.tsv'."""
     return where.rsplit(" line ", 1)[0].rsplit(" record ", 1)[0]
