@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("classification", "tagging", "strategies", "pretrain", "qa")
+BENCHMARKS = ("classification", "tagging", "strategies", "pretrain", "qa", "regression", "multilabel")
 
 
 def main() -> None:
