@@ -15,7 +15,7 @@ from typing import Optional
 
 from bertkit.errors import BertkitError
 from bertkit.settings.options import flag, opt, options_from, parse_duration, validate_choices, with_options
-from bertkit.tasks import TASKS, get_task, option_types
+from bertkit.tasks import REGISTERED, TASKS, get_task, option_types
 
 
 @dataclass
@@ -101,7 +101,7 @@ class TrainingSettings(RunSettings):
 class FinetuneSettings(TrainingSettings):
     """``bertkit finetune``: train a task head (and the encoder) on labelled data."""
 
-    task: str = opt("classification", "What to learn.", short="-t", choices=tuple(TASKS))
+    task: str = opt(REGISTERED[0].name, "What to learn.", short="-t", choices=tuple(TASKS))  # classification
     model: str = opt("", "Model directory to start from (a pretrained or fine-tuned bertkit/Hugging Face model).", short="-m")
     train: Optional[Path] = opt(None, "Training file (csv, tsv, jsonl, json; conll/conllu for tagging; SQuAD json for qa).")
     eval: Optional[Path] = opt(None, "Evaluation file in the same format; picks the best checkpoint and early stopping.")
