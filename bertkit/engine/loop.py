@@ -6,7 +6,8 @@ the metric to maximise. It runs AdamW with linear warm-up and decay, gradient ac
 and clipping, evaluation every N steps or per epoch, keeps the best model through
 ``on_best``, stops early on patience, and writes resumable checkpoints atomically.
 A reporter (``bertkit.report``) is told about every step and evaluation; the engine
-itself prints nothing.
+itself prints nothing. It is configured by `EngineOptions` (``engine/setup.py``), never by a
+command's settings, and its inference (``run_model``) is the shared loop of ``engine/inference.py``.
 """
 
 from __future__ import annotations
