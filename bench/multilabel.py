@@ -69,6 +69,8 @@ def run_trainer(train: list[dict], test: list[dict], labels: list[str], work: Pa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=8000, help="training rows (default 8000)")
+    parser.add_argument("--peers", default="pad128,dynamic",
+                        help="which Trainer set-ups to run: pad128 (run_glue.py's default), dynamic, or both")
     args = parser.parse_args()
     require_data(GOEMOTIONS / "train.tsv")
     work = Path(tempfile.mkdtemp(prefix="bertkit-bench-"))
@@ -79,11 +81,12 @@ def main() -> None:
     results = {"rows": args.rows, "threshold": THRESHOLD, "settings": HYPER}
     results["bertkit"] = run_bertkit(train_file, work)
     print("bertkit", results["bertkit"], flush=True)
-    for name, pad in (("trainer_pad128", True), ("trainer_dynamic", False)):
+    peers = [(f"trainer_{peer}", peer == "pad128") for peer in args.peers.split(",")]
+    for name, pad in peers:
         results[name] = run_trainer(train, test, labels, work, pad)
         print(name, results[name], flush=True)
     ours = results["bertkit"]["train_seconds"] + results["bertkit"]["eval_seconds"]
-    for peer in ("trainer_pad128", "trainer_dynamic"):
+    for peer, _ in peers:
         theirs = results[peer]["train_seconds"] + results[peer]["eval_seconds"]
         results[f"time_ratio_vs_{peer}"] = round(ours / theirs, 3)
         results[f"micro_f1_gap_points_vs_{peer}"] = round(100 * (results["bertkit"]["micro_f1"] - results[peer]["micro_f1"]), 2)

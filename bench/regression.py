@@ -58,17 +58,20 @@ def run_trainer(work: Path, pad_to_max: bool, epochs: float) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=float, default=HYPER["epochs"])
+    parser.add_argument("--peers", default="pad128,dynamic",
+                        help="which Trainer set-ups to run: pad128 (run_glue.py's default), dynamic, or both")
     args = parser.parse_args()
     require_data(SICK / "train.tsv")
     work = Path(tempfile.mkdtemp(prefix="bertkit-bench-"))
     results = {"settings": {**HYPER, "epochs": args.epochs}}
     results["bertkit"] = run_bertkit(work, args.epochs)
     print("bertkit", results["bertkit"], flush=True)
-    for name, pad in (("trainer_pad128", True), ("trainer_dynamic", False)):
+    peers = [(f"trainer_{peer}", peer == "pad128") for peer in args.peers.split(",")]
+    for name, pad in peers:
         results[name] = run_trainer(work, pad, args.epochs)
         print(name, results[name], flush=True)
     ours = results["bertkit"]["train_seconds"] + results["bertkit"]["eval_seconds"]
-    for peer in ("trainer_pad128", "trainer_dynamic"):
+    for peer, _ in peers:
         theirs = results[peer]["train_seconds"] + results[peer]["eval_seconds"]
         results[f"time_ratio_vs_{peer}"] = round(ours / theirs, 3)
         results[f"pearson_gap_vs_{peer}"] = round(results["bertkit"]["pearson"] - results[peer]["pearson"], 4)
