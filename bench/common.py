@@ -99,7 +99,7 @@ def run_trainer_peer(texts: tuple[list[str], list[str] | None], targets: list, t
     model = AutoModelForSequenceClassification.from_pretrained(minilm_dir(), **head)
     steps = -(-len(targets) // hyper["batch_size"]) * hyper["epochs"]
     arguments = TrainingArguments(output_dir=str(work / f"trainer-{padding}"), per_device_train_batch_size=hyper["batch_size"],
-                                  per_device_eval_batch_size=64, learning_rate=hyper["learning_rate"],
+                                  learning_rate=hyper["learning_rate"],
                                   num_train_epochs=hyper["epochs"], warmup_steps=int(hyper["warmup_ratio"] * steps),
                                   save_strategy="no", report_to="none", seed=hyper["seed"], disable_tqdm=True,
                                   logging_strategy="no")
