@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from common import DATA, minilm_dir, require_data, save_results, timer
+from common import DATA, minilm_dir, require_data, run_trainer_peer, save_results, timer
 
 MR = DATA / "classification" / "mr-polarity"
 
@@ -48,44 +48,15 @@ def run_bertkit(train_file: Path, work: Path, args) -> dict:
 
 def run_trainer(train_texts, train_labels, test_texts, test_labels, work: Path, pad_to_max: bool) -> dict:
     import numpy as np
-    import torch
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
-                              TrainingArguments, default_data_collator, set_seed)
 
     labels = sorted(set(train_labels))
     label2id = {label: i for i, label in enumerate(labels)}
-    tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
-    padding = "max_length" if pad_to_max else False
-
-    class Encoded(torch.utils.data.Dataset):
-        def __init__(self, texts, gold):
-            self.rows = tokenizer(texts, padding=padding, max_length=128, truncation=True)
-            self.gold = [label2id[g] for g in gold]
-
-        def __len__(self):
-            return len(self.gold)
-
-        def __getitem__(self, i):
-            return {**{k: v[i] for k, v in self.rows.items()}, "labels": self.gold[i]}
-
-    result: dict = {}
-    set_seed(42)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        minilm_dir(), num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label2id)
-    steps = -(-len(train_texts) // 32)
-    arguments = TrainingArguments(output_dir=str(work / f"trainer-{padding}"), per_device_train_batch_size=32,
-                                  learning_rate=1e-4, num_train_epochs=1, warmup_steps=int(0.1 * steps),
-                                  save_strategy="no", report_to="none", seed=42, disable_tqdm=True,
-                                  logging_strategy="no")
-    with timer(result, "wall_seconds"):
-        trainer = Trainer(model=model, args=arguments, train_dataset=Encoded(train_texts, train_labels),
-                          data_collator=default_data_collator if pad_to_max else DataCollatorWithPadding(tokenizer))
-        with timer(result, "train_seconds"):
-            trainer.train()
-        with timer(result, "eval_seconds"):
-            output = trainer.predict(Encoded(test_texts, test_labels))
-    predicted = np.argmax(output.predictions, axis=-1)
-    result["accuracy"] = float(np.mean(predicted == output.label_ids))
+    head = {"num_labels": len(labels), "id2label": dict(enumerate(labels)), "label2id": label2id}
+    hyper = {"epochs": 1, "batch_size": 32, "learning_rate": 1e-4, "max_length": 128, "warmup_ratio": 0.1, "seed": 42}
+    result, logits = run_trainer_peer((train_texts, None), [label2id[g] for g in train_labels], (test_texts, None),
+                                      head, work, pad_to_max, hyper)
+    gold = np.array([label2id[g] for g in test_labels])
+    result["accuracy"] = float(np.mean(np.argmax(logits, axis=-1) == gold))
     return result
 
 

@@ -53,3 +53,61 @@ def save_results(name: str, results: dict) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps({"machine": machine(), **results}, indent=2) + "\n")
     return path
+
+
+def read_rows(path: Path, limit: int | None = None) -> list[dict]:
+    """The records of a tsv file with a header (unquoted, as GLUE/SICK/GoEmotions ship them)."""
+    import csv
+
+    with open(path, encoding="utf-8") as stream:
+        rows = list(csv.DictReader(stream, delimiter="\t", quoting=csv.QUOTE_NONE))
+    return rows[:limit] if limit else rows
+
+
+def run_trainer_peer(texts: tuple[list[str], list[str] | None], targets: list, test_texts: tuple[list[str], list[str] | None],
+                     head: dict, work: Path, pad_to_max: bool, hyper: dict) -> tuple[dict, "object"]:
+    """The transformers Trainer on the same model and settings: train, then predict the test texts.
+
+    `texts` and `test_texts` are (first texts, second texts or None); `targets` are the label values as the
+    model's loss wants them (floats for regression, multi-hot float lists for multi-label); `head` holds the
+    from_pretrained options (num_labels, problem_type, ...). Returns (timings, raw test logits).
+    Padding: every example to --max-length as run_glue.py does by default, or dynamic (DataCollatorWithPadding).
+    """
+    import torch
+    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
+                              TrainingArguments, default_data_collator, set_seed)
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
+    padding = "max_length" if pad_to_max else False
+
+    class Encoded(torch.utils.data.Dataset):
+        def __init__(self, pair: tuple, gold: list | None):
+            self.rows = tokenizer(pair[0], pair[1], padding=padding, max_length=hyper["max_length"], truncation=True)
+            self.gold = gold
+
+        def __len__(self):
+            return len(self.rows["input_ids"])
+
+        def __getitem__(self, i):
+            item = {k: v[i] for k, v in self.rows.items()}
+            if self.gold is not None:
+                item["labels"] = self.gold[i]
+            return item
+
+    result: dict = {}
+    set_seed(hyper["seed"])
+    model = AutoModelForSequenceClassification.from_pretrained(minilm_dir(), **head)
+    steps = -(-len(targets) // hyper["batch_size"]) * hyper["epochs"]
+    arguments = TrainingArguments(output_dir=str(work / f"trainer-{padding}"), per_device_train_batch_size=hyper["batch_size"],
+                                  learning_rate=hyper["learning_rate"],
+                                  num_train_epochs=hyper["epochs"], warmup_steps=int(hyper["warmup_ratio"] * steps),
+                                  save_strategy="no", report_to="none", seed=hyper["seed"], disable_tqdm=True,
+                                  logging_strategy="no")
+    with timer(result, "wall_seconds"):
+        trainer = Trainer(model=model, args=arguments, train_dataset=Encoded(texts, targets),
+                          data_collator=default_data_collator if pad_to_max else DataCollatorWithPadding(tokenizer))
+        with timer(result, "train_seconds"):
+            trainer.train()
+        with timer(result, "eval_seconds"):
+            output = trainer.predict(Encoded(test_texts, None))
+    return result, output.predictions

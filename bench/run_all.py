@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("classification", "tagging", "strategies", "pretrain", "qa", "deploy")
+BENCHMARKS = ("classification", "tagging", "strategies", "pretrain", "qa", "regression", "multilabel", "deploy",
+              "tokenizer", "pretrain_value")
 
 
 def main() -> None:

@@ -24,12 +24,15 @@ from torch import nn
 
 from bertkit.data.writers import write_records
 from bertkit.engine import Engine
+from bertkit.engine.setup import EngineOptions
 from bertkit.errors import BertkitError
 from bertkit.modeling.build import load_model
 from bertkit.modeling.loading import BERTKIT_FILE, load_pretrained, load_tokenizer, read_bertkit_file, resolve_model_dir
 from bertkit.modeling.strategies import unwrap
 from bertkit.report import console
 from bertkit.settings import EmbedSettings
+from bertkit.settings.options import options_from
+from bertkit.tasks import TASKS
 
 
 class LayerOutput(nn.Module):
@@ -60,10 +63,10 @@ def embed(settings: EmbedSettings) -> np.ndarray:
     encoded = tokenizer(texts, truncation=True, max_length=settings.max_length, return_offsets_mapping=True,
                         verbose=False)
     features = [{"input_ids": ids, "index": i} for i, ids in enumerate(encoded["input_ids"])]
-    engine = Engine(settings)
+    engine = Engine(options_from(EngineOptions, settings))
     encoder.to(engine.accelerator.device)
     outputs = engine.run_model(LayerOutput(encoder, settings.layer), features, settings.batch_size,
-                               tokenizer.pad_token_id, output_keys=("token_vectors",))
+                               tokenizer.pad_token_id, outputs={"token_vectors": True})
     vectors = np.zeros((len(texts), encoder.config.hidden_size), dtype=np.float32)
     for index, output in outputs:
         tokens = output["token_vectors"]
@@ -87,11 +90,12 @@ def embed(settings: EmbedSettings) -> np.ndarray:
 
 def read_inputs(settings: EmbedSettings) -> list[str]:
     """One input naming a file (or -) is read as a file of texts; otherwise the inputs are the texts."""
-    from bertkit.tasks.classification import CLASSIFICATION
+    from bertkit.tasks.text import TextColumns, plain_label, read_text_examples
 
     inputs = settings.inputs
     if len(inputs) == 1 and (inputs[0] == "-" or Path(inputs[0]).is_file()):
-        return [example.text for example in CLASSIFICATION.read(inputs[0], settings, labelled=False)]
+        examples = read_text_examples(inputs[0], TextColumns(text_column=settings.text_column), False, plain_label)
+        return [example.text for example in examples]
     return [text.strip() for text in inputs]
 
 
@@ -99,8 +103,8 @@ def load_encoder(model_dir: str, **load_options) -> nn.Module:
     """The encoder of a plain model directory, or of a fine-tuned one with its strategy applied."""
     if (Path(model_dir) / BERTKIT_FILE).is_file():
         info = read_bertkit_file(model_dir)
-        if "task" in info:
-            return unwrap(load_model(model_dir, info, **load_options)).base_model
+        if info.get("task") in TASKS:
+            return unwrap(load_model(TASKS[info["task"]], model_dir, info, **load_options)).base_model
     return load_pretrained("AutoModel", model_dir, **load_options).eval()
 
 

@@ -11,20 +11,24 @@ from bertkit.data.datasets_io import source
 from bertkit.data.writers import records_format, write_json, write_records
 from bertkit.deploy.onnx_runner import load_for_inference
 from bertkit.engine import Engine
+from bertkit.engine.setup import EngineOptions
 from bertkit.errors import BertkitError
 from bertkit.modeling.heads import layer_weights
 from bertkit.modeling.loading import load_tokenizer, read_bertkit_file, resolve_model_dir
 from bertkit.modeling.strategies import unwrap
 from bertkit.report import console, metrics_table, print_table
 from bertkit.settings import EvaluateSettings, PredictSettings, field_type
+from bertkit.settings.options import options_from
 from bertkit.tasks import get_task
+from bertkit.tasks.base import Task
 
 
 @dataclass
 class Finetuned:
-    """A fine-tuned model directory, loaded: the task, its labels, the model and tokenizer."""
+    """A fine-tuned model directory, loaded: the task and its options, its labels, the model and tokenizer."""
 
-    task: Any
+    task: Task
+    options: Any  # the task's options: the given ones, else those saved (or tuned) with the model
     info: dict
     model: Any
     tokenizer: Any
@@ -45,12 +49,13 @@ def load_finetuned(settings: PredictSettings) -> Finetuned:
                            f"bertkit finetune --task TASK --model {model_dir} --train FILE --output DIR")
     task = get_task(info["task"])
     fill_saved_settings(settings, {**info.get("settings", {}), **info.get("tuned", {})})
+    options = options_from(task.options_type, settings)
     tokenizer = load_tokenizer(model_dir)
-    model = load_for_inference(model_dir, info, settings)  # torch, or ONNX Runtime for an exported directory
+    model = load_for_inference(task, model_dir, info, settings)  # torch, or ONNX Runtime for an exported directory
     check_labels_match(model_dir, info, model)
-    engine = Engine(settings)
+    engine = Engine(options_from(EngineOptions, settings))
     model.to(engine.accelerator.device)
-    return Finetuned(task, info, model, tokenizer, engine)
+    return Finetuned(task, options, info, model, tokenizer, engine)
 
 
 def check_labels_match(model_dir: str, info: dict, model) -> None:
@@ -75,17 +80,19 @@ def fill_saved_settings(settings: PredictSettings, saved: dict) -> None:
 
 def run_predictions(finetuned: Finetuned, examples: list, settings: PredictSettings) -> list:
     """One prediction per example, in input order."""
+    task, options = finetuned.task, finetuned.options
     max_length = settings.max_length or finetuned.info.get("max_length", 512)
-    features, _ = finetuned.task.encode(examples, finetuned.tokenizer, max_length, None, settings)
-    outputs = finetuned.engine.run_model(finetuned.model, features, settings.batch_size, finetuned.tokenizer.pad_token_id)
-    return finetuned.task.decode(examples, features, outputs, finetuned.labels, settings)
+    features, _ = task.encode(examples, finetuned.tokenizer, max_length, None, options)
+    outputs = finetuned.engine.run_model(finetuned.model, features, settings.batch_size,
+                                         finetuned.tokenizer.pad_token_id, task.outputs)
+    return task.decode(examples, features, outputs, finetuned.labels, options)
 
 
 def predict_file(settings: PredictSettings) -> int:
     """Write one prediction record per input; returns how many were written."""
     records_format(settings.output or "-")  # a bad output name fails before any work
     finetuned = load_finetuned(settings)
-    examples = finetuned.task.read(source(settings.input, settings.split), settings, labelled=False)
+    examples = finetuned.task.read(source(settings.input, settings.split), finetuned.options, labelled=False)
     predictions = run_predictions(finetuned, examples, settings)
     records = (finetuned.task.prediction_record(e, p) for e, p in zip(examples, predictions))
     count = write_records(settings.output or "-", records)
@@ -100,13 +107,14 @@ def evaluate_file(settings: EvaluateSettings) -> dict:
         records_format(settings.predictions)
     finetuned = load_finetuned(settings)
     task = finetuned.task
-    examples = task.read(source(settings.input, settings.split), settings, labelled=True)
+    examples = task.read(source(settings.input, settings.split), finetuned.options, labelled=True)
     task.check_labels(examples, finetuned.labels)
     predictions = run_predictions(finetuned, examples, settings)
     metrics = task.metrics(examples, predictions, finetuned.labels)
     print_table(metrics_table(metrics, title=f"{task.name}: {settings.input}"))
-    if hasattr(task, "metrics_table"):
-        print_table(task.metrics_table(metrics))
+    table = task.metrics_table(metrics)
+    if table is not None:
+        print_table(table)
     mix = layer_weights(unwrap(finetuned.model))
     if mix is not None:
         print_table(layer_weights_table(mix))
@@ -116,8 +124,8 @@ def evaluate_file(settings: EvaluateSettings) -> dict:
     if settings.output:
         write_json(settings.output, metrics)
     files_dir = settings.files_dir or (Path(settings.output).parent if settings.output else None)
-    if files_dir is not None and hasattr(task, "write_outputs"):
-        task.write_outputs(Path(files_dir), examples, predictions, settings, {})
+    if files_dir is not None:
+        task.write_outputs(Path(files_dir), examples, predictions, finetuned.options, {})
     return metrics
 
 

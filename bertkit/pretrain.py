@@ -17,8 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bertkit import __version__
-from bertkit.data.writers import write_json
-from bertkit.engine import Engine
+from bertkit.driver import finish_run, resume_hint, start_engine, start_run
 from bertkit.errors import BertkitError
 from bertkit.modeling.loading import (
     load_pretrained,
@@ -33,10 +32,8 @@ from bertkit.pretraining.corpus import iter_blocks, layout_of, resolve_corpus
 from bertkit.pretraining.masking import MaskingCollator, MaskingRule
 from bertkit.pretraining.metrics import evaluate_pretraining
 from bertkit.pretraining.model import PretrainingModel
-from bertkit.report import Reporter, console, metrics_table, model_card, plot_curves, print_table
-from bertkit.rundir import prepare_run_dir
-from bertkit.settings import PretrainSettings, save_settings, settings_to_dict
-from bertkit.tracking import track
+from bertkit.report import console, model_card
+from bertkit.settings import PretrainSettings, settings_to_dict
 
 
 def pretrain(settings: PretrainSettings) -> dict:
@@ -47,11 +44,8 @@ def pretrain(settings: PretrainSettings) -> dict:
     if settings.validation:
         resolve_corpus([settings.validation])
     base = resolve_model_dir(settings.model) if settings.model else None
-    run_dir = prepare_run_dir(settings.output, settings.overwrite, settings.resume)
-    save_settings(settings, run_dir / "settings.yaml")
-    engine = Engine(settings)
-    reporter = Reporter(run_dir / "log.jsonl", enabled=engine.is_main, title="pretrain")
-    reporter = track(reporter, engine.accelerator, settings, run_dir, "pretrain")  # --report-to
+    engine = start_engine(settings)
+    run_dir, reporter = start_run(engine, settings, title="pretrain")  # created by the main process alone
 
     with engine.accelerator.main_process_first(), removed_on_error(run_dir, keep=settings.resume):
         tokenizer = get_tokenizer(settings, files, base, run_dir / "tokenizer", reporter)
@@ -84,20 +78,17 @@ def pretrain(settings: PretrainSettings) -> dict:
         return evaluate_pretraining(current, validation, eval_collator, settings.eval_batch_size, engine.accelerator)
 
     def save_best(current, metrics: dict) -> None:
-        card = model_card("pretraining", None, info["settings"], metrics, settings.model, *card_lines(settings))
+        card = model_card("pretraining", "fill-mask", None, info["settings"], metrics, settings.model,
+                          *card_lines(settings))
         save_model_dir(current.model, tokenizer, run_dir / "model", {**info, "metrics": metrics}, card)
 
     result = engine.fit(model, splits["train"], run_dir=run_dir, evaluate=evaluate if validation else None,
                         main_metric="mlm_loss", greater_is_better=False, on_best=save_best, reporter=reporter,
-                        collate_fn=collator, lengths=splits["train"].lengths)
-    state = result.state
+                        collate_fn=collator, lengths=splits["train"].lengths, on_epoch=splits["train"].set_epoch,
+                        resume_hint=resume_hint())
     summary = summarize(result, batches_per_epoch=-(-len(splits["train"]) // settings.batch_size))
-    if engine.is_main:
-        write_json(run_dir / "metrics.json", {**summary, "history": state.history})
-        plot_curves(run_dir / "log.jsonl", run_dir / "curves.png", "mlm_accuracy")
-        print_table(metrics_table(summary, title="pretraining: final held-out evaluation"))
-        reporter.note(f"Model written to {run_dir / 'model'}")
-    engine.accelerator.end_training()
+    finish_run(engine, run_dir, summary, result.state.history, "mlm_accuracy",
+               "pretraining: final held-out evaluation", reporter)
     return summary
 
 

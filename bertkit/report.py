@@ -136,10 +136,10 @@ def plot_curves(log_path: Path, target: Path, main_metric: str) -> bool:
     return True
 
 
-def model_card(task: str, labels: list[str] | None, settings: dict, metrics: dict, base_model: str,
+def model_card(task: str, pipeline_tag: str, labels: list[str] | None, settings: dict, metrics: dict, base_model: str,
                made_by: str | None = None, usage: str | None = None) -> str:
-    """A README.md for model/, as the Hugging Face convention has it."""
-    lines = ["---", "library_name: transformers", f"pipeline_tag: {PIPELINE_TAGS.get(task, 'feature-extraction')}",
+    """A README.md for model/, as the Hugging Face convention has it; `pipeline_tag` comes from the task."""
+    lines = ["---", "library_name: transformers", f"pipeline_tag: {pipeline_tag}",
              "tags: [bertkit]", "---", "", f"# bertkit {task} model", "",
              made_by or f"Fine-tuned with `bertkit finetune --task {task}` from `{base_model}`.", ""]
     if labels:
@@ -157,7 +157,3 @@ def model_card(task: str, labels: list[str] | None, settings: dict, metrics: dic
     lines += ["", "## Settings", "", "```json", json.dumps(settings, indent=2, default=str), "```", "",
               "## Use", "", "```", usage or "bertkit predict --model THIS_DIR inputs.txt --output predictions.jsonl", "```", ""]
     return "\n".join(lines)
-
-
-PIPELINE_TAGS = {"pretraining": "fill-mask", "classification": "text-classification", "nli": "text-classification",
-                 "tagging": "token-classification", "qa": "question-answering"}

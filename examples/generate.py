@@ -226,6 +226,41 @@ def write_tagging(rng: random.Random, folder: Path) -> None:
     (folder / "sentences.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def scored_review(rng: random.Random) -> tuple[str, float]:
+    """Three judgements, each positive or negative; the score (0-3) counts the positive ones."""
+    positives = [rng.random() < 0.5 for _ in range(3)]
+    subjects = rng.sample(SUBJECTS, 3)
+    parts = [f"{subject} was {rng.choice(POSITIVE if good else NEGATIVE)}" for subject, good in zip(subjects, positives)]
+    return f"{parts[0]}, {parts[1]} and {parts[2]}", float(sum(positives))
+
+
+def topic_text(rng: random.Random) -> tuple[str, list[str]]:
+    """One sentence from each of one to three topics; the labels are those topics."""
+    topics = sorted(rng.sample(list(TOPICS), rng.choice([1, 1, 2, 2, 3])))
+    sentences = [rng.choice(TOPICS[topic]) for topic in topics]
+    rng.shuffle(sentences)
+    return " and ".join(sentences), topics
+
+
+def write_csv(path: Path, header: list[str], rows: list[tuple]) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as stream:
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def write_regression_and_multilabel(rng: random.Random) -> None:
+    """Regression (a review's score 0-3) and multi-label topics (labels joined by ','), as csv."""
+    for task, make, header in (("regression", scored_review, ["text", "score"]),
+                               ("multilabel", topic_text, ["text", "labels"])):
+        folder = HERE / task
+        folder.mkdir(exist_ok=True)
+        for name, count in (("train", 400), ("dev", 100)):
+            rows = [make(rng) for _ in range(count)]
+            write_csv(folder / f"{name}.csv", header,
+                      [(text, ",".join(label) if isinstance(label, list) else label) for text, label in rows])
+
+
 def main() -> None:
     rng = random.Random(1234)
     sentiment = HERE / "sentiment"
@@ -247,6 +282,7 @@ def main() -> None:
     # A generator of its own, so adding data sets never changes the files above.
     write_tagging(random.Random(2024), HERE / "tagging")
     write_qa(HERE / "qa")
+    write_regression_and_multilabel(random.Random(77))
 
 
 if __name__ == "__main__":

@@ -81,3 +81,43 @@ def cli():
         return runner.invoke(app, [str(a) for a in args], input=input)
 
     return invoke
+
+
+@pytest.fixture(scope="session")
+def word_model(tmp_path_factory) -> Path:
+    """A randomly initialised 2-layer, 64-wide BERT whose vocabulary is every word of examples/regression and
+    examples/multilabel (one token per word, sorted): the same in every process, unlike a trained WordPiece."""
+    import re
+
+    import torch
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import BertConfig, BertForPreTraining, BertTokenizerFast
+
+    words = set()
+    for folder in ("regression", "multilabel"):
+        for path in sorted((EXAMPLES / folder).glob("*.csv")):
+            words.update(re.findall(r"\w+|[^\w\s]", path.read_text(encoding="utf-8").lower()))
+    target = tmp_path_factory.mktemp("word-model")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(words)]
+    core = Tokenizer(models.WordPiece({piece: i for i, piece in enumerate(vocab)}, unk_token="[UNK]"))
+    core.normalizer = normalizers.BertNormalizer(lowercase=True)
+    core.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    core.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+                                                        special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    tokenizer = BertTokenizerFast(tokenizer_object=core, unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]",
+                                  cls_token="[CLS]", mask_token="[MASK]", do_lower_case=True)
+    tokenizer.save_pretrained(target)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=128, max_position_embeddings=256)
+    BertForPreTraining(config).save_pretrained(target, safe_serialization=True)
+    return target
+
+
+def finetune_through_cli(output: Path, *args) -> Path:
+    """Run `bertkit finetune ARGS --output OUTPUT` through the real app; returns the run directory."""
+    from bertkit.cli import app
+
+    result = CliRunner().invoke(app, ["finetune", *(str(a) for a in args), "--output", str(output)])
+    assert result.exit_code == 0, result.output
+    return output

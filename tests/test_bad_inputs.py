@@ -70,6 +70,18 @@ CASES = [
     Case("nli-without-pairs", finetune(task="nli", train="{train}"), ("train.tsv", "second text", "--text-pair-column")),
     Case("nli-empty-hypothesis", finetune(task="nli", train="{tmp}/p.tsv"), ("p.tsv line 3", "second text", "empty"),
          {"p.tsv": "premise\thypothesis\tlabel\na\tb\tentailment\nc\t\tcontradiction\n"}),
+    # ---- regression and multi-label files
+    Case("regression-score-not-a-number", finetune(task="regression", train="{tmp}/s.tsv"),
+         ("s.tsv line 3", "score", "'high'", "not a finite number"), {"s.tsv": "text\tscore\na\t1.5\nb\thigh\n"}),
+    Case("regression-score-empty", finetune(task="regression", train="{tmp}/s.tsv"), ("s.tsv line 3", "score", "empty"),
+         {"s.tsv": "text\tscore\na\t1.5\nb\t \n"}),
+    Case("multilabel-empty-label-list", finetune(task="multilabel", train="{tmp}/m.jsonl"),
+         ("m.jsonl line 2", "no label", "--allow-empty-labels"),
+         {"m.jsonl": '{"text": "a", "labels": ["x", "y"]}\n{"text": "b", "labels": []}\n'}),
+    Case("multilabel-label-unseen-at-eval", finetune("--eval", "{tmp}/d.csv", task="multilabel", train="{tmp}/m.csv"),
+         ("d.csv line 3", "'z'", "not in the training"),
+         {"m.csv": 'text,labels\na,"x,y"\nb,x\n', "d.csv": 'text,labels\na,x\nb,"x,z"\n'}),
+    Case("multilabel-threshold-out-of-range", finetune("--threshold", "1.5", task="multilabel"), ("--threshold is 1.5",)),
     # ---- finetune: option values and combinations
     Case("lr-zero", finetune("--lr", "0"), ("--learning-rate", "above 0")),
     Case("batch-size-zero", finetune("--batch-size", "0"), ("--batch-size is 0", "at least 1")),
@@ -181,9 +193,10 @@ def fine_tuned(base: Path, target: Path, task: str, labels: list[str]) -> Path:
     """A model directory as `finetune` writes it (random head: these tests never look at predictions)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from bertkit.modeling.loading import head_options, save_model_dir
+    from bertkit.modeling.loading import save_model_dir
+    from bertkit.tasks import get_task
 
-    model = AutoModelForSequenceClassification.from_pretrained(base, **head_options(labels))
+    model = AutoModelForSequenceClassification.from_pretrained(base, **get_task(task).head_config(labels))
     info = {"task": task, "labels": labels, "max_length": 64}
     save_model_dir(model, AutoTokenizer.from_pretrained(base), target, info, "card")
     return target

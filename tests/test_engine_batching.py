@@ -46,9 +46,9 @@ def test_collate_gives_long_tensors_for_scalar_labels():
 
 def test_run_model_trims_token_outputs_but_never_label_outputs():
     """A [batch, labels] output whose width equals the batch's token count must come back whole."""
-    from types import SimpleNamespace
 
     from bertkit.engine import Engine
+    from bertkit.engine.setup import EngineOptions
 
     class Fake(torch.nn.Module):
         def forward(self, input_ids, attention_mask, **_):
@@ -56,10 +56,10 @@ def test_run_model_trims_token_outputs_but_never_label_outputs():
             return {"logits": torch.ones(batch, 3), "start_logits": torch.zeros(batch, width),
                     "token_vectors": torch.zeros(batch, width, 4)}
 
-    engine = Engine(SimpleNamespace(precision="fp32"))
+    engine = Engine(EngineOptions(precision="fp32"))
     features = [{"input_ids": [1, 2, 3]}, {"input_ids": [1, 2]}]
-    outputs = dict(engine.run_model(Fake(), features, batch_size=2,
-                                    output_keys=("logits", "start_logits", "token_vectors")))
+    outputs = dict(engine.run_model(Fake(), features, batch_size=2, pad_token_id=0,
+                                    outputs={"logits": False, "start_logits": True, "token_vectors": True}))
     assert outputs[1]["logits"].shape == (3,)  # 3 labels, not cut to the feature's 2 tokens
     assert outputs[1]["start_logits"].shape == (2,) and outputs[1]["token_vectors"].shape == (2, 4)
     assert outputs[0]["start_logits"].shape == (3,)

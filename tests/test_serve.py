@@ -23,14 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLES, ROOT
+from conftest import EXAMPLES, ROOT, free_port
 from deploy_runs import assert_same_records, export, finetune, invoke, read_jsonl
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def request(port: int, path: str, body: bytes | dict | None = None, timeout: float = 30) -> tuple[int, dict | str]:

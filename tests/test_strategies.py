@@ -29,7 +29,7 @@ from bertkit.tasks import get_task
 GARDEN = "garden green rain tomatoes wall robin gate wind roses water evening weeds".split()
 HARBOUR = "harbour boats dawn nets fish gulls quay storm fleet lighthouse night silver".split()
 CLASSIFICATION = get_task("classification")
-TOKEN_TASK = SimpleNamespace(name="token-level", auto_model="AutoModelForTokenClassification")
+TOKEN_TASK = get_task("tagging")
 
 
 def two_vocabularies(count: int, seed: int) -> list[tuple[str, str]]:
@@ -204,7 +204,7 @@ ROUND_TRIPS = [
 
 
 @pytest.mark.parametrize("task, strategy, layer_mix, pooling, merge", ROUND_TRIPS)
-def test_save_load_round_trip_gives_identical_predictions(tiny_model, tmp_path, monkeypatch, task, strategy, layer_mix,
+def test_save_load_round_trip_gives_identical_predictions(tiny_model, tmp_path, task, strategy, layer_mix,
                                                           pooling, merge):
     labels = ["a", "b", "c"]
     spec = spec_for(tiny_model, strategy, layer_mix, pooling, merge)
@@ -218,12 +218,9 @@ def test_save_load_round_trip_gives_identical_predictions(tiny_model, tmp_path, 
     batch = inputs(tiny_model)
     with torch.no_grad():
         expected = model(**batch).logits
-    import bertkit.tasks
-
-    monkeypatch.setitem(bertkit.tasks.TASKS, task.name, task)  # the token-level stand-in, until tagging is merged
     info = {"task": task.name, "labels": labels, "strategy": spec}
     save_model(model, load_tokenizer(str(tiny_model)), tmp_path / "model", info, "card")
-    loaded = load_model(tmp_path / "model", info)
+    loaded = load_model(task, tmp_path / "model", info)
     with torch.no_grad():
         got = loaded(**batch).logits
     assert got.shape == expected.shape and (got.ndim == 3) == (task is TOKEN_TASK)
@@ -270,12 +267,10 @@ def test_mean_pooling_on_a_token_level_head_is_refused(tiny_model):
         add_mean_pooling(model)
 
 
-def test_mean_pooling_for_a_token_level_task_is_refused_by_the_settings(monkeypatch, tmp_path):
-    import bertkit.tasks
+def test_mean_pooling_for_a_token_level_task_is_refused_by_the_settings(tmp_path):
     from bertkit.settings import FinetuneSettings
 
-    monkeypatch.setitem(bertkit.tasks.TASKS, "token-level", TOKEN_TASK)
-    settings = FinetuneSettings(task="token-level", model="m", train=tmp_path / "t.tsv", output=tmp_path, pooling="mean")
+    settings = FinetuneSettings(task="tagging", model="m", train=tmp_path / "t.tsv", output=tmp_path, pooling="mean")
     with pytest.raises(BertkitError, match="--pooling mean applies to tasks with one label per text"):
         settings.validate()
 
@@ -289,3 +284,20 @@ def test_mean_pooling_for_a_token_level_task_is_refused_by_the_settings(monkeypa
 def test_invalid_options_are_one_line_errors(tiny_model, data, cli, tmp_path, options, message):
     result = cli("finetune", "--model", tiny_model, "--train", data / "train.tsv", "--output", tmp_path / "x", *options)
     assert result.exit_code == 2 and message in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("task, data", [("regression", "regression"), ("multilabel", "multilabel")])
+@pytest.mark.parametrize("options", [("--strategy", "frozen"), ("--strategy", "adapters", "--adapter-size", "8"),
+                                     ("--strategy", "lora", "--lora-rank", "4"), ("--layer-mix", "weighted"),
+                                     ("--pooling", "mean")])
+def test_new_tasks_train_save_and_predict_under_every_strategy(word_model, cli, tmp_path, task, data, options):
+    from conftest import EXAMPLES
+
+    folder = EXAMPLES / data
+    result = cli("finetune", "--task", task, "--model", word_model, "--train", folder / "train.csv",
+                 "--eval", folder / "dev.csv", "--output", tmp_path / "run", "--max-steps", "3", "--batch-size", "8",
+                 *options)
+    assert result.exit_code == 0, result.output
+    result = cli("predict", "--model", tmp_path / "run/model", folder / "dev.csv", "--output", tmp_path / "p.jsonl")
+    assert result.exit_code == 0, result.output
+    assert len((tmp_path / "p.jsonl").read_text().splitlines()) == 100

@@ -6,16 +6,15 @@ import numpy as np
 import pytest
 
 from bertkit.data.conll import TaggedSentence
-from bertkit.tasks.tagging import TAGGING, continuation_ids
+from bertkit.tasks.tagging import TAGGING, TaggingOptions, continuation_ids
 from bertkit.tasks.wordpieces import plan_windows, word_pieces
 
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 LABEL2ID = {label: i for i, label in enumerate(LABELS)}
 
 
-class Settings:
-    def __init__(self, stride: int = 4, label_all_tokens: bool = False):
-        self.stride, self.label_all_tokens = stride, label_all_tokens
+def Settings(stride: int = 4, label_all_tokens: bool = False) -> TaggingOptions:
+    return TaggingOptions(stride=stride, label_all_tokens=label_all_tokens)
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +83,7 @@ def test_long_sentence_predictions_come_back_for_every_word(tokenizer):
             ids = np.array(feature["input_ids"])
             yield number, {"logits": np.eye(len(LABELS))[ids % len(LABELS)] * 5.0}
 
-    (prediction,) = TAGGING.decode([sentence], features, fake_model_outputs(), LABELS)
+    (prediction,) = TAGGING.decode([sentence], features, fake_model_outputs(), LABELS, Settings())
     first_pieces = [pieces[0] for pieces in word_pieces(tokenizer, [words], 14)[0]]
     assert prediction["tags"] == [LABELS[piece % len(LABELS)] for piece in first_pieces]
     assert all(0.9 < p <= 1.0 for p in prediction["probabilities"])
@@ -99,7 +98,7 @@ def test_label_all_tokens_cannot_inflate_word_level_scores(tokenizer):
     predicted_ids = np.where(labels >= 0, labels, 0)
     predicted_ids[feature["_positions"][0]] = LABEL2ID["O"]  # the first piece of the name is wrong, the rest right
     logits = np.eye(len(LABELS))[predicted_ids] * 5.0
-    (prediction,) = TAGGING.decode([sentence], [feature], [(0, {"logits": logits})], LABELS)
+    (prediction,) = TAGGING.decode([sentence], [feature], [(0, {"logits": logits})], LABELS, Settings())
     metrics = TAGGING.metrics([sentence], [prediction], LABELS)
     assert prediction["tags"] == ["O", "O", "O"]
     assert metrics["token_accuracy"] == pytest.approx(2 / 3) and metrics["entity_f1"] == 0.0

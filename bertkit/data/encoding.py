@@ -30,7 +30,7 @@ def encoded_dir(output) -> Path:
     return Path(str(output).rstrip("/") + ".encoded")
 
 
-def fingerprint(task, examples, tokenizer, label2id, settings) -> str:
+def fingerprint(task, examples, tokenizer, max_length, label2id, options, settings) -> str:
     """Changes with the examples' content, the tokenizer, the labels and every setting that shapes features."""
     from bertkit.settings import TrainingSettings, settings_to_dict
 
@@ -38,7 +38,8 @@ def fingerprint(task, examples, tokenizer, label2id, settings) -> str:
     shaping = {key: value for key, value in settings_to_dict(settings).items()
                if key not in IRRELEVANT and key not in training_only}
     digest = hashlib.sha256()
-    digest.update(json.dumps([task.name, label2id, shaping], sort_keys=True, default=str).encode())
+    digest.update(json.dumps([task.name, label2id, max_length, repr(options), shaping], sort_keys=True,
+                             default=str).encode())
     # The tokenizer as it splits text; its truncation/padding state changes with every call that truncates.
     state = json.loads(tokenizer.backend_tokenizer.to_str())
     state.pop("truncation", None)
@@ -49,17 +50,18 @@ def fingerprint(task, examples, tokenizer, label2id, settings) -> str:
     return digest.hexdigest()[:20]
 
 
-def encode_training(task, examples, tokenizer, label2id, settings):
-    """(features, truncated count): the task's encode, through datasets.map and Arrow when asked for."""
+def encode_training(task, examples, tokenizer, max_length, label2id, options, settings):
+    """(features, truncated count): the task's encode (with its `options`), through datasets.map and Arrow when
+    `settings` ask for it (--cache-encoded, --num-workers)."""
     if not wants_arrow(settings):
-        return task.encode(examples, tokenizer, settings.max_length, label2id, settings)
+        return task.encode(examples, tokenizer, max_length, label2id, options)
     import datasets
 
     if settings.num_workers < 1:
         raise BertkitError(f"--num-workers is {settings.num_workers}; it must be at least 1")
 
     folder = encoded_dir(settings.output)
-    key = fingerprint(task, examples, tokenizer, label2id, settings)
+    key = fingerprint(task, examples, tokenizer, max_length, label2id, options, settings)
     meta_path = folder / f"train-{key}.json"
     if meta_path.is_file():  # written last: its presence means every file it names is complete
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
@@ -68,8 +70,7 @@ def encode_training(task, examples, tokenizer, label2id, settings):
 
     def encode_batch(batch: dict) -> dict:
         numbers = batch["example"]
-        features, truncated = task.encode([examples[i] for i in numbers], tokenizer, settings.max_length, label2id,
-                                          settings)
+        features, truncated = task.encode([examples[i] for i in numbers], tokenizer, max_length, label2id, options)
         columns = {name: [f[name] for f in features] for name in features[0] if not name.startswith("_")}
         columns["index"] = [numbers[f["index"]] for f in features]  # the batch's numbering -> the whole set's
         columns["truncated"] = [truncated] + [0] * (len(features) - 1)  # summed once all batches are done

@@ -34,9 +34,11 @@ def atomic_output(path: Path | str) -> Iterator[TextIO]:
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
+        if isinstance(error, OSError) and error.filename is None:  # e.g. a full disk: name the file it hit
+            raise OSError(error.errno, error.strerror, str(path)) from error
         raise
 
 

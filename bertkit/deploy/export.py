@@ -64,17 +64,10 @@ def check_texts() -> list[str]:
     return CHECK_TEXTS + joined
 
 
-def check_records(task_name: str) -> list[dict]:
-    """The built-in check inputs, shaped as each task's predict input records."""
+def check_records(task) -> list[dict]:
+    """The built-in check inputs, shaped as the task's predict input records."""
     texts = check_texts()
-    if task_name == "qa":
-        return [{"id": f"check-{i}", "question": f"What about {text.split()[0]}?", "context": text}
-                for i, text in enumerate(texts)]
-    if task_name == "tagging":
-        return [{"tokens": text.split()} for text in texts]
-    if task_name == "nli":
-        return [{"text": text, "text_pair": texts[(i + 1) % len(texts)]} for i, text in enumerate(texts)]
-    return [{"text": text} for text in texts]
+    return [task.input_record(i, text, texts[(i + 1) % len(texts)]) for i, text in enumerate(texts)]
 
 
 class ExportWrapper(nn.Module):
@@ -101,23 +94,23 @@ def export_model(settings: ExportSettings) -> Path:
     """Write the export directory (atomically) and return it; raises BertkitError on any failure."""
     source, output = Path(settings.model), Path(settings.output)
     prepare_output(source, output, settings.overwrite)
-    finetuned = load_finetuned(PredictSettings(model=settings.model, input=Path("-"), runtime="torch", threads=0,
-                                               allow_pickle=settings.allow_pickle,
-                                               trust_remote_code=settings.trust_remote_code))
+    predict = PredictSettings(model=settings.model, input=Path("-"), runtime="torch", threads=0,
+                              allow_pickle=settings.allow_pickle, trust_remote_code=settings.trust_remote_code)
+    finetuned = load_finetuned(predict)
     if hasattr(finetuned.model, "merge_adapter"):  # peft LoRA: fold B @ A * alpha / rank into the weights
         finetuned.model.merge_adapter()
-    check = check_inputs(finetuned, settings.check_inputs)
+    check = check_inputs(finetuned, predict.max_length, settings.check_inputs)
     temporary = output.with_name(f".{output.name}.tmp")
     try:
         shutil.rmtree(temporary, ignore_errors=True)
         temporary.mkdir(parents=True)
         with tempfile.TemporaryDirectory(prefix="bertkit-export-") as scratch:
             fp32 = Path(scratch) / "model-fp32.onnx"
-            trace(finetuned, check, fp32, settings.opset)
-            report = {"fp32": compare(finetuned, check, fp32)}
+            trace(finetuned, check, fp32, settings.opset, settings.model)
+            report = {"fp32": compare(finetuned, check, fp32, settings.model)}
             if settings.quantize == "int8":
                 quantize_int8(fp32, temporary / ONNX_FILE)
-                report["int8"] = compare(finetuned, check, temporary / ONNX_FILE, settings.min_agreement)
+                report["int8"] = compare(finetuned, check, temporary / ONNX_FILE, settings.model, settings.min_agreement)
             else:
                 shutil.copyfile(fp32, temporary / ONNX_FILE)
         write_companions(finetuned, source, temporary, settings, report)
@@ -143,16 +136,16 @@ def prepare_output(source: Path, output: Path, overwrite: bool) -> None:
         raise BertkitError(f"{output}: is a file; --output takes a directory")
 
 
-def check_inputs(finetuned: Finetuned, given: Path | None) -> CheckInputs:
+def check_inputs(finetuned: Finetuned, max_length: int, given: Path | None) -> CheckInputs:
     """Encode the check inputs (--check-inputs, else the built-in records) with the task's own reader
     and encoder, as predict would."""
-    task, settings = finetuned.task, finetuned.engine.settings
+    task, options = finetuned.task, finetuned.options
     with tempfile.TemporaryDirectory(prefix="bertkit-check-") as folder:
         path = Path(folder) / "check.jsonl"
-        path.write_text("".join(json.dumps(r) + "\n" for r in check_records(task.name)), encoding="utf-8")
-        examples = task.read(given or path, settings, labelled=False)
-    max_length = settings.max_length or finetuned.info.get("max_length", 512)
-    features, _ = task.encode(examples, finetuned.tokenizer, max_length, None, settings)
+        path.write_text("".join(json.dumps(r) + "\n" for r in check_records(task)), encoding="utf-8")
+        examples = task.read(given or path, options, labelled=False)
+    max_length = max_length or finetuned.info.get("max_length", 512)
+    features, _ = task.encode(examples, finetuned.tokenizer, max_length, None, options)
     return CheckInputs(features, finetuned.tokenizer.pad_token_id or 0)
 
 
@@ -161,16 +154,15 @@ def model_io(finetuned: Finetuned) -> tuple[list[str], list[str]]:
     inputs = ["input_ids", "attention_mask"]
     if "token_type_ids" in finetuned.tokenizer.model_input_names:
         inputs.append("token_type_ids")
-    outputs = ["start_logits", "end_logits"] if finetuned.task.name == "qa" else ["logits"]
-    return inputs, outputs
+    return inputs, list(finetuned.task.outputs)
 
 
-def trace(finetuned: Finetuned, check: CheckInputs, path: Path, opset: int) -> None:
+def trace(finetuned: Finetuned, check: CheckInputs, path: Path, opset: int, model_name: str) -> None:
     input_names, output_names = model_io(finetuned)
     wrapper = ExportWrapper(finetuned.model, input_names, output_names).eval()  # eval: export restores the mode
     batch = collate(check.features[:2], check.pad_token_id)
     args = tuple(batch[name] if name in batch else torch.zeros_like(batch["input_ids"]) for name in input_names)
-    per_text = finetuned.task.name in ("classification", "nli")  # [batch, labels]; the others are per token
+    per_text = finetuned.task.sequence_level  # [batch, labels]; the others are per token
     axes = {name: {0: "batch", 1: "sequence"} for name in input_names}
     axes.update({name: {0: "batch"} if per_text else {0: "batch", 1: "sequence"} for name in output_names})
     with warnings.catch_warnings(), torch.no_grad():
@@ -179,7 +171,7 @@ def trace(finetuned: Finetuned, check: CheckInputs, path: Path, opset: int) -> N
             torch.onnx.export(wrapper, args, str(path), input_names=input_names, output_names=output_names,
                               dynamic_axes=axes, opset_version=opset, dynamo=False, do_constant_folding=True)
         except (RuntimeError, torch.onnx.errors.OnnxExporterError) as error:
-            raise BertkitError(f"{finetuned.engine.settings.model}: the ONNX exporter failed "
+            raise BertkitError(f"{model_name}: the ONNX exporter failed "
                                f"({str(error).strip().splitlines()[0]}); try another --opset") from None
 
 
@@ -197,7 +189,7 @@ def quantize_int8(source: Path, target: Path) -> None:
         logging.disable(logging.NOTSET)
 
 
-def compare(finetuned: Finetuned, check: CheckInputs, path: Path, min_agreement: float | None = None) -> dict:
+def compare(finetuned: Finetuned, check: CheckInputs, path: Path, model: str, min_agreement: float | None = None) -> dict:
     """Run the check features through torch and ONNX in the same inference loop; raise if they differ:
     fp32 (no `min_agreement`) beyond the tolerance, int8 in more than 1 - `min_agreement` of the labels."""
     engine, features = finetuned.engine, check.features
@@ -213,7 +205,6 @@ def compare(finetuned: Finetuned, check: CheckInputs, path: Path, min_agreement:
             agree += int(np.sum(labels_expected == labels_got))
             total += int(np.size(labels_expected))
     result = {"inputs": len(features), "max_abs_difference": largest, "label_agreement": agree / total}
-    model = finetuned.engine.settings.model
     if min_agreement is None and worst > ATOL:
         raise BertkitError(f"{model}: the ONNX model's outputs differ from PyTorch by {worst:.2g} (tolerance {ATOL} + "
                            f"{RTOL} x |value|) on the check inputs; nothing was written: report this model's type")

@@ -122,11 +122,11 @@ def set_torch_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def load_for_inference(model_dir: str | Path, info: dict, settings: Any):
+def load_for_inference(task, model_dir: str | Path, info: dict, settings: Any):
     """The model predict, evaluate and serve run: an ONNX runner for an exported directory, else torch."""
     if uses_onnx(model_dir, settings):
         return load_runner(model_dir, info, settings.threads)
     from bertkit.modeling.build import load_model
 
     set_torch_threads(getattr(settings, "threads", 0))
-    return load_model(model_dir, info, allow_pickle=settings.allow_pickle, trust_remote_code=settings.trust_remote_code)
+    return load_model(task, model_dir, info, allow_pickle=settings.allow_pickle, trust_remote_code=settings.trust_remote_code)

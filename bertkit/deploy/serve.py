@@ -76,13 +76,13 @@ def check_limits(records: list[dict], settings: ServeSettings) -> None:
 
 def read_examples(finetuned: Finetuned, records: list[dict], settings: PredictSettings) -> list:
     """The task's examples from request records, through the task's own jsonl reader (as predict reads them)."""
-    if finetuned.task.name == "qa":  # predict files need ids; a request may leave them out
-        records = [{"id": str(number), **record} for number, record in enumerate(records)]
+    # Question records in predict files need ids; a request may leave them out.
+    records = [{"id": str(number), **record} if "question" in record else record for number, record in enumerate(records)]
     with tempfile.TemporaryDirectory(prefix="bertkit-serve-") as folder:
         path = Path(folder) / "inputs.jsonl"
         path.write_text("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records), encoding="utf-8")
         try:
-            return finetuned.task.read(path, settings, labelled=False)
+            return finetuned.task.read(path, finetuned.options, labelled=False)
         except BertkitError as error:  # "inputs line 3" is the third input of the request
             raise RequestError(422, one_line(str(error).replace(str(path), "inputs"))) from None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from typing import Sequence
 
+import numpy as np
 import torch
 
 # Values used to pad per-token keys; anything else pads with 0.
@@ -15,14 +16,17 @@ def collate(features: Sequence[dict], pad_token_id: int = 0) -> dict[str, torch.
     """Pad list-valued keys to the longest feature of the batch; stack scalar keys.
 
     `attention_mask` is derived from the length of `input_ids`. Keys starting with "_" are task
-    metadata (offsets, word ids, ...) that stay out of the batch.
+    metadata (offsets, word ids, ...) that stay out of the batch. A numpy array is one row per
+    example (e.g. multi-label targets), stacked as it is: only lists are per-token and padded.
     """
     longest = max(len(feature["input_ids"]) for feature in features)
     batch: dict[str, torch.Tensor] = {}
     for key, first in features[0].items():
         if key.startswith("_"):
             continue
-        if isinstance(first, (list, tuple)):
+        if isinstance(first, np.ndarray):
+            batch[key] = torch.from_numpy(np.stack([feature[key] for feature in features]))
+        elif isinstance(first, (list, tuple)):
             pad = pad_token_id if key == "input_ids" else PAD_VALUES.get(key, 0)
             rows = [list(feature[key]) + [pad] * (longest - len(feature[key])) for feature in features]
             batch[key] = torch.tensor(rows, dtype=torch.long)

@@ -6,167 +6,44 @@ the metric to maximise. It runs AdamW with linear warm-up and decay, gradient ac
 and clipping, evaluation every N steps or per epoch, keeps the best model through
 ``on_best``, stops early on patience, and writes resumable checkpoints atomically.
 A reporter (``bertkit.report``) is told about every step and evaluation; the engine
-itself prints nothing.
+itself prints nothing. It is configured by `EngineOptions` (``engine/setup.py``), never by a
+command's settings, and its inference (``run_model``) is the shared loop of ``engine/inference.py``.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import pickle
 import sys
 import tempfile
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence, TypeVar
+from typing import Callable, Iterator, Mapping, Sequence, TypeVar
 
 import torch
 
 from bertkit.engine.batching import LengthGroupedBatches, ListDataset, collate
 from bertkit.engine.checkpoints import load_newest_checkpoint, save_checkpoint
+from bertkit.engine.inference import model_outputs
+from bertkit.engine.setup import EngineOptions, linear_schedule, make_accelerator, make_optimizer, timed_schedule
 from bertkit.engine.signals import EXIT_CODES, StopRequests
-from bertkit.errors import BertkitError, RunInterrupted
-from bertkit.rundir import resume_command
-from bertkit.tracking import accelerator_options
+from bertkit.engine.state import FitResult, TrainState, _Run, _Window
+from bertkit.errors import BertkitError, RunInterrupted, os_error_message
 
 T = TypeVar("T")
-
-
-class _TiedWeightsNotice(logging.Filter):
-    """Accelerate warns at every checkpoint that tied weights (e.g. BERT's MLM decoder, which shares the
-    word embeddings) are stored once; they are re-tied on loading, so the notice is only noise."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "Removed shared tensor" not in record.getMessage()
-
-
-logging.getLogger("accelerate.utils.other").addFilter(_TiedWeightsNotice())
-
-
-@dataclass
-class TrainState:
-    """Where a run stands; saved with every checkpoint so `--resume` continues exactly there."""
-
-    step: int = 0  # optimizer steps done
-    epoch: int = 0  # epochs completed
-    batch_in_epoch: int = 0  # global batches of the current epoch already trained on
-    examples_seen: int = 0
-    tokens_seen: int = 0  # non-padding tokens trained on
-    best_metric: float | None = None
-    best_step: int = 0
-    evals_without_improvement: int = 0
-    nonfinite_skipped: int = 0
-    train_seconds: float = 0.0
-    eval_seconds: float = 0.0
-    history: list[dict] = field(default_factory=list)  # evaluation results by step
-    processes: int = 1  # the batch order and RNG states depend on these two: a resume must match them
-    global_batch: int = 0
-
-
-@dataclass
-class FitResult:
-    state: TrainState
-    final_metrics: dict
-    stopped_early: bool
-
-
-@dataclass
-class _Run:
-    """What one fit() trains with, prepared by Accelerate."""
-
-    model: torch.nn.Module
-    loader: Any
-    sampler: LengthGroupedBatches
-    optimizer: Any
-    scheduler: Any
-    total_steps: int
-    batches_per_epoch: int
-    run_dir: Path
-    evaluate: Callable[[], bool]  # evaluate now; False when there is no evaluation data
-
-
-@dataclass
-class _Window:
-    """What the next log line averages over."""
-
-    loss: float = 0.0
-    steps: int = 0
-    examples: int = 0
-    tokens: int = 0
-    seconds: float = 0.0
-
-
-def make_accelerator(precision: str, grad_accum: int = 1, timeout_seconds: int = 7200, **options):
-    """An Accelerator that autocasts to bf16 on GPU and never on CPU (bf16 is ~150x slower on these CPUs).
-
-    Batches are split: every process gets its slice of one global batch drawn by the sampler, so N
-    processes with --batch-size B step exactly like one process with batch N*B. The generous
-    process-group time-out lets the main process prepare a large data set while the others wait.
-    """
-    from accelerate import Accelerator
-    from accelerate.utils import DataLoaderConfiguration, InitProcessGroupKwargs
-
-    on_gpu = torch.cuda.is_available()
-    if precision == "auto":
-        mixed = "bf16" if on_gpu else "no"
-    elif precision == "fp32":
-        mixed = "no"
-    else:
-        if not on_gpu:
-            raise BertkitError(f"--precision {precision} needs a GPU (on CPU it is far slower than fp32); "
-                               "use --precision fp32 or auto")
-        mixed = precision
-    return Accelerator(mixed_precision=mixed, gradient_accumulation_steps=grad_accum,
-                       dataloader_config=DataLoaderConfiguration(split_batches=True),
-                       kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(seconds=timeout_seconds))],
-                       **options)  # e.g. log_with/project_dir for --report-to (bertkit/tracking.py)
-
-
-def make_optimizer(model: torch.nn.Module, learning_rate: float, weight_decay: float) -> torch.optim.Optimizer:
-    """AdamW over the trainable parameters; biases and LayerNorm weights get no weight decay."""
-    decay, no_decay = [], []
-    for name, parameter in model.named_parameters():
-        if not parameter.requires_grad:
-            continue
-        (no_decay if parameter.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(parameter)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    # The fused kernel (CPU and GPU) updates each tensor in one pass: ~4x faster than foreach on CPU.
-    return torch.optim.AdamW(groups, lr=learning_rate, fused=True)
-
-
-def linear_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int):
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / max(1, warmup_steps)
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def timed_schedule(optimizer: torch.optim.Optimizer, warmup_ratio: float, fraction_done: Callable[[], float]):
-    """Linear warm-up and decay over a time budget: the factor follows the share of the budget spent."""
-    def factor(_step: int) -> float:
-        done = min(1.0, fraction_done())
-        if done < warmup_ratio:
-            return max(done / warmup_ratio, 1e-3)
-        return max(0.0, (1.0 - done) / max(1e-9, 1.0 - warmup_ratio))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 class Engine:
     """Train and run models with Accelerate; see the module docstring."""
 
-    def __init__(self, settings):
-        self.settings = settings
+    def __init__(self, options: EngineOptions, **accelerator_options):
+        self.options = options
         self.reporter = None
-        # Prediction settings have no accumulation or time-out; training settings do.
-        self.accelerator = make_accelerator(settings.precision, getattr(settings, "grad_accum", 1),
-                                            getattr(settings, "distributed_timeout", 7200),
-                                            **accelerator_options(settings))
+        # accelerator_options: e.g. log_with/project_dir for --report-to (bertkit/tracking.py)
+        self.accelerator = make_accelerator(options.precision, options.grad_accum, options.distributed_timeout,
+                                            **accelerator_options)
         self._clock = time.perf_counter()
         self._window = _Window()
 
@@ -198,6 +75,8 @@ class Engine:
                     pickle.dump(result, stream, protocol=pickle.HIGHEST_PROTOCOL)
             except BertkitError as caught:
                 error = str(caught)
+            except OSError as caught:  # e.g. the run directory cannot be made: every process stops with it
+                error = os_error_message(caught)
         self.share_error(error)
         if not accelerator.is_local_main_process:
             with open(cache, "rb") as stream:
@@ -215,6 +94,8 @@ class Engine:
                 result = work()
             except BertkitError as caught:
                 error = str(caught)
+            except OSError as caught:  # e.g. the run directory cannot be made: every process stops with it
+                error = os_error_message(caught)
         self.share_error(error)
         return result
 
@@ -232,17 +113,19 @@ class Engine:
     def fit(self, model: torch.nn.Module, features: Sequence[dict], *, run_dir: Path, pad_token_id: int = 0,
             evaluate: Callable[[torch.nn.Module], dict] | None = None, main_metric: str = "accuracy",
             greater_is_better: bool = True, on_best: Callable[[torch.nn.Module, dict], None] | None = None,
-            collate_fn: Callable | None = None, reporter=None, lengths: Sequence[int] | None = None) -> FitResult:
+            collate_fn: Callable | None = None, reporter=None, lengths: Sequence[int] | None = None,
+            on_epoch: Callable[[int], None] | None = None, resume_hint: str = "") -> FitResult:
         """Train `model` on `features`; the returned metrics are those of the best evaluation (the saved model).
 
         `lengths` (each feature's length) spares reading every feature to group them, e.g. from a disk cache.
-        A `features.set_epoch(epoch)` method, if present, is called as each epoch starts (e.g. to draw new masks).
+        `on_epoch(epoch)` is called as each epoch starts (e.g. to draw new masks).
         With `settings.time_budget_seconds`, the learning-rate schedule runs over the training time instead of
         a step count and training stops cleanly when the budget is spent.
-        SIGINT/SIGTERM save a checkpoint at the next step and raise RunInterrupted (exit 130/143).
+        SIGINT/SIGTERM save a checkpoint at the next step and raise RunInterrupted (exit 130/143), whose message
+        ends with `resume_hint` (what continues the run; the caller knows the command line, the engine does not).
         """
-        s, accelerator = self.settings, self.accelerator
-        self.reporter = reporter
+        s, accelerator = self.options, self.accelerator
+        self.reporter, self.resume_hint, self.on_epoch = reporter, resume_hint, on_epoch
         if lengths is None:
             lengths = [len(f["input_ids"]) for f in features]
         # One global batch per step, split across processes (see make_accelerator).
@@ -258,7 +141,7 @@ class Engine:
         batches_per_epoch = len(sampler)  # before any set_position: the whole epoch
         steps_per_epoch = max(1, math.ceil(batches_per_epoch / s.grad_accum))
         state = TrainState()
-        self.budget = getattr(s, "time_budget_seconds", 0.0)
+        self.budget = s.time_budget_seconds
         if self.budget:  # the schedule runs over the time budget; --max-steps (if given) still caps the run
             total_steps = s.max_steps if s.max_steps >= 0 else sys.maxsize
             scheduler = timed_schedule(optimizer, s.warmup_ratio, lambda: self._elapsed(state) / self.budget)
@@ -278,7 +161,7 @@ class Engine:
         run = _Run(model, loader, sampler, optimizer, scheduler, total_steps, batches_per_epoch, run_dir,
                    lambda: self._evaluate(model, evaluate, state, main_metric, greater_is_better, on_best))
         with StopRequests() as stops:
-            stopped_early = self._train(run, state, stops, features)
+            stopped_early = self._train(run, state, stops)
         self._bank_time(state)
         if evaluate and not (state.history and state.history[-1]["step"] == state.step):
             self._evaluate(model, evaluate, state, main_metric, greater_is_better, on_best)
@@ -299,17 +182,17 @@ class Engine:
     def _out_of_time(self, state: TrainState) -> bool:
         return bool(self.budget) and self._elapsed(state) >= self.budget
 
-    def _train(self, run: _Run, state: TrainState, stops: StopRequests, features) -> bool:
+    def _train(self, run: _Run, state: TrainState, stops: StopRequests) -> bool:
         """The epochs and steps; returns whether early stopping ended them."""
-        s, accelerator, model, optimizer = self.settings, self.accelerator, run.model, run.optimizer
+        s, accelerator, model, optimizer = self.options, self.accelerator, run.model, run.optimizer
         step_loss = torch.zeros((), device=accelerator.device)
         self._window, self._clock = _Window(), time.perf_counter()
         model.train()
         while state.step < run.total_steps and not self._out_of_time(state):
             # The batch order is a pure function of (seed, epoch): resuming starts at the right batch.
             run.sampler.set_position(state.epoch, state.batch_in_epoch)
-            if hasattr(features, "set_epoch"):
-                features.set_epoch(state.epoch)
+            if self.on_epoch is not None:
+                self.on_epoch(state.epoch)
             for batch in run.loader:
                 with accelerator.accumulate(model):
                     with accelerator.autocast():
@@ -373,7 +256,7 @@ class Engine:
         return float(both[0]) / self.accelerator.num_processes, bool(both[1] > 0)
 
     def _log(self, state: TrainState, run: _Run) -> None:
-        if state.step % self.settings.log_every and state.step != run.total_steps:
+        if state.step % self.options.log_every and state.step != run.total_steps:
             if self.reporter:
                 self.reporter.advance(state.step)
             return
@@ -394,16 +277,16 @@ class Engine:
         self._clock = now
 
     def _patience_spent(self, state: TrainState) -> bool:
-        return bool(self.settings.patience) and state.evals_without_improvement >= self.settings.patience
+        return bool(self.options.patience) and state.evals_without_improvement >= self.options.patience
 
     def _nonfinite(self, state: TrainState, value: float) -> None:
         state.nonfinite_skipped += 1
-        if state.nonfinite_skipped > self.settings.skip_nonfinite:
+        if state.nonfinite_skipped > self.options.skip_nonfinite:
             raise BertkitError(f"step {state.step + 1}: the loss is {value}; lower --learning-rate, check the data, "
                                "or pass --skip-nonfinite N to skip a few such steps")
         if self.reporter:
             self.reporter.note(f"step {state.step + 1}: the loss is {value}; step skipped "
-                               f"({state.nonfinite_skipped} of --skip-nonfinite {self.settings.skip_nonfinite})")
+                               f"({state.nonfinite_skipped} of --skip-nonfinite {self.options.skip_nonfinite})")
 
     def _evaluate(self, model, evaluate, state: TrainState, main_metric: str, greater_is_better: bool,
                   on_best) -> bool:
@@ -437,7 +320,7 @@ class Engine:
     def _save(self, run_dir: Path, state: TrainState) -> Path:
         """A checkpoint of this step; its writing time is kept out of the training time."""
         self._bank_time(state)
-        path = save_checkpoint(self.accelerator, run_dir, state.step, asdict(state), self.settings.keep_checkpoints)
+        path = save_checkpoint(self.accelerator, run_dir, state.step, asdict(state), self.options.keep_checkpoints)
         self._clock = time.perf_counter()
         return path
 
@@ -452,11 +335,11 @@ class Engine:
         if self.reporter:
             self.reporter.finish()
         raise RunInterrupted(f"stopped by {name} at step {state.step}; checkpoint written to {path}; "
-                             f"continue with: {resume_command()}", EXIT_CODES.get(number, 143))
+                             f"continue with: {self.resume_hint}", EXIT_CODES.get(number, 143))
 
     def _check_layout(self, state: TrainState, run_dir: Path) -> None:
         """A checkpoint continues only with the processes and global batch it was made with."""
-        processes, global_batch = self.accelerator.num_processes, self.settings.batch_size * self.accelerator.num_processes
+        processes, global_batch = self.accelerator.num_processes, self.options.batch_size * self.accelerator.num_processes
         if state.global_batch and (state.processes, state.global_batch) != (processes, global_batch):
             raise BertkitError(f"{run_dir}: its checkpoint was made with {state.processes} process(es) and "
                                f"--batch-size {state.global_batch // state.processes}; resume with the same "
@@ -480,48 +363,7 @@ class Engine:
         return state
 
     # ------------------------------------------------------------------ inference
-    def run_model(self, model: torch.nn.Module, features: Sequence[dict], batch_size: int, pad_token_id: int = 0,
-                  output_keys: tuple[str, ...] = ("logits", "start_logits", "end_logits"),
-                  token_keys: tuple[str, ...] = ("start_logits", "end_logits")) -> Iterator[tuple[int, dict]]:
-        """Yield (feature number, {output name: numpy array}) for every feature exactly once.
-
-        Features go through the model longest first in batches of similar length, so almost no
-        time is spent on padding. Per-token outputs are trimmed to the feature's own length: those
-        of 3 or more dimensions ([batch, tokens, ...]) and the 2-dimensional ones named in
-        `token_keys` (transformers' QA outputs); a [batch, labels] output is never cut, even when
-        its width happens to equal the batch's token count.
-        Under several processes, each runs a share of the batches and the results are gathered.
-        """
-        from accelerate.utils import gather_object
-
-        accelerator = self.accelerator
-        order = sorted(range(len(features)), key=lambda i: -len(features[i]["input_ids"]))
-        batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-        mine = batches[accelerator.process_index::accelerator.num_processes]
-        model.eval()
-        device = accelerator.device
-        results: list[tuple[int, dict]] = []
-        with torch.inference_mode():
-            for indices in mine:
-                batch = collate([features[i] for i in indices], pad_token_id)
-                inputs = {k: v.to(device) for k, v in batch.items() if k not in ("index", "labels", "start_positions",
-                                                                                   "end_positions")}
-                with accelerator.autocast():
-                    outputs = model(**inputs)
-                lengths = [len(features[i]["input_ids"]) for i in indices]
-                arrays = {key: outputs[key].float().cpu().numpy() for key in output_keys
-                          if key in outputs and outputs[key] is not None}
-                for row, (index, length) in enumerate(zip(indices, lengths)):
-                    item = {key: (value[row, :length] if value.ndim >= 3 or key in token_keys else value[row])
-                            for key, value in arrays.items()}
-                    if accelerator.num_processes == 1:
-                        yield index, item
-                    else:
-                        results.append((index, item))
-        if accelerator.num_processes > 1:
-            seen: set[int] = set()
-            for index, item in sorted(gather_object(results), key=lambda pair: pair[0]):
-                if index not in seen:
-                    seen.add(index)
-                    yield index, item
-
+    def run_model(self, model: torch.nn.Module, features: Sequence[dict], batch_size: int, pad_token_id: int,
+                  outputs: Mapping[str, bool]) -> Iterator[tuple[int, dict]]:
+        """Yield (feature number, {output name: numpy array}) for every feature exactly once; see `model_outputs`."""
+        return model_outputs(self.accelerator, model, features, batch_size, pad_token_id, outputs)

@@ -3,7 +3,7 @@
     spec = strategy_spec(settings, model_dir)          # recorded in bertkit.json as "strategy"
     model = build_model(task, model_dir, labels, spec)  # finetune
     save_model(model, tokenizer, target, info, card)    # the best model of a run
-    model = load_model(model_dir, info)                 # predict / evaluate / embed
+    model = load_model(task, model_dir, info)           # predict / evaluate
 
 What a model directory holds, by strategy:
 - full, frozen (and lora with --merge): a plain transformers model (``model.safetensors``);
@@ -23,10 +23,11 @@ from torch import nn
 from bertkit.errors import BertkitError
 from bertkit.modeling.adapters import add_adapters
 from bertkit.modeling.heads import add_layer_mix, add_mean_pooling
-from bertkit.modeling.loading import head_options, load_pretrained, save_model_dir
+from bertkit.modeling.loading import load_pretrained, save_model_dir
 from bertkit.modeling.lora import add_lora, load_lora, merged_copy, save_lora
 from bertkit.modeling.reinit import reinit_plan, reinitialize
 from bertkit.modeling.strategies import is_added, is_head, lora_targets, select_trainable, unwrap
+from bertkit.tasks.base import Task
 
 WEIGHTS_FILE = "bertkit_weights.safetensors"
 REFERENCING = ("adapters", "lora")  # strategies whose saved model needs its base model
@@ -53,11 +54,11 @@ def needs_base(spec: dict) -> bool:
     return spec["name"] in REFERENCING and not spec.get("merge")
 
 
-def build_model(task, model_name: str, labels: list[str] | None, spec: dict, **load_options) -> nn.Module:
+def build_model(task: Task, model_name: str, labels: list[str], spec: dict, **load_options) -> nn.Module:
     """The task's transformers model from `model_name` with a fresh head, set up for `spec`.
 
     `load_options` (allow_pickle, trust_remote_code) go to `load_pretrained`."""
-    model = load_pretrained(task.auto_model, model_name, **load_options, **head_options(labels))
+    model = load_pretrained(task.auto_model, model_name, **load_options, **task.head_config(labels))
     reinitialize(model, spec.get("reinit") or {})
     if spec["name"] == "lora":
         model = add_lora(model, spec["rank"], spec["alpha"], spec["dropout"], spec["targets"])
@@ -102,18 +103,15 @@ def write_weights(model: nn.Module, directory: Path, spec: dict) -> None:
         save_file({name: tensor.detach().contiguous().cpu() for name, tensor in extra.items()}, str(directory / WEIGHTS_FILE))
 
 
-def load_model(model_dir: str | Path, info: dict, **load_options) -> nn.Module:
-    """The fine-tuned model of `model_dir` (bertkit.json read into `info`), ready for inference.
+def load_model(task: Task, model_dir: str | Path, info: dict, **load_options) -> nn.Module:
+    """The fine-tuned model of `model_dir` (bertkit.json read into `info`) for `task`, ready for inference.
 
     `load_options` (allow_pickle, trust_remote_code) go to `load_pretrained`."""
-    from bertkit.tasks import get_task
-
-    task = get_task(info["task"])
     spec = info.get("strategy") or {"name": "full"}
     model_dir = Path(model_dir)
     if needs_base(spec):
         base = check_base(spec, model_dir)
-        model = load_pretrained(task.auto_model, base, **load_options, **head_options(info.get("labels")))
+        model = load_pretrained(task.auto_model, base, **load_options, **task.head_config(info.get("labels") or []))
         if spec["name"] == "lora":
             model = load_lora(model, model_dir)
     else:

@@ -98,14 +98,6 @@ def weights_format(model: str, allow_pickle: bool) -> str:
     raise BertkitError(f"{path}: no weights (model.safetensors); pass a directory saved by a complete run")
 
 
-def head_options(labels: list[str] | None) -> dict:
-    """from_pretrained options for a fresh head over `labels` (replacing any head the checkpoint had)."""
-    if not labels:
-        return {}
-    return {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
-            "label2id": {label: i for i, label in enumerate(labels)}, "ignore_mismatched_sizes": True}
-
-
 def read_bertkit_file(model_dir: str) -> dict:
     path = Path(model_dir) / BERTKIT_FILE
     if not path.is_file():

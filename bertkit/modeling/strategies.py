@@ -19,8 +19,6 @@ from bertkit.errors import BertkitError
 STRATEGIES = ("full", "frozen", "adapters", "lora")
 POOLINGS = ("cls", "mean")
 LAYER_MIXES = ("last", "weighted")
-# Heads that read one vector per text: the only ones where --pooling means anything.
-SEQUENCE_HEADS = ("AutoModelForSequenceClassification",)
 ADDED = "bertkit_"
 
 
@@ -67,10 +65,11 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     return sum(p.numel() for p in unique if p.requires_grad), sum(p.numel() for p in unique)
 
 
-def validate_strategy(settings) -> None:
-    """Check the strategy options of FinetuneSettings; raises BertkitError naming the option."""
-    from bertkit.tasks import TASKS
+def validate_strategy(settings, sequence_level: bool) -> None:
+    """Check the strategy options of FinetuneSettings; raises BertkitError naming the option.
 
+    `sequence_level`: the task's head reads one vector per text (the only case where --pooling means anything).
+    """
     choices = {"strategy": (settings.strategy, STRATEGIES), "pooling": (settings.pooling, POOLINGS),
                "layer_mix": (settings.layer_mix, LAYER_MIXES)}
     for name, (value, allowed) in choices.items():
@@ -88,10 +87,9 @@ def validate_strategy(settings) -> None:
     if settings.merge and settings.strategy != "lora":
         raise BertkitError(f"--merge folds LoRA updates into the weights; it needs --strategy lora "
                            f"(not {settings.strategy})")
-    task = TASKS.get(settings.task)
-    if settings.pooling == "mean" and task is not None and task.auto_model not in SEQUENCE_HEADS:
-        raise BertkitError(f"--pooling mean applies to tasks with one label per text (classification, nli); "
-                           f"--task {settings.task} labels tokens or spans, so drop --pooling")
+    if settings.pooling == "mean" and not sequence_level:
+        raise BertkitError(f"--pooling mean applies to tasks with one label per text; --task {settings.task} "
+                           "labels tokens or spans, so drop --pooling")
 
 
 def lora_targets(text: str) -> list[str]:

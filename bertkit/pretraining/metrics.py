@@ -8,20 +8,16 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
+from bertkit.engine.inference import run_batches
 
-@torch.inference_mode()
+
 def evaluate_pretraining(model, features, collator, batch_size: int, accelerator) -> dict:
     """Sums over this process's share of the batches, added up over all processes."""
-    order = np.argsort(-features.lengths, kind="stable")
-    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     sums = torch.zeros(5, dtype=torch.float64, device=accelerator.device)  # loss, correct, count, nsp ok, nsp n
-    for indices in batches[accelerator.process_index::accelerator.num_processes]:
-        batch = {key: value.to(accelerator.device) for key, value in collator([features[int(i)] for i in indices]).items()}
-        with accelerator.autocast():
-            output = model(**batch)
+    make_batch = lambda indices: collator([features[i] for i in indices])  # noqa: E731
+    for indices, batch, output in run_batches(accelerator, model, features.lengths, batch_size, make_batch):
         logits, labels = output.mlm_logits.float(), output.mlm_labels
         sums[0] += torch.nn.functional.cross_entropy(logits, labels, reduction="sum").double()
         sums[1] += (logits.argmax(-1) == labels).sum()

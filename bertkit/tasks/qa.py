@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable
 
 from bertkit.data.squad import QAExample, read_qa
 from bertkit.data.writers import write_json, write_records
+from bertkit.errors import BertkitError
 from bertkit.metrics.squad import best_null_threshold, squad_metrics
 from bertkit.report import console
+from bertkit.settings.options import opt
+from bertkit.tasks.base import no_table
 from bertkit.tasks.qa_decode import combine, window_candidates, with_threshold
 from bertkit.tasks.qa_windows import build_windows
 
@@ -29,23 +32,60 @@ NULL_ODDS_FILE = "null_odds.json"
 
 
 @dataclass
+class QAOptions:
+    """QA's own flags; predict and evaluate take the saved (or tuned) ones unless given."""
+
+    doc_stride: int = opt(128, "QA: passage tokens shared by consecutive windows of a long passage.", saved=True)
+    max_query_length: int = opt(64, "QA: questions are cut to this many WordPieces.", saved=True)
+    n_best: int = opt(20, "QA: how many best start and end positions (and answers) the search keeps.", saved=True)
+    max_answer_length: int = opt(30, "QA: longest answer in WordPieces.", saved=True)
+    allow_no_answer: str = opt("auto", "QA (SQuAD v2.0): may the answer be 'no answer' ([CLS])? auto: yes when the "
+                               "training file has unanswerable questions.", choices=("auto", "yes", "no"), saved=True)
+    null_threshold: float = opt(0.0, "QA v2.0: answer 'no answer' when its score beats the best span by more than "
+                                "this (predict: the tuned or trained one).", saved=True)
+    tune_null_threshold: bool = opt(False, "QA v2.0: pick the null threshold that maximises F1 on --eval and save it "
+                                    "with the model (predict uses it).", commands=("finetune",))
+    skip_bad_examples: bool = opt(False, "QA: skip (and count) questions whose answer is not at its answer_start, "
+                                  "instead of stopping with an error.")
+
+    def __post_init__(self) -> None:
+        for name in ("max_query_length", "n_best", "max_answer_length"):
+            if getattr(self, name) < 1:
+                raise BertkitError(f"--{name.replace('_', '-')} is {getattr(self, name)}; it must be at least 1")
+        if self.doc_stride < 0:  # 0: windows that do not overlap
+            raise BertkitError(f"--doc-stride is {self.doc_stride}; it cannot be negative")
+        if self.allow_no_answer not in ("auto", "yes", "no"):
+            raise BertkitError(f"--allow-no-answer is '{self.allow_no_answer}'; choose one of: auto, yes, no")
+
+
+@dataclass
 class QATask:
     name: str = "qa"
-    main_metric: str = "f1"
+    options_type: type = QAOptions
     auto_model: str = "AutoModelForQuestionAnswering"
+    pipeline_tag: str = "question-answering"
+    sequence_level: bool = False
+    outputs = {"start_logits": True, "end_logits": True}
     default_max_length: int = 384
 
-    def read(self, path, settings, labelled: bool) -> list[QAExample]:
+    def read(self, path: Path, options: QAOptions, labelled: bool) -> list[QAExample]:
         """SQuAD json or jsonl; bad answers are errors unless --skip-bad-examples (then counted)."""
-        qa_file = read_qa(path, labelled, skip_bad=bool(getattr(settings, "skip_bad_examples", False)))
+        qa_file = read_qa(path, labelled, skip_bad=options.skip_bad_examples)
         if qa_file.skipped:
             console.print(f"{path}: skipped {qa_file.skipped} question(s) whose answer is not at its answer_start")
         return qa_file.examples
 
-    def configure(self, settings, train_examples: list[QAExample]) -> None:
+    def configure(self, options: QAOptions, max_length: int, train_examples: list[QAExample]) -> QAOptions:
         """`--allow-no-answer auto` becomes yes when the training file has unanswerable questions."""
-        if settings.allow_no_answer == "auto":
-            settings.allow_no_answer = "yes" if any(e.impossible for e in train_examples) else "no"
+        if options.allow_no_answer != "auto":
+            return replace(options)
+        return replace(options, allow_no_answer="yes" if any(e.impossible for e in train_examples) else "no")
+
+    def main_metric(self, labels: list[str]) -> str:
+        return "f1"
+
+    def head_config(self, labels: list[str]) -> dict:
+        return {}  # the head is always the two start/end vectors
 
     def label_names(self, examples: list[QAExample]) -> list[str]:
         return []  # the head is always the two start/end vectors
@@ -53,30 +93,31 @@ class QATask:
     def check_labels(self, examples: list[QAExample], labels: list[str]) -> None:
         return None
 
-    def encode(self, examples: list[QAExample], tokenizer, max_length: int, label2id, settings) -> tuple[list[dict], int]:
+    def encode(self, examples: list[QAExample], tokenizer, max_length: int, label2id, options: QAOptions
+               ) -> tuple[list[dict], int]:
         """Windows of every example; start/end positions when the examples carry answers."""
         labelled = label2id is not None or any(e.answers or e.impossible for e in examples)
-        features = build_windows(examples, tokenizer, max_length, settings.doc_stride, settings.max_query_length,
+        features = build_windows(examples, tokenizer, max_length, options.doc_stride, options.max_query_length,
                                  with_positions=labelled)
         return features, 0  # long passages are windowed, never truncated
 
     def decode(self, examples: list[QAExample], features: list[dict], outputs: Iterable[tuple[int, dict]],
-               labels, settings) -> list[dict]:
+               labels, options: QAOptions) -> list[dict]:
         """Answer each question once its last window has come through; logits are dropped window by window."""
         windows_left = Counter(feature["index"] for feature in features)
         pending: dict[int, list] = defaultdict(list)
         predictions: list[dict | None] = [None] * len(examples)
-        allow_null = settings.allow_no_answer == "yes"
+        allow_null = options.allow_no_answer == "yes"
         for feature_number, output in outputs:
             feature = features[feature_number]
             index = feature["index"]
             pending[index].append(window_candidates(
                 output["start_logits"], output["end_logits"], feature["_passage_start"], feature["_offsets"],
-                feature["_max_context"], settings.n_best, settings.max_answer_length))
+                feature["_max_context"], options.n_best, options.max_answer_length))
             windows_left[index] -= 1
             if windows_left[index] == 0:
-                predictions[index] = combine(examples[index].context, pending.pop(index), settings.n_best, allow_null,
-                                             settings.null_threshold)
+                predictions[index] = combine(examples[index].context, pending.pop(index), options.n_best, allow_null,
+                                             options.null_threshold)
         missing = [examples[i].id for i, p in enumerate(predictions) if p is None]
         if missing:
             raise RuntimeError(f"no model output for questions {missing[:5]}")  # a bug, never a user error
@@ -93,22 +134,27 @@ class QATask:
             metrics.update(best_f1=best_f1, best_null_threshold=threshold)
         return metrics
 
-    def tuned_settings(self, metrics: dict, settings) -> dict:
+    metrics_table = no_table
+
+    def tuned_options(self, metrics: dict, options: QAOptions) -> dict:
         """With --tune-null-threshold, the F1-best threshold is saved with the model for predict."""
-        if getattr(settings, "tune_null_threshold", False) and "best_null_threshold" in metrics:
+        if options.tune_null_threshold and "best_null_threshold" in metrics:
             return {"null_threshold": metrics["best_null_threshold"]}
         return {}
 
-    def write_outputs(self, directory: Path, examples: list[QAExample], predictions: list[dict], settings,
+    def write_outputs(self, directory: Path, examples: list[QAExample], predictions: list[dict], options: QAOptions,
                       tuned: dict) -> None:
         """predictions.json ({id: answer}, what the official scripts read), nbest.jsonl, and for v2.0 null_odds.json."""
-        threshold = tuned.get("null_threshold", settings.null_threshold)
+        threshold = tuned.get("null_threshold", options.null_threshold)
         final = [with_threshold(p, threshold) for p in predictions]
         write_json(directory / "predictions.json", {e.id: p["answer"] for e, p in zip(examples, final)})
         write_records(directory / "nbest.jsonl", ({"id": e.id, "nbest": [_rounded(entry) for entry in p["nbest"]]}
                                                   for e, p in zip(examples, final)))
-        if settings.allow_no_answer == "yes":
+        if options.allow_no_answer == "yes":
             write_json(directory / NULL_ODDS_FILE, {e.id: _finite(p["null_odds"]) for e, p in zip(examples, final)})
+
+    def input_record(self, number: int, text: str, other: str) -> dict:
+        return {"id": f"check-{number}", "question": f"What about {text.split()[0]}?", "context": text}
 
     def prediction_record(self, example: QAExample, prediction: dict) -> dict:
         return {"id": example.id, "answer": prediction["answer"], "score": _finite(prediction["score"]),

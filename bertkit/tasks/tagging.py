@@ -12,8 +12,9 @@ The head is ``BertForTokenClassification``, so the saved model loads in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterable, Optional
 
 import numpy as np
 
@@ -21,24 +22,48 @@ from bertkit.data.conll import TaggedSentence, read_tagged
 from bertkit.errors import BertkitError
 from bertkit.metrics.classification import per_class_table
 from bertkit.metrics.tagging import entity_spans, is_entity_tagset, main_metric_for, tagging_metrics
+from bertkit.settings.options import opt
+from bertkit.tasks.base import label_head, no_files, nothing_tuned
 from bertkit.tasks.wordpieces import Window, plan_windows, special_tokens, word_pieces
 
-DEFAULT_STRIDE = 32
 IGNORED = -100  # the label id cross-entropy skips
+TAG_FIELDS = ("upos", "xpos", "deprel", "feats")  # the CoNLL-U fields that tagging can learn
+
+
+@dataclass
+class TaggingOptions:
+    """Tagging's own flags; predict and evaluate take the saved ones unless given."""
+
+    tag_column: Optional[int] = opt(None, "Tagging, CoNLL files: the column holding the tag, counting the word as 1 "
+                                    "(default: the last column).")
+    tag_field: str = opt("upos", "Tagging, CoNLL-U files: the field that is the tag.", choices=TAG_FIELDS, saved=True)
+    label_all_tokens: bool = opt(False, "Tagging: train on every WordPiece of a word, not only the first "
+                                 "(B-X becomes I-X after the first piece); metrics stay per word.",
+                                 commands=("finetune",))
+    stride: int = opt(32, "Tagging: a sentence longer than --max-length is cut into windows that share this many "
+                      "WordPieces; each word is read where it has the most context.", saved=True)
+
+    def __post_init__(self) -> None:
+        if self.tag_column is not None and self.tag_column < 2:
+            raise BertkitError(f"--tag-column is {self.tag_column}; the word is column 1, so give 2 or more")
+        if self.tag_field not in TAG_FIELDS:
+            raise BertkitError(f"--tag-field is '{self.tag_field}'; choose one of: {', '.join(TAG_FIELDS)}")
+        if self.stride < 0:
+            raise BertkitError(f"--stride is {self.stride}; it cannot be negative")
 
 
 @dataclass
 class TaggingTask:
     name: str = "tagging"
-    main_metric: str = "token_accuracy"  # entity_f1 for entity tag sets: see main_metric_for
+    options_type: type = TaggingOptions
     auto_model: str = "AutoModelForTokenClassification"
-    pipeline_name: str = "token-classification"
-    # predict/evaluate take these from the training run unless they are given
+    pipeline_tag: str = "token-classification"
+    sequence_level: bool = False
+    outputs = {"logits": True}
+    default_max_length: int = 128
 
-    def read(self, path, settings, labelled: bool) -> list[TaggedSentence]:
-        return read_tagged(path, labelled, getattr(settings, "tag_column", None),
-                           getattr(settings, "tag_field", None) or "upos",
-                           tags_column=getattr(settings, "label_column", None))  # jsonl/dataset records
+    def read(self, path: Path, options: TaggingOptions, labelled: bool) -> list[TaggedSentence]:
+        return read_tagged(path, labelled, options.tag_column, options.tag_field)
 
     def label_names(self, examples: list[TaggedSentence]) -> list[str]:
         """O first, then the other tags sorted; entity tag sets also get I-X for every B-X."""
@@ -59,19 +84,29 @@ class TaggingTask:
                     raise BertkitError(f"{example.word_where(number)}: tag '{tag}' was not in the training data "
                                        f"(tags: {shown}); fix the tag or retrain with it")
 
-    def main_metric_for(self, labels: list[str]) -> str:
+    def head_config(self, labels: list[str]) -> dict:
+        return label_head(labels)
+
+    def configure(self, options: TaggingOptions, max_length: int, train_examples: list[TaggedSentence]) -> TaggingOptions:
+        """Windows must move on by half their length; at predict time the encoder caps the stride instead."""
+        if options.stride > max_length // 2 - 2:
+            raise BertkitError(f"--stride is {options.stride}; with --max-length {max_length} it can be at "
+                               f"most {max_length // 2 - 2} (windows must move on by half their length)")
+        return replace(options)
+
+    def main_metric(self, labels: list[str]) -> str:
+        """Entity F1 for BIO/BIOES tag sets, else token accuracy."""
         return main_metric_for(labels)
 
     def encode(self, examples: list[TaggedSentence], tokenizer, max_length: int, label2id: dict[str, int] | None,
-               settings=None) -> tuple[list[dict], int]:
+               options: TaggingOptions) -> tuple[list[dict], int]:
         """One feature per window; nothing is truncated, so the second value is always 0."""
         prefix, suffix = special_tokens(tokenizer)
         capacity = max_length - len(prefix) - len(suffix)
-        stride = getattr(settings, "stride", None)
-        stride = DEFAULT_STRIDE if stride is None else stride
+        stride = options.stride
         pieces = word_pieces(tokenizer, [example.tokens for example in examples], capacity)
         continuation = None
-        if label2id is not None and getattr(settings, "label_all_tokens", False):
+        if label2id is not None and options.label_all_tokens:
             continuation = continuation_ids(label2id)
         features = []
         for index, (example, words) in enumerate(zip(examples, pieces)):
@@ -83,7 +118,7 @@ class TaggingTask:
         return features, 0
 
     def decode(self, examples: list[TaggedSentence], features: list[dict], outputs: Iterable[tuple[int, dict]],
-               labels: list[str], settings=None) -> list[dict]:
+               labels: list[str], options: TaggingOptions) -> list[dict]:
         """Each word's tag and its probability, from the first piece in the window that owns the word."""
         tags = [[""] * len(example.tokens) for example in examples]
         scores = [[0.0] * len(example.tokens) for example in examples]
@@ -108,6 +143,9 @@ class TaggingTask:
     def metrics(self, examples: list[TaggedSentence], predictions: list[dict], labels: list[str]) -> dict:
         return tagging_metrics([e.tags for e in examples], [p["tags"] for p in predictions], labels)
 
+    def input_record(self, number: int, text: str, other: str) -> dict:
+        return {"tokens": text.split()}
+
     def prediction_record(self, example: TaggedSentence, prediction: dict) -> dict:
         record = {"text": example.text} if example.text is not None else {}
         record.update(tokens=example.tokens, tags=prediction["tags"],
@@ -120,6 +158,9 @@ class TaggingTask:
         if "per_type" in metrics:
             return per_class_table({"per_class": metrics["per_type"]}, title="Per entity type", first_column="type")
         return per_class_table({"per_class": metrics.get("per_tag", {})}, title="Per tag", first_column="tag")
+
+    tuned_options = nothing_tuned
+    write_outputs = no_files
 
 
 def window_feature(words: list[list[int]], window: Window, prefix: list[int], suffix: list[int],

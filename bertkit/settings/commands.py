@@ -1,37 +1,21 @@
-"""Typed settings for every command, in one place.
+"""The settings of every command, declared in one place (the mechanism is `bertkit.settings.options`).
 
-Each field carries its default, its help text and (through its name) its CLI flag:
-``learning_rate`` is ``--learning-rate`` and the key ``learning_rate`` in a config file.
-The CLI is generated from these dataclasses (see ``bertkit/cli.py``), so a new option is
-one new field here. Values come, lowest priority first, from the defaults, a YAML/TOML
-``--config`` file and command-line flags; ``validate()`` checks them once, raising
-``BertkitError`` for anything a user must fix.
+Each field carries its default, its help text and (through its name) its CLI flag. The CLI is
+generated from these dataclasses (see ``bertkit/cli/``), so a new option is one new field here,
+or, for an option of one task, a field of that task's options dataclass (``bertkit/tasks/``):
+`with_options` adds every task's options to finetune, predict and evaluate.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import sys
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 from bertkit.errors import BertkitError
-
-TAG_FIELDS = ("upos", "xpos", "deprel", "feats")  # the CoNLL-U fields that tagging can learn
-
-
-def opt(default: Any, help: str, *, short: str | None = None, argument: bool = False, choices: tuple | None = None,
-        off: str | None = None):
-    """A settings field: its default and its help text (shown by ``--help``).
-
-    `off` names the flag that turns a bool off (default ``--no-NAME``), e.g. ``--cased`` for ``--lowercase``.
-    """
-    meta = {"help": help, "short": short, "argument": argument, "choices": choices, "off": off}
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=meta)
-    return field(default=default, metadata=meta)
+from bertkit.settings.options import flag, opt, options_from, parse_duration, validate_choices, with_options
+from bertkit.tasks import REGISTERED, TASKS, get_task, option_types
 
 
 @dataclass
@@ -120,16 +104,13 @@ class TrainingSettings(RunSettings):
 class FinetuneSettings(TrainingSettings):
     """``bertkit finetune``: train a task head (and the encoder) on labelled data."""
 
-    task: str = opt("classification", "What to learn: classification, nli, tagging or qa.", short="-t")
+    task: str = opt(REGISTERED[0].name, "What to learn.", short="-t", choices=tuple(TASKS))  # classification
     model: str = opt("", "Model directory to start from (a pretrained or fine-tuned bertkit/Hugging Face model).", short="-m")
     train: Optional[Path] = opt(None, "Training file (csv, tsv, jsonl, json, parquet, arrow, a saved dataset or "
                                       "hf:NAME[:CONFIG]; conll/conllu for tagging; SQuAD json for qa).")
     eval: Optional[Path] = opt(None, "Evaluation file in the same format; picks the best checkpoint and early stopping.")
-    text_column: Optional[str] = opt(None, "Column holding the text (default: detected, e.g. text, sentence, premise).")
-    text_pair_column: Optional[str] = opt(None, "Column holding the second text of a pair (default: detected, e.g. hypothesis).")
-    label_column: Optional[str] = opt(None, "Column holding the label (default: detected, e.g. label).")
     max_length: Optional[int] = opt(None, "Longest input in WordPieces; longer texts are truncated (and counted in "
-                                          "the log). Default: the task's (128; qa: 384).")
+                                          "the log). Default: the task's own (128 for most).")
     # --- strategies ---
     strategy: str = opt("full", "What trains: full (everything), frozen (the head only), adapters (bottleneck adapters "
                         "in every layer + head) or lora (low-rank updates via peft + head).",
@@ -143,7 +124,7 @@ class FinetuneSettings(TrainingSettings):
     layer_mix: str = opt("last", "What the head reads: the last layer, or a learned softmax-weighted sum of all layers.",
                          choices=("last", "weighted"))
     pooling: str = opt("cls", "One vector per text from the [CLS] token or the mean of all tokens "
-                       "(classification, nli).", choices=("cls", "mean"))
+                       "(tasks with one output per text).", choices=("cls", "mean"))
     reinit_pooler: str = opt("auto", "Draw the [CLS] pooler anew before fine-tuning: auto (when the model is a bertkit "
                                      "pretraining run whose next-sentence prediction was off or stayed near chance, "
                                      "so nothing trained the pooler), yes or no.", choices=("auto", "yes", "no"))
@@ -152,10 +133,6 @@ class FinetuneSettings(TrainingSettings):
 
     def validate(self) -> None:
         super().validate()
-        from bertkit.tasks import task_names
-
-        if self.task not in task_names():
-            raise BertkitError(f"--task is '{self.task}'; choose one of: {', '.join(task_names())}")
         if not self.model:
             raise BertkitError("no starting model given; pass --model DIR (a local model directory)")
         if self.train is None:
@@ -166,31 +143,9 @@ class FinetuneSettings(TrainingSettings):
             raise BertkitError(f"--reinit-layers is {self.reinit_layers}; it cannot be negative")
         from bertkit.modeling.strategies import validate_strategy
 
-        validate_strategy(self)
-        validate_tagging(self, window=self.task == "tagging")
-        validate_qa(self)
-
-    # --- tagging ---
-    tag_column: Optional[int] = opt(None, "Tagging, CoNLL files: the column holding the tag, counting the word as 1 "
-                                    "(default: the last column).")
-    tag_field: str = opt("upos", "Tagging, CoNLL-U files: the field that is the tag.", choices=TAG_FIELDS)
-    label_all_tokens: bool = opt(False, "Tagging: train on every WordPiece of a word, not only the first "
-                                 "(B-X becomes I-X after the first piece); metrics stay per word.")
-    stride: int = opt(32, "Tagging: a sentence longer than --max-length is cut into windows that share this many "
-                      "WordPieces; each word is read where it has the most context.")
-
-    # --- extractive QA ---
-    doc_stride: int = opt(128, "QA: passage tokens shared by consecutive windows of a long passage.")
-    max_query_length: int = opt(64, "QA: questions are cut to this many WordPieces.")
-    n_best: int = opt(20, "QA: how many best start and end positions (and answers) the search keeps.")
-    max_answer_length: int = opt(30, "QA: longest answer in WordPieces.")
-    allow_no_answer: str = opt("auto", "QA (SQuAD v2.0): may the answer be 'no answer' ([CLS])? auto: yes when the "
-                               "training file has unanswerable questions.", choices=("auto", "yes", "no"))
-    null_threshold: float = opt(0.0, "QA v2.0: answer 'no answer' when its score beats the best span by more than this.")
-    tune_null_threshold: bool = opt(False, "QA v2.0: pick the null threshold that maximises F1 on --eval and save it "
-                                    "with the model (predict uses it).")
-    skip_bad_examples: bool = opt(False, "QA: skip (and count) questions whose answer is not at its answer_start, "
-                                  "instead of stopping with an error.")
+        task = get_task(self.task)
+        validate_strategy(self, sequence_level=task.sequence_level)
+        options_from(task.options_type, self)  # the task checks its own options
 
     # --- datasets inputs (bertkit/data/datasets_io.py) ---
     train_split: str = opt("train", "Split of --train when it is a saved DatasetDict or hf:NAME[:CONFIG].")
@@ -210,8 +165,6 @@ class PredictSettings(RunSettings):
     output: Optional[Path] = opt(None, "Output file: .jsonl (default), .csv, .tsv or (tagging) .conll; - for stdout.",
                                  short="-o")
     batch_size: int = opt(64, "Inputs per batch (batches are sorted by length internally).")
-    text_column: Optional[str] = opt(None, "Column holding the text (default: detected).")
-    text_pair_column: Optional[str] = opt(None, "Column holding the second text of a pair (default: detected).")
     max_length: int = opt(0, "Longest input in WordPieces (0: as in training).")
     precision: str = opt("auto", "Arithmetic: auto (bf16 on GPU, fp32 on CPU), fp32, bf16 or fp16.",
                          choices=("auto", "fp32", "bf16", "fp16"))
@@ -230,26 +183,8 @@ class PredictSettings(RunSettings):
             raise BertkitError(f"--batch-size is {self.batch_size}; it must be at least 1")
         if self.max_length < 0:
             raise BertkitError(f"--max-length is {self.max_length}; it cannot be negative")
-        validate_tagging(self)
-        validate_qa(self)
-
-    # --- tagging ---
-    tag_column: Optional[int] = opt(None, "Tagging, CoNLL files: the column holding the tag, counting the word as 1 "
-                                    "(default: the last column).")
-    tag_field: Optional[str] = opt(None, "Tagging, CoNLL-U files: the field that is the tag (default: as in "
-                                   "training).", choices=TAG_FIELDS)
-    stride: Optional[int] = opt(None, "Tagging: WordPieces shared by the windows of a sentence longer than "
-                                "--max-length (default: as in training).")
-
-    # --- extractive QA (unset: as saved with the model) ---
-    doc_stride: Optional[int] = opt(None, "QA: passage tokens shared by consecutive windows (default: as in training).")
-    max_query_length: Optional[int] = opt(None, "QA: questions are cut to this many WordPieces (default: as in training).")
-    n_best: Optional[int] = opt(None, "QA: how many best answers the search keeps (default: as in training).")
-    max_answer_length: Optional[int] = opt(None, "QA: longest answer in WordPieces (default: as in training).")
-    allow_no_answer: Optional[str] = opt(None, "QA: may the answer be 'no answer'? (default: as in training)",
-                                         choices=("yes", "no"))
-    null_threshold: Optional[float] = opt(None, "QA v2.0: 'no answer' threshold (default: the tuned or trained one).")
-    skip_bad_examples: bool = opt(False, "QA: skip (and count) questions whose answer is not at its answer_start.")
+        for task in TASKS.values():  # the model's task is not known yet: every task checks the options given
+            options_from(task.options_type, self)
 
     # --- datasets inputs (bertkit/data/datasets_io.py) ---
     split: Optional[str] = opt(None, "Split of the input when it is a saved DatasetDict or hf:NAME[:CONFIG] "
@@ -262,31 +197,8 @@ class EvaluateSettings(PredictSettings):
 
     output: Optional[Path] = opt(None, "Write the metrics as JSON to this file.", short="-o")
     predictions: Optional[Path] = opt(None, "Also write the predictions to this file (.jsonl, .csv, .tsv).")
-    label_column: Optional[str] = opt(None, "Column holding the label (default: detected).")
-    files_dir: Optional[Path] = opt(None, "Folder for the task's own output files (QA: predictions.json, nbest.jsonl, "
-                                    "null_odds.json); default: the folder of --output.")
-
-
-def validate_qa(settings: Any) -> None:
-    """The QA options that are set must be positive (doc_stride may be 0: windows that do not overlap)."""
-    for name in ("max_query_length", "n_best", "max_answer_length"):
-        value = getattr(settings, name)
-        if value is not None and value < 1:
-            raise BertkitError(f"{flag(name)} is {value}; it must be at least 1")
-    if settings.doc_stride is not None and settings.doc_stride < 0:
-        raise BertkitError(f"--doc-stride is {settings.doc_stride}; it cannot be negative")
-    choices = next(f.metadata["choices"] for f in dataclasses.fields(settings) if f.name == "allow_no_answer")
-    if settings.allow_no_answer is not None and settings.allow_no_answer not in choices:
-        raise BertkitError(f"--allow-no-answer is '{settings.allow_no_answer}'; choose one of: {', '.join(choices)}")
-
-
-def validate_choices(settings: Any) -> None:
-    """Options with a fixed set of values (their `choices`) hold one of them."""
-    for f in dataclasses.fields(settings):
-        choices = f.metadata.get("choices")
-        value = getattr(settings, f.name)
-        if choices and value is not None and value not in choices:  # None: left to the model or the task
-            raise BertkitError(f"{flag(f.name)} is '{value}'; choose one of: {', '.join(choices)}")
+    files_dir: Optional[Path] = opt(None, "Folder for the files a task writes besides the metrics (e.g. "
+                                    "predictions.json); default: the folder of --output.")
 
 
 def validate_launch(s: TrainingSettings) -> None:
@@ -413,22 +325,7 @@ class PretrainSettings(TrainingSettings):
     @property
     def predictions_cap(self) -> int:
         """--max-predictions, or its default for the sequence length."""
-        import math
-
         return self.max_predictions or 5 * math.ceil(self.max_seq_length * self.mlm_probability / 5)
-
-
-def parse_duration(text: str) -> float:
-    """'90' or '90s', '30m', '2h', '1h30m', '1.5h' -> seconds."""
-    import re
-
-    cleaned = str(text).strip().lower().replace(" ", "")
-    if re.fullmatch(r"\d+(\.\d+)?", cleaned):
-        return float(cleaned)
-    parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", cleaned)
-    if not parts or "".join(n + u for n, u in parts) != cleaned:
-        raise BertkitError(f"--time-budget is '{text}'; give a duration such as 90s, 30m, 2h or 1h30m")
-    return sum(float(number) * {"h": 3600, "m": 60, "s": 1}[unit] for number, unit in parts)
 
 
 @dataclass
@@ -471,136 +368,12 @@ class EmbedSettings(RunSettings):
             raise BertkitError("--batch-size must be at least 1 and --max-length at least 8")
 
 
-def validate_tagging(settings, window: bool = True) -> None:
-    """Checks of the tagging options (present on finetune, predict and evaluate settings); `window`: also
-    check --stride against --max-length (when either is left to the trained model, the encoder caps the stride)."""
-    if settings.tag_column is not None and settings.tag_column < 2:
-        raise BertkitError(f"--tag-column is {settings.tag_column}; the word is column 1, so give 2 or more")
-    if settings.tag_field is not None and settings.tag_field not in TAG_FIELDS:
-        raise BertkitError(f"--tag-field is '{settings.tag_field}'; choose one of: {', '.join(TAG_FIELDS)}")
-    if settings.stride is not None:
-        if settings.stride < 0:
-            raise BertkitError(f"--stride is {settings.stride}; it cannot be negative")
-        if window and settings.max_length and settings.stride > settings.max_length // 2 - 2:
-            raise BertkitError(f"--stride is {settings.stride}; with --max-length {settings.max_length} it can be at "
-                               f"most {settings.max_length // 2 - 2} (windows must move on by half their length)")
+# Every task's options, on the commands that take them (see `opt(commands=..., saved=...)`).
+FinetuneSettings = with_options(FinetuneSettings, "finetune", option_types())
+PredictSettings = with_options(PredictSettings, "predict", option_types())
+EvaluateSettings = with_options(EvaluateSettings, "evaluate", option_types())
 
 
-def flag(name: str) -> str:
-    """The command-line flag of a settings field."""
-    return "--" + name.replace("_", "-")
-
-
-def load_config(path: Path) -> dict[str, Any]:
-    """Read a YAML or TOML settings file into a dict of field names (dashes allowed) to values."""
-    if not path.is_file():
-        raise BertkitError(f"{path}: config file not found; check the path given to --config")
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix == ".toml":
-            import tomllib
-
-            data = tomllib.loads(text)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text)
-    except Exception as exc:  # the parsers' own messages name the line
-        raise BertkitError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'YAML'}: {str(exc).splitlines()[0]}") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise BertkitError(f"{path}: a config file must hold a mapping of setting names to values")
-    return {str(key).replace("-", "_"): value for key, value in data.items()}
-
-
-def build_settings(cls: type, config_values: dict[str, Any], cli_values: dict[str, Any], config_path: Path | None = None):
-    """Defaults, then the config file, then the flags given on the command line."""
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    values: dict[str, Any] = {}
-    for key, value in config_values.items():
-        if key not in known:
-            raise BertkitError(f"{config_path}: unknown setting '{key}'; see --help for the names (dashes or underscores)")
-        values[key] = coerce(known[key], value, config_path)
-    values.update(cli_values)
-    return cls(**values)
-
-
-def coerce(f: dataclasses.Field, value: Any, source: Path | None) -> Any:
-    """Turn a config-file value into the field's type, with a clear error."""
-    kind = field_type(f)
-    if value is None:
-        return None
-    try:
-        if kind is bool:
-            if isinstance(value, bool):
-                return value
-            raise ValueError
-        if kind is Path:
-            return Path(value)
-        if kind is list:
-            return [str(v) for v in (value if isinstance(value, list) else [value])]
-        if kind is tuple:
-            types = tuple_types(f)
-            if not isinstance(value, (list, tuple)) or len(value) != len(types):
-                raise ValueError
-            return tuple(t(v) for t, v in zip(types, value))
-        return kind(value)
-    except (TypeError, ValueError):
-        wanted = f"list of {len(tuple_types(f))} values" if kind is tuple else kind.__name__
-        raise BertkitError(f"{source}: setting '{f.name}' is {value!r}; it should be a {wanted}") from None
-
-
-PLAIN_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "Path": Path}
-
-
-def field_type(f: dataclasses.Field) -> type:
-    """The plain type of a field (Optional[X] -> X; list[...] -> list; tuple[...] -> tuple)."""
-    text = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-    text = text.replace("Optional[", "").rstrip("]")
-    if text.startswith("list"):
-        return list
-    if text.startswith("tuple"):
-        return tuple
-    return PLAIN_TYPES[text]
-
-
-def tuple_types(f: dataclasses.Field) -> tuple[type, ...]:
-    """The element types of a tuple field: Optional[tuple[int, Path]] -> (int, Path)."""
-    text = f.type if isinstance(f.type, str) else str(f.type)
-    inner = text.split("tuple[", 1)[1].split("]", 1)[0]
-    return tuple(PLAIN_TYPES[name.strip()] for name in inner.split(","))
-
-
-def settings_to_dict(settings: Any) -> dict[str, Any]:
-    """JSON-ready settings (paths as strings), leaving out the per-invocation switches."""
-    skip = {"config", "debug", "overwrite", "resume"}
-    out = {}
-    for f in dataclasses.fields(settings):
-        if f.name in skip:
-            continue
-        value = getattr(settings, f.name)
-        if isinstance(value, (list, tuple)):
-            out[f.name] = [v if isinstance(v, (int, float)) else str(v) for v in value]
-        else:
-            out[f.name] = str(value) if isinstance(value, Path) else value
-    return out
-
-
-def save_settings(settings: Any, path: Path) -> None:
-    """Write the resolved settings as YAML, loadable again with --config."""
-    import yaml
-
-    command = " ".join(["bertkit", *sys.argv[1:]]) if sys.argv else ""
-    header = f"# Resolved settings of this run; repeat it with: bertkit <command> --config {path.name}\n# Command line: {command}\n"
-    path.write_text(header + yaml.safe_dump(settings_to_dict(settings), sort_keys=False), encoding="utf-8")
-
-
-def dump_json(data: Any) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False, default=str)
-
-
-# --- deploy (bertkit/deploy/): export to ONNX and serve over HTTP ---
 def validate_threads(settings: Any) -> None:
     if settings.threads < 0:
         raise BertkitError(f"--threads is {settings.threads}; give 0 (all cores) or more")

@@ -1,0 +1,65 @@
+"""The one inference loop: fine-tuning evaluation, predict, embed and pretraining evaluation all run here.
+
+Inputs go through the model longest first in batches of similar length, so almost no time is
+spent on padding; under several processes each runs every N-th batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from bertkit.engine.batching import collate
+
+TARGETS = ("labels", "start_positions", "end_positions", "index")  # what a batch holds but a model must not see
+
+
+def my_batches(lengths: Sequence[int], batch_size: int, accelerator) -> list[list[int]]:
+    """Indices longest first, cut into batches; this process's share of them."""
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    batches = [order[i:i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+    return batches[accelerator.process_index::accelerator.num_processes]
+
+
+def run_batches(accelerator, model: torch.nn.Module, lengths: Sequence[int], batch_size: int,
+                make_batch: Callable[[list[int]], dict]) -> Iterator[tuple[list[int], dict, Any]]:
+    """Yield (indices, batch on the device, model output) for this process's batches, without gradients."""
+    model.eval()
+    with torch.inference_mode():
+        for indices in my_batches(lengths, batch_size, accelerator):
+            batch = {key: value.to(accelerator.device) for key, value in make_batch(indices).items()}
+            with accelerator.autocast():
+                output = model(**{key: value for key, value in batch.items() if key not in TARGETS})
+            yield indices, batch, output
+
+
+def model_outputs(accelerator, model: torch.nn.Module, features: Sequence[dict], batch_size: int, pad_token_id: int,
+                  outputs: Mapping[str, bool]) -> Iterator[tuple[int, dict]]:
+    """Yield (feature number, {output name: numpy array}) for every feature exactly once.
+
+    `outputs` names the model outputs to keep (the caller's task knows them), each marked True when it
+    holds one value per token: those are trimmed to the feature's own length. Under several processes
+    the results are gathered and every process yields all of them.
+    """
+    lengths = [len(feature["input_ids"]) for feature in features]
+    results: list[tuple[int, dict]] = []
+    batches = run_batches(accelerator, model, lengths, batch_size,
+                          lambda indices: collate([features[i] for i in indices], pad_token_id))
+    for indices, _, output in batches:
+        arrays = {name: output[name].float().cpu().numpy() for name in outputs}
+        for row, index in enumerate(indices):
+            item = {name: value[row, :lengths[index]] if outputs[name] else value[row] for name, value in arrays.items()}
+            if accelerator.num_processes == 1:
+                yield index, item
+            else:
+                results.append((index, item))
+    if accelerator.num_processes > 1:
+        from accelerate.utils import gather_object
+
+        seen: set[int] = set()
+        for index, item in sorted(gather_object(results), key=lambda pair: pair[0]):
+            if index not in seen:  # the last uneven batches may repeat
+                seen.add(index)
+                yield index, item

@@ -1,0 +1,65 @@
+"""What a training run carries between steps: its resumable state, the result of fit(), and the
+per-run objects the loop passes around."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from bertkit.engine.batching import LengthGroupedBatches
+
+
+@dataclass
+class TrainState:
+    """Where a run stands; saved with every checkpoint so `--resume` continues exactly there."""
+
+    step: int = 0  # optimizer steps done
+    epoch: int = 0  # epochs completed
+    batch_in_epoch: int = 0  # global batches of the current epoch already trained on
+    examples_seen: int = 0
+    tokens_seen: int = 0  # non-padding tokens trained on
+    best_metric: float | None = None
+    best_step: int = 0
+    evals_without_improvement: int = 0
+    nonfinite_skipped: int = 0
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    history: list[dict] = field(default_factory=list)  # evaluation results by step
+    processes: int = 1  # the batch order and RNG states depend on these two: a resume must match them
+    global_batch: int = 0
+
+
+@dataclass
+class FitResult:
+    state: TrainState
+    final_metrics: dict
+    stopped_early: bool
+
+
+@dataclass
+class _Run:
+    """What one fit() trains with, prepared by Accelerate."""
+
+    model: torch.nn.Module
+    loader: Any
+    sampler: LengthGroupedBatches
+    optimizer: Any
+    scheduler: Any
+    total_steps: int
+    batches_per_epoch: int
+    run_dir: Path
+    evaluate: Callable[[], bool]  # evaluate now; False when there is no evaluation data
+
+
+@dataclass
+class _Window:
+    """What the next log line averages over."""
+
+    loss: float = 0.0
+    steps: int = 0
+    examples: int = 0
+    tokens: int = 0
+    seconds: float = 0.0

@@ -1,0 +1,94 @@
+"""Regression: one or two texts -> a real number (similarity, rating, relatedness).
+
+    bertkit finetune --task regression --model MODEL_DIR --train train.tsv --eval dev.tsv --output runs/sts
+
+The label column (``score``, ``label``, ...) holds numbers. A linear head with one output reads
+the ``[CLS]`` vector and trains on mean squared error (``problem_type`` "regression"), so the
+saved model loads in ``transformers.pipeline("text-classification", function_to_apply="none")``.
+Metrics: Pearson and Spearman correlation (fractions) and MSE; Spearman picks the best checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from bertkit.errors import BertkitError
+from bertkit.metrics.regression import regression_metrics
+from bertkit.tasks.base import keep_options, label_head, no_files, no_table, nothing_tuned, text_record
+from bertkit.tasks.text import TextColumns, TextExample, encode_texts, read_text_examples, text_record
+
+SCORE = "score"  # the name of the one output, as config.json's id2label and the pipeline show it
+SCORE_COLUMNS = ("score", "label", "labels", "target", "similarity", "relatedness")
+
+
+def parse_score(value: Any, where: str, column: str) -> float:
+    """A finite number, or a one-line error naming the record."""
+    if isinstance(value, bool) or isinstance(value, (dict, list)):
+        number = math.nan
+    else:
+        try:
+            number = float(str(value).strip()) if value is not None else math.nan
+        except ValueError:
+            number = math.nan
+    if not math.isfinite(number):
+        shown = "empty" if value is None or not str(value).strip() else f"'{value}', not a finite number"
+        raise BertkitError(f"{where}: the score ('{column}') is {shown}; give a number or drop the record")
+    return number
+
+
+@dataclass
+class RegressionTask:
+    name: str = "regression"
+    options_type: type = TextColumns
+    auto_model: str = "AutoModelForSequenceClassification"
+    pipeline_tag: str = "text-classification"
+    sequence_level: bool = True
+    outputs = {"logits": False}
+    default_max_length: int = 128
+
+    def read(self, path: Path, options: TextColumns, labelled: bool) -> list[TextExample]:
+        return read_text_examples(path, options, labelled, parse_score, label_columns=SCORE_COLUMNS)
+
+    def label_names(self, examples: list[TextExample]) -> list[str]:
+        return [SCORE]
+
+    def check_labels(self, examples: list[TextExample], labels: list[str]) -> None:
+        return None  # every score was checked to be a number while reading
+
+    def head_config(self, labels: list[str]) -> dict:
+        return label_head([SCORE], "regression")
+
+    configure = keep_options
+
+    def main_metric(self, labels: list[str]) -> str:
+        return "spearman"
+
+    def encode(self, examples: list[TextExample], tokenizer, max_length: int, label2id: dict[str, int] | None,
+               options: TextColumns) -> tuple[list[dict], int]:
+        return encode_texts(examples, tokenizer, max_length, (lambda e: float(e.label)) if label2id is not None else None)
+
+    def decode(self, examples: list[TextExample], features: list[dict], outputs: Iterable[tuple[int, dict]],
+               labels: list[str], options: TextColumns) -> list[dict]:
+        scores = [0.0] * len(examples)
+        for feature_index, output in outputs:
+            scores[features[feature_index]["index"]] = float(output["logits"][0])
+        return [{"score": score} for score in scores]
+
+    def metrics(self, examples: list[TextExample], predictions: list[dict], labels: list[str]) -> dict:
+        return regression_metrics([e.label for e in examples], [p["score"] for p in predictions])
+
+    metrics_table = no_table
+
+    input_record = text_record
+
+    def prediction_record(self, example: TextExample, prediction: dict) -> dict:
+        return {**text_record(example), "score": round(prediction["score"], 6)}
+
+    tuned_options = nothing_tuned
+    write_outputs = no_files
+
+
+REGRESSION = RegressionTask()

@@ -1,0 +1,50 @@
+"""Tasks are plug-ins: each implements the whole `Task` protocol and owns its options, and nothing outside
+bertkit/tasks/ names a task or a task's model outputs (so a new task is its module and one registry line)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+
+from bertkit.tasks import REGISTERED, TASKS
+from bertkit.tasks.base import Task
+
+PACKAGE = Path(__file__).resolve().parent.parent / "bertkit"
+MEMBERS = sorted(name for name in vars(Task) if not name.startswith("_")) + sorted(Task.__annotations__)
+
+
+@pytest.mark.parametrize("task", REGISTERED, ids=lambda task: task.name)
+def test_every_task_implements_the_whole_protocol(task):
+    missing = [name for name in MEMBERS if name not in dir(task)]
+    assert not missing, f"{task.name} lacks {missing}"
+    assert dataclasses.is_dataclass(task.options_type)
+    assert all(f.metadata.get("help") for f in dataclasses.fields(task.options_type))  # each option is a flag
+    assert set(task.outputs) and all(isinstance(per_token, bool) for per_token in task.outputs.values())
+
+
+def test_every_task_option_is_a_flag_of_the_commands_that_take_it():
+    from bertkit.settings import EvaluateSettings, FinetuneSettings, PredictSettings
+
+    commands = {"finetune": FinetuneSettings, "predict": PredictSettings, "evaluate": EvaluateSettings}
+    for task in TASKS.values():
+        for f in dataclasses.fields(task.options_type):
+            for command, settings in commands.items():
+                taken = command in f.metadata["commands"]
+                assert (f.name in {g.name for g in dataclasses.fields(settings)}) == taken, (task.name, f.name, command)
+
+
+def test_nothing_outside_tasks_names_a_task_or_its_outputs():
+    names = [re.escape(f'"{task.name}"') for task in REGISTERED]
+    outputs = [re.escape(name) for task in REGISTERED for name in task.outputs if name != "logits"]
+    pattern = re.compile("|".join(names + outputs + [r"hasattr\(task", r"getattr\(task"]))
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if "tasks" in path.relative_to(PACKAGE).parts:
+            continue
+        code = "\n".join(line for line in path.read_text().splitlines()
+                         if not line.lstrip().startswith(("#", "finetune(", "settings = ")))
+        offenders += [f"{path.relative_to(PACKAGE)}: {match}" for match in pattern.findall(code)]
+    assert not offenders
