@@ -28,7 +28,7 @@ from bertkit.settings.options import (  # noqa: F401 -- the public names of the 
 )
 
 DECLARED = ("RunSettings", "TrainingSettings", "FinetuneSettings", "PredictSettings", "EvaluateSettings",
-            "PretrainSettings", "EmbedSettings")
+            "PretrainSettings", "EmbedSettings", "ExportSettings", "ServeSettings", "RECIPES")
 
 
 def __getattr__(name: str) -> Any:  # PEP 562: `from bertkit.settings import FinetuneSettings` loads the declarations
