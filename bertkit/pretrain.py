@@ -155,12 +155,12 @@ def make_model(settings: PretrainSettings, tokenizer, base: str | None):
                                 trust_remote_code=settings.trust_remote_code)
         if model.config.vocab_size < len(tokenizer):
             model.resize_token_embeddings(len(tokenizer))
-        return with_dropout(model, settings.dropout)
+        return for_objective(model, settings)
     explicit = settings.layers and settings.hidden
     config = bert_config(len(tokenizer), None if explicit else settings.size, layers=settings.layers or None,
                          hidden=settings.hidden or None, heads=settings.heads or None,
                          intermediate=settings.intermediate or None, max_position=max(512, settings.max_seq_length))
-    return with_dropout(BertForPreTraining(config), settings.dropout)
+    return for_objective(BertForPreTraining(config), settings)
 
 
 def start_at_unigram(model, tokens, vocab_size: int) -> None:
@@ -179,6 +179,16 @@ def start_at_unigram(model, tokens, vocab_size: int) -> None:
     with torch.no_grad():
         bias = model.cls.predictions.bias
         bias.copy_(torch.from_numpy(np.log(counts / counts.sum())).to(bias.dtype))
+
+
+def for_objective(model, settings: PretrainSettings):
+    """The model set up for this run's objective: its dropout, and without NSP the pooler and NSP classifier
+    frozen (nothing reaches them, so AdamW leaves them as drawn and several processes do not wait for
+    gradients that never come)."""
+    if not settings.nsp:
+        for module in (model.bert.pooler, model.cls.seq_relationship):
+            module.requires_grad_(False)
+    return with_dropout(model, settings.dropout)
 
 
 def with_dropout(model, probability: float):

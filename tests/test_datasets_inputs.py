@@ -14,7 +14,7 @@ import pytest
 from bertkit.data.datasets_io import Source, source
 from bertkit.data.readers import read_table
 from bertkit.errors import BertkitError
-from bertkit.settings import FinetuneSettings, PredictSettings
+from bertkit.settings import FinetuneSettings, PredictSettings, options_from
 from bertkit.tasks import get_task
 from conftest import EXAMPLES
 
@@ -113,7 +113,7 @@ def test_tagging_tokens_and_hub_tag_columns(tmp_path):
         task.read(str(path), settings(task="tagging"), labelled=True)
     sentences = task.read(str(path), settings(task="tagging", label_column="ner_tags"), labelled=True)
     assert sentences[0].tags == ["B-PER", "I-PER", "O"] and sentences[1].tokens == ["he", "sleeps"]
-    unlabelled = task.read(str(path), PredictSettings(model="m"), labelled=False)
+    unlabelled = task.read(str(path), options_from(task.options_type, PredictSettings(model="m")), labelled=False)
     assert unlabelled[0].tags is None
 
 

@@ -7,22 +7,22 @@ import pytest
 from bertkit.data import encoding
 from bertkit.data.encoding import encode_training, encoded_dir, feature_lengths
 from bertkit.modeling.loading import load_tokenizer
-from bertkit.settings import FinetuneSettings
+from bertkit.settings import FinetuneSettings, options_from
 from bertkit.tasks import get_task
-from conftest import EXAMPLES
+from conftest import EXAMPLES, free_port
 
 INPUTS = {"classification": "sentiment/train.tsv", "tagging": "tagging/train.conll", "qa": "qa/train.jsonl"}
 
 
 def prepared(task_name: str, tmp_path, **values):
     settings = FinetuneSettings(task=task_name, model="m", train=EXAMPLES / INPUTS[task_name], output=tmp_path / "run",
-                                max_length=48 if task_name != "qa" else 96, doc_stride=32, **values)
+                                max_length=48 if task_name != "qa" else 96, doc_stride=32, stride=16, **values)
     task = get_task(task_name)
-    examples = task.read(settings.train, settings, labelled=True)
+    options = options_from(task.options_type, settings)
+    examples = task.read(settings.train, options, labelled=True)
     labels = task.label_names(examples)
-    if hasattr(task, "configure"):
-        task.configure(settings, examples)
-    return task, examples, ({name: i for i, name in enumerate(labels)} if labels else None), settings
+    options = task.configure(options, settings.max_length, examples)
+    return task, examples, {name: i for i, name in enumerate(labels)}, options, settings
 
 
 def plain(features: list[dict]) -> list[dict]:
@@ -35,9 +35,9 @@ def plain(features: list[dict]) -> list[dict]:
 def test_arrow_features_equal_the_tasks_own(task_name, workers, tiny_model, tmp_path, monkeypatch):
     monkeypatch.setattr(encoding, "ENCODE_BATCH", 7)  # several batches (and processes) on the small examples
     tokenizer = load_tokenizer(str(tiny_model))
-    task, examples, label2id, settings = prepared(task_name, tmp_path, cache_encoded=True, num_workers=workers)
-    expected, expected_truncated = task.encode(examples, tokenizer, settings.max_length, label2id, settings)
-    features, truncated = encode_training(task, examples, tokenizer, label2id, settings)
+    task, examples, label2id, options, settings = prepared(task_name, tmp_path, cache_encoded=True, num_workers=workers)
+    expected, expected_truncated = task.encode(examples, tokenizer, settings.max_length, label2id, options)
+    features, truncated = encode_training(task, examples, tokenizer, settings.max_length, label2id, options, settings)
     assert truncated == expected_truncated
     assert [{k: v for k, v in features[i].items() if k != "_length"} for i in range(len(features))] == plain(expected)
     assert feature_lengths(features) == [len(f["input_ids"]) for f in expected]
@@ -46,16 +46,15 @@ def test_arrow_features_equal_the_tasks_own(task_name, workers, tiny_model, tmp_
 
 def test_a_repeated_run_reads_the_arrow_files_without_encoding(tiny_model, tmp_path, monkeypatch):
     tokenizer = load_tokenizer(str(tiny_model))
-    task, examples, label2id, settings = prepared("classification", tmp_path, cache_encoded=True)
-    first, _ = encode_training(task, examples, tokenizer, label2id, settings)
-    task.encode(examples, tokenizer, 8, label2id, settings)  # a truncating call changes the tokenizer's state
+    task, examples, label2id, options, settings = prepared("classification", tmp_path, cache_encoded=True)
+    first, _ = encode_training(task, examples, tokenizer, 48, label2id, options, settings)
+    task.encode(examples, tokenizer, 8, label2id, options)  # a truncating call changes the tokenizer's state
     monkeypatch.setattr(type(task), "encode", lambda *a, **k: pytest.fail("encoded again"))
-    again, _ = encode_training(task, examples, tokenizer, label2id, settings)
+    again, _ = encode_training(task, examples, tokenizer, 48, label2id, options, settings)
     assert again[:] == first[:]
     assert sorted(p.suffix for p in encoded_dir(settings.output).iterdir()) == [".arrow", ".json"]
-    settings.max_length = 40  # a setting that shapes the features: encoded anew
-    with pytest.raises(pytest.fail.Exception, match="encoded again"):
-        encode_training(task, examples, tokenizer, label2id, settings)
+    with pytest.raises(pytest.fail.Exception, match="encoded again"):  # a length that shapes the features: anew
+        encode_training(task, examples, tokenizer, 40, label2id, options, settings)
 
 
 def test_finetune_with_cache_encoded_and_overwrite_reuses_it(tiny_model, cli, tmp_path):
@@ -69,19 +68,21 @@ def test_finetune_with_cache_encoded_and_overwrite_reuses_it(tiny_model, cli, tm
 
 
 def test_num_workers_below_one_is_refused(tmp_path, tiny_model):
-    task, examples, label2id, settings = prepared("classification", tmp_path, cache_encoded=True, num_workers=0)
+    task, examples, label2id, options, settings = prepared("classification", tmp_path, cache_encoded=True,
+                                                           num_workers=0)
     from bertkit.errors import BertkitError
 
     with pytest.raises(BertkitError, match="--num-workers is 0; it must be at least 1"):
-        encode_training(task, examples, load_tokenizer(str(tiny_model)), label2id, settings)
+        encode_training(task, examples, load_tokenizer(str(tiny_model)), 48, label2id, options, settings)
 
 
+@pytest.mark.slow
 def test_two_processes_share_the_arrow_features(tiny_model, tmp_path):
     """The main process encodes; the other loads the prepared data, whose features are the memory-mapped files."""
     from test_resume import run
 
     done = run(["finetune", "--model", str(tiny_model), "--train", str(EXAMPLES / "sentiment/train.tsv"),
                 "--output", str(tmp_path / "two"), "--max-steps", "2", "--batch-size", "8", "--max-length", "32",
-                "--num-processes", "2", "--main-process-port", "29549", "--cache-encoded"])
+                "--num-processes", "2", "--main-process-port", str(free_port()), "--cache-encoded"])
     assert done.returncode == 0, done.stderr
     assert len(list((tmp_path / "two.encoded").glob("*.json"))) == 1

@@ -8,7 +8,7 @@ import pytest
 
 from bertkit.errors import BertkitError
 from bertkit.tracking import tracker_names
-from conftest import EXAMPLES
+from conftest import EXAMPLES, free_port
 
 CORPUS = EXAMPLES / "corpus" / "stories.txt"
 
@@ -118,6 +118,7 @@ def test_missing_tracker_package_says_what_to_install(monkeypatch):
         tracker_names("mlflow")
 
 
+@pytest.mark.slow
 def test_two_processes_write_one_event_stream(tiny_model, tmp_path):
     """Under --num-processes 2 only the main process writes: one event file, each step logged once."""
     from test_resume import run
@@ -125,7 +126,7 @@ def test_two_processes_write_one_event_stream(tiny_model, tmp_path):
     output = tmp_path / "two"
     done = run(["finetune", "--model", str(tiny_model), "--train", str(EXAMPLES / "sentiment/train.tsv"),
                 "--output", str(output), "--max-steps", "3", "--log-every", "1", "--batch-size", "8",
-                "--max-length", "32", "--num-processes", "2", "--main-process-port", "29547",
+                "--max-length", "32", "--num-processes", "2", "--main-process-port", str(free_port()),
                 "--report-to", "tensorboard"])
     assert done.returncode == 0, done.stderr
     files = list((output / "tracking").rglob("events.out.tfevents.*"))

@@ -193,8 +193,9 @@ def compare(finetuned: Finetuned, check: CheckInputs, path: Path, model: str, mi
     """Run the check features through torch and ONNX in the same inference loop; raise if they differ:
     fp32 (no `min_agreement`) beyond the tolerance, int8 in more than 1 - `min_agreement` of the labels."""
     engine, features = finetuned.engine, check.features
-    reference = dict(engine.run_model(finetuned.model, features, 4, check.pad_token_id))
-    exported = dict(engine.run_model(OnnxRunner(path, None, threads=0), features, 4, check.pad_token_id))
+    outputs = finetuned.task.outputs
+    reference = dict(engine.run_model(finetuned.model, features, 4, check.pad_token_id, outputs))
+    exported = dict(engine.run_model(OnnxRunner(path, None, threads=0), features, 4, check.pad_token_id, outputs))
     worst, largest, agree, total = 0.0, 0.0, 0, 0
     for index, outputs in reference.items():
         for name, expected in outputs.items():

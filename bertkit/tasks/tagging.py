@@ -42,6 +42,8 @@ class TaggingOptions:
                                  commands=("finetune",))
     stride: int = opt(32, "Tagging: a sentence longer than --max-length is cut into windows that share this many "
                       "WordPieces; each word is read where it has the most context.", saved=True)
+    label_column: Optional[str] = opt(None, "Column holding the label (tagging records: the tags, e.g. ner_tags).",
+                                      commands=("finetune", "evaluate"))  # one flag with the text tasks' own
 
     def __post_init__(self) -> None:
         if self.tag_column is not None and self.tag_column < 2:
@@ -63,7 +65,7 @@ class TaggingTask:
     default_max_length: int = 128
 
     def read(self, path: Path, options: TaggingOptions, labelled: bool) -> list[TaggedSentence]:
-        return read_tagged(path, labelled, options.tag_column, options.tag_field)
+        return read_tagged(path, labelled, options.tag_column, options.tag_field, tags_column=options.label_column)
 
     def label_names(self, examples: list[TaggedSentence]) -> list[str]:
         """O first, then the other tags sorted; entity tag sets also get I-X for every B-X."""
