@@ -28,7 +28,8 @@ from bertkit.settings.options import (  # noqa: F401 -- the public names of the 
 )
 
 DECLARED = ("RunSettings", "TrainingSettings", "FinetuneSettings", "PredictSettings", "EvaluateSettings",
-            "PretrainSettings", "EmbedSettings", "ExportSettings", "ServeSettings", "RECIPES")
+            "PretrainSettings", "EmbedSettings", "RECIPES")
+DEPLOY = ("ExportSettings", "ServeSettings")
 
 
 def __getattr__(name: str) -> Any:  # PEP 562: `from bertkit.settings import FinetuneSettings` loads the declarations
@@ -36,4 +37,8 @@ def __getattr__(name: str) -> Any:  # PEP 562: `from bertkit.settings import Fin
         from bertkit.settings import commands
 
         return getattr(commands, name)
+    if name in DEPLOY:
+        from bertkit.settings import deploy
+
+        return getattr(deploy, name)
     raise AttributeError(f"module 'bertkit.settings' has no attribute '{name}'")

@@ -1,0 +1,70 @@
+"""The deploy commands' settings: ``bertkit export`` and ``bertkit serve``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from bertkit.errors import BertkitError
+from bertkit.settings.commands import RunSettings, validate_threads
+from bertkit.settings.options import flag, opt, validate_choices
+
+
+@dataclass
+class ExportSettings(RunSettings):
+    """``bertkit export``: a fine-tuned model as an ONNX model directory (optionally int8)."""
+
+    model: str = opt("", "Fine-tuned model directory (runs/NAME/model), any task and strategy.", short="-m")
+    output: Optional[Path] = opt(None, "Directory to write: model.onnx, config.json, tokenizer, bertkit.json, "
+                                       "README.md.", short="-o")
+    quantize: str = opt("none", "int8: dynamic int8 quantization of the weights (about 4x smaller, faster on CPU); "
+                                "none: fp32.", choices=("none", "int8"))
+    opset: int = opt(17, "ONNX opset version.")
+    check_inputs: Optional[Path] = opt(None, "Check the export on this predict input file (e.g. your dev set) "
+                                             "instead of bertkit's built-in inputs.")
+    min_agreement: float = opt(0.99, "int8: the share of check inputs on which it must predict PyTorch's labels.")
+    overwrite: bool = opt(False, "Replace an existing directory in --output.")
+
+    def validate(self) -> None:
+        validate_choices(self)
+        if not self.model:
+            raise BertkitError("no model given; pass --model DIR (the model/ folder of a fine-tuning run)")
+        if self.output is None:
+            raise BertkitError("no output directory given; pass --output DIR")
+        if not 0 <= self.min_agreement <= 1:
+            raise BertkitError(f"--min-agreement is {self.min_agreement}; give a share from 0 to 1")
+        if not 11 <= self.opset <= 21:
+            raise BertkitError(f"--opset is {self.opset}; give a version from 11 to 21")
+
+
+@dataclass
+class ServeSettings(RunSettings):
+    """``bertkit serve``: an HTTP JSON service over a model directory (PyTorch or exported)."""
+
+    model: str = opt("", "Model directory: the model/ folder of a fine-tuning run or a 'bertkit export' output.",
+                     short="-m")
+    host: str = opt("127.0.0.1", "Address to listen on (0.0.0.0: every interface).")
+    port: int = opt(8000, "Port to listen on.")
+    max_batch_size: int = opt(32, "Most inputs run together: requests arriving together are batched up to this.")
+    max_wait_ms: float = opt(5.0, "How long the first request of a batch waits for others to join it (ms).")
+    max_inputs: int = opt(256, "Most inputs one request may hold.")
+    max_chars: int = opt(20000, "Most characters of text one input may hold.")
+    batch_size: int = opt(64, "Inputs per model call inside a batch.")
+    runtime: str = opt("auto", "What runs the model: auto (onnx for an exported directory, else torch), torch or onnx.",
+                       choices=("auto", "torch", "onnx"))
+    threads: int = opt(0, "CPU threads for the model (0: all cores).")
+    log_level: str = opt("info", "Log level; info shows every batch's size.", choices=("debug", "info", "warning"))
+
+    def validate(self) -> None:
+        validate_choices(self)
+        validate_threads(self)
+        if not self.model:
+            raise BertkitError("no model given; pass --model DIR (a fine-tuned or exported model directory)")
+        if not 1 <= self.port <= 65535:
+            raise BertkitError(f"--port is {self.port}; give a port from 1 to 65535")
+        for name in ("max_batch_size", "max_inputs", "max_chars", "batch_size"):
+            if getattr(self, name) < 1:
+                raise BertkitError(f"{flag(name)} is {getattr(self, name)}; it must be at least 1")
+        if self.max_wait_ms < 0:
+            raise BertkitError(f"--max-wait-ms is {self.max_wait_ms}; it cannot be negative")
