@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from conftest import EXAMPLES, free_port
 from test_resume import run
+
+pytestmark = pytest.mark.slow  # several processes
 
 CORPUS = EXAMPLES / "corpus" / "stories.txt"
 TINY = ["--layers", "2", "--hidden", "64", "--heads", "2", "--intermediate", "128", "--max-seq-length", "64",
