@@ -21,7 +21,8 @@ from typing import Any
 from bertkit.errors import BertkitError
 
 # --report-to name -> (module that must be importable, what to install)
-TRACKERS = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", "'bertkit[tracking]' (mlflow-skinny)")}
+TRACKERS = {"tensorboard": ("tensorboard", "'bertkit[tracking]' (tensorboard)"),
+            "mlflow": ("mlflow", "'bertkit[tracking]' (mlflow-skinny)")}
 SKIPPED_KEYS = ("step", "time")  # log.jsonl bookkeeping, not metrics
 
 
