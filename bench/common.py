@@ -111,3 +111,26 @@ def run_trainer_peer(texts: tuple[list[str], list[str] | None], targets: list, t
         with timer(result, "eval_seconds"):
             output = trainer.predict(Encoded(test_texts, None))
     return result, output.predictions
+
+
+def over_seeds(seeds: list[int], run_one) -> dict:
+    """`run_one(seed)` for every seed (a dict of results each); the mean and sample sd of every number.
+
+    Quality comparisons report these, never one seed: {"seeds", "per_seed", "mean", "sd"}.
+    """
+    import statistics
+
+    runs = [run_one(seed) for seed in seeds]
+    numbers = [key for key, value in runs[0].items() if isinstance(value, (int, float)) and not isinstance(value, bool)]
+    return {"seeds": list(seeds), "per_seed": runs,
+            "mean": {key: statistics.fmean(run[key] for run in runs) for key in numbers},
+            "sd": {key: statistics.stdev(run[key] for run in runs) if len(runs) > 1 else 0.0 for key in numbers}}
+
+
+def seed_line(name: str, summary: dict, keys: tuple[str, ...]) -> str:
+    """One printable line: mean ± sd (per-seed values) of the given keys."""
+    parts = []
+    for key in keys:
+        values = ", ".join(f"{run[key]:.2f}" for run in summary["per_seed"])
+        parts.append(f"{key} {summary['mean'][key]:.2f} ± {summary['sd'][key]:.2f} ({values})")
+    return f"{name}: " + "; ".join(parts)

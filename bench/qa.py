@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import DATA, RESULTS, ROOT, minilm_dir, require_data, save_results
+from common import DATA, RESULTS, ROOT, minilm_dir, over_seeds, require_data, save_results, seed_line
 
 SQUAD = DATA / "qa" / "squad-v1.1"
 SETTINGS = {"epochs": 2, "batch_size": 16, "lr": 2e-4, "warmup": 0.1, "max_length": 256, "stride": 128,
@@ -46,7 +46,7 @@ def first_questions(source: Path, count: int, target: Path) -> Path:
     return target
 
 
-def run_bertkit(model: str, train: Path, dev: Path, work: Path) -> dict:
+def run_bertkit(model: str, train: Path, dev: Path, work: Path, extra: tuple[str, ...] = ()) -> dict:
     """`bertkit finetune` through the CLI, evaluating once at the end; wall time includes start-up."""
     s = SETTINGS
     command = [sys.executable, "-m", "bertkit", "finetune", "--task", "qa", "--model", model, "--train", str(train),
@@ -54,7 +54,7 @@ def run_bertkit(model: str, train: Path, dev: Path, work: Path) -> dict:
                "--batch-size", str(s["batch_size"]), "--lr", str(s["lr"]), "--warmup-ratio", str(s["warmup"]),
                "--weight-decay", "0", "--max-length", str(s["max_length"]), "--doc-stride", str(s["stride"]),
                "--n-best", str(s["n_best"]), "--max-answer-length", str(s["max_answer_length"]),
-               "--seed", str(s["seed"]), "--eval-every", "1000000", "--save-every", "0"]
+               "--seed", str(s["seed"]), "--eval-every", "1000000", "--save-every", "0", *extra]
     started = time.perf_counter()
     subprocess.run(command, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     seconds = time.perf_counter() - started
@@ -78,6 +78,9 @@ def trainer_features(tokenizer, examples: list[dict], training: bool) -> dict:
         if not training:
             encoded["offset_mapping"][i] = [o if sequence_ids[k] == 1 else None for k, o in enumerate(offsets)]
             continue
+        if not example["answers"]:  # SQuAD v2.0 unanswerable: the [CLS] token, as run_qa.py labels it
+            starts.append(0), ends.append(0)
+            continue
         answer = example["answers"][0]
         first_char, last_char = answer["answer_start"], answer["answer_start"] + len(answer["text"])
         context = [k for k, sid in enumerate(sequence_ids) if sid == 1]
@@ -95,14 +98,20 @@ def trainer_features(tokenizer, examples: list[dict], training: bool) -> dict:
     return encoded
 
 
-def trainer_answers(examples: list[dict], features: dict, start_logits, end_logits) -> list[str]:
-    """n-best search as run_qa.py's post-processing does it: the best valid span over an example's windows."""
+def trainer_answers(examples: list[dict], features: dict, start_logits, end_logits) -> tuple[list[str], list[float]]:
+    """utils_qa.py's post-processing: the best valid span over an example's windows, and its null odds.
+
+    The null score is the lowest [CLS] start + end logit over the example's windows (version_2_with_negative);
+    null odds = null score - best span score, and "no answer" wins where the odds exceed the threshold.
+    """
     import numpy as np
 
     best: dict[int, tuple[float, str]] = {}
+    null: dict[int, float] = {}
     n_best, longest = SETTINGS["n_best"], SETTINGS["max_answer_length"]
     for i, example_id in enumerate(features["example_id"]):
         offsets, context = features["offset_mapping"][i], examples[example_id]["context"]
+        null[example_id] = min(null.get(example_id, np.inf), float(start_logits[i][0] + end_logits[i][0]))
         for a in np.argsort(start_logits[i])[-1:-n_best - 1:-1]:
             for b in np.argsort(end_logits[i])[-1:-n_best - 1:-1]:
                 if offsets[a] is None or offsets[b] is None or b < a or b - a + 1 > longest:
@@ -110,7 +119,9 @@ def trainer_answers(examples: list[dict], features: dict, start_logits, end_logi
                 score = float(start_logits[i][a] + end_logits[i][b])
                 if example_id not in best or score > best[example_id][0]:
                     best[example_id] = (score, context[offsets[a][0]:offsets[b][1]])
-    return [best.get(i, (0.0, ""))[1] for i in range(len(examples))]
+    spans = [best.get(i, (-np.inf, ""))[1] for i in range(len(examples))]
+    odds = [null[i] - best.get(i, (-np.inf, ""))[0] for i in range(len(examples))]
+    return spans, odds
 
 
 def flat_examples(path: Path) -> list[dict]:
@@ -119,21 +130,15 @@ def flat_examples(path: Path) -> list[dict]:
             for article in data["data"] for p in article["paragraphs"] for qa in p["qas"]]
 
 
-def run_trainer(model: str, train: Path, dev: Path, work: Path) -> dict:
+def train_trainer(model: str, train: Path, work: Path):
+    """The Trainer as run_qa.py sets it up, trained on `train`; returns (trainer, tokenizer)."""
     import datasets
     import transformers
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer, Trainer, TrainingArguments
 
-    sys.path.insert(0, str(ROOT))
-    from bertkit.metrics.squad import squad_metrics
-
     transformers.set_seed(SETTINGS["seed"])
-    started = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(model)
-    train_examples, dev_examples = flat_examples(train), flat_examples(dev)
-    train_set = datasets.Dataset.from_dict(dict(trainer_features(tokenizer, train_examples, training=True)))
-    dev_features = trainer_features(tokenizer, dev_examples, training=False)
-    dev_set = datasets.Dataset.from_dict({k: dev_features[k] for k in ("input_ids", "token_type_ids", "attention_mask")})
+    train_set = datasets.Dataset.from_dict(dict(trainer_features(tokenizer, flat_examples(train), training=True)))
     args = TrainingArguments(output_dir=str(work / "trainer"), per_device_train_batch_size=SETTINGS["batch_size"],
                              per_device_eval_batch_size=64, learning_rate=SETTINGS["lr"],
                              num_train_epochs=SETTINGS["epochs"], warmup_steps=SETTINGS["warmup"], seed=SETTINGS["seed"],
@@ -141,11 +146,30 @@ def run_trainer(model: str, train: Path, dev: Path, work: Path) -> dict:
                              use_cpu=True, disable_tqdm=True)
     trainer = Trainer(model=AutoModelForQuestionAnswering.from_pretrained(model), args=args, train_dataset=train_set)
     trainer.train()
+    return trainer, tokenizer
+
+
+def trainer_predict(trainer, tokenizer, path: Path) -> tuple[list[list[str]], list[str], list[float]]:
+    """Gold answers, best spans and null odds of every question in `path`."""
+    import datasets
+
+    examples = flat_examples(path)
+    features = trainer_features(tokenizer, examples, training=False)
+    dataset = datasets.Dataset.from_dict({k: features[k] for k in ("input_ids", "token_type_ids", "attention_mask")})
+    start_logits, end_logits = trainer.predict(dataset).predictions
+    spans, odds = trainer_answers(examples, features, start_logits, end_logits)
+    return [[a["text"] for a in e["answers"]] for e in examples], spans, odds
+
+
+def run_trainer(model: str, train: Path, dev: Path, work: Path) -> dict:
+    sys.path.insert(0, str(ROOT))
+    from bertkit.metrics.squad import squad_metrics
+
+    started = time.perf_counter()
+    trainer, tokenizer = train_trainer(model, train, work)
     trained = time.perf_counter()
-    output = trainer.predict(dev_set)
-    start_logits, end_logits = output.predictions
-    answers = trainer_answers(dev_examples, dev_features, start_logits, end_logits)
-    metrics = squad_metrics([[a["text"] for a in e["answers"]] for e in dev_examples], answers, version_2=False)
+    golds, answers, _ = trainer_predict(trainer, tokenizer, dev)
+    metrics = squad_metrics(golds, answers, version_2=False)
     done = time.perf_counter()
     return {"exact_match": metrics["exact_match"], "f1": metrics["f1"], "wall_seconds": done - started,
             "train_seconds": trained - started, "eval_seconds": done - trained}
@@ -157,26 +181,28 @@ def main() -> None:
     parser.add_argument("--eval-questions", type=int, default=500)
     parser.add_argument("--only", choices=("bertkit", "trainer"), help="run one side only (for a quick check)")
     parser.add_argument("--data", type=Path, default=SQUAD, help="folder holding SQuAD train.json and eval.json")
-    parser.add_argument("--seed", type=int, default=SETTINGS["seed"], help="random seed of both sides")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[SETTINGS["seed"]], help="random seeds, each run by "
+                        "both sides (report: mean, sd and per-seed values)")
     parser.add_argument("--name", default="qa", help="results file name (bench/results/NAME.json)")
     options = parser.parse_args()
-    SETTINGS["seed"] = options.seed
     RESULTS.mkdir(parents=True, exist_ok=True)
     work = RESULTS / "qa-work"
     work.mkdir(exist_ok=True)
     train = first_questions(require_data(options.data / "train.json"), options.train_questions, work / "train.json")
     dev = first_questions(require_data(options.data / "eval.json"), options.eval_questions, work / "eval.json")
     model = str(minilm_dir())
-    results: dict = {"settings": {**SETTINGS, "train_questions": options.train_questions,
+    results: dict = {"settings": {**SETTINGS, "seed": options.seeds, "train_questions": options.train_questions,
                                   "eval_questions": options.eval_questions}}
-    if options.only != "trainer":
-        results["bertkit"] = run_bertkit(model, train, dev, work)
-        print("bertkit:", results["bertkit"], flush=True)
-    if options.only != "bertkit":
-        results["trainer"] = run_trainer(model, train, dev, work)
-        print("trainer:", results["trainer"], flush=True)
+    sides = {"bertkit": run_bertkit, "trainer": run_trainer}
+    for side in [options.only] if options.only else sides:
+        def run_one(seed: int, run=sides[side]) -> dict:
+            SETTINGS["seed"] = seed
+            return run(model, train, dev, work)
+
+        results[side] = over_seeds(options.seeds, run_one)
+        print(seed_line(side, results[side], ("f1", "exact_match", "wall_seconds")), flush=True)
     if "bertkit" in results and "trainer" in results:
-        b, t = results["bertkit"], results["trainer"]
+        b, t = results["bertkit"]["mean"], results["trainer"]["mean"]
         results["ratios"] = {"wall_time": b["wall_seconds"] / t["wall_seconds"], "f1_diff": b["f1"] - t["f1"],
                              "em_diff": b["exact_match"] - t["exact_match"]}
     print(json.dumps(results, indent=2))
