@@ -63,3 +63,16 @@ def test_run_model_trims_token_outputs_but_never_label_outputs():
     assert outputs[1]["logits"].shape == (3,)  # 3 labels, not cut to the feature's 2 tokens
     assert outputs[1]["start_logits"].shape == (2,) and outputs[1]["token_vectors"].shape == (2, 4)
     assert outputs[0]["start_logits"].shape == (3,)
+
+
+def test_length_grouping_of_one_gives_random_batches():
+    """--length-grouping 1 draws batches as the Trainer does: lengths mixed within every batch."""
+    lengths = list(range(1000))
+
+    def mean_spread(group_batches: int) -> float:
+        batches = LengthGroupedBatches(lengths, 10, seed=3, group_batches=group_batches).batches(0)
+        assert sorted(i for batch in batches for i in batch) == lengths
+        return sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
+
+    assert mean_spread(50) < 20  # 500 examples per group: neighbours in length
+    assert mean_spread(1) > 500  # ten random draws from 0..999 span about 820 on average

@@ -129,7 +129,7 @@ class Engine:
         if lengths is None:
             lengths = [len(f["input_ids"]) for f in features]
         # One global batch per step, split across processes (see make_accelerator).
-        sampler = LengthGroupedBatches(lengths, s.batch_size * accelerator.num_processes, s.seed)
+        sampler = LengthGroupedBatches(lengths, s.batch_size * accelerator.num_processes, s.seed, s.length_grouping)
         # Its own generator: each new iterator draws a seed from it, and drawing from the global RNG
         # would shift dropout after a mid-epoch resume (a fresh iterator that the uninterrupted run never made).
         loader = torch.utils.data.DataLoader(

@@ -27,6 +27,7 @@ class EngineOptions:
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
+    length_grouping: int = 50  # batches per length-sorted group (1: random batches)
     eval_every: int = 0
     save_every: int = 0
     keep_checkpoints: int = 1

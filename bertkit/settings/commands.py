@@ -46,6 +46,8 @@ class TrainingSettings(RunSettings):
     warmup_ratio: float = opt(0.1, "Share of the steps over which the learning rate rises linearly from 0.")
     weight_decay: float = opt(0.01, "AdamW weight decay (not applied to biases and LayerNorm).")
     max_grad_norm: float = opt(1.0, "Clip gradients to this norm (0: no clipping).")
+    length_grouping: int = opt(50, "Batches per length-sorted group: batches hold examples of similar length (little "
+                                    "padding, fast); 1: random batches, as the transformers Trainer draws them.")
     eval_every: int = opt(0, "Evaluate every N steps (0: at the end of each epoch only).")
     save_every: int = opt(0, "Write a resumable checkpoint every N steps (0: at the end of each epoch only).")
     keep_checkpoints: int = opt(1, "How many checkpoints to keep; older ones are removed once a new one is complete.")
@@ -80,7 +82,8 @@ class TrainingSettings(RunSettings):
         validate_choices(self)
         validate_launch(self)
         positive = {"batch_size": self.batch_size, "grad_accum": self.grad_accum, "eval_batch_size": self.eval_batch_size,
-                    "log_every": self.log_every, "keep_checkpoints": self.keep_checkpoints}
+                    "log_every": self.log_every, "keep_checkpoints": self.keep_checkpoints,
+                    "length_grouping": self.length_grouping}
         for name, value in positive.items():
             if value < 1:
                 raise BertkitError(f"{flag(name)} is {value}; it must be at least 1")
