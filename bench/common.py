@@ -130,7 +130,7 @@ def over_seeds(seeds: list[int], run_one) -> dict:
 def seed_line(name: str, summary: dict, keys: tuple[str, ...]) -> str:
     """One printable line: mean ± sd (per-seed values) of the given keys."""
     parts = []
-    for key in keys:
+    for key in (key for key in keys if key in summary["mean"]):
         values = ", ".join(f"{run[key]:.2f}" for run in summary["per_seed"])
         parts.append(f"{key} {summary['mean'][key]:.2f} ± {summary['sd'][key]:.2f} ({values})")
     return f"{name}: " + "; ".join(parts)

@@ -87,13 +87,16 @@ def build_split(articles: list[dict], count: int) -> dict:
     return {"version": "v2.0", "data": [{"title": "bertkit-bench", "paragraphs": paragraphs}]}
 
 
-def build_data(source: Path, sizes: dict, work: Path) -> dict[str, Path]:
+def build_data(source: Path, sizes: dict, work: Path, answerable_train: bool = False) -> dict[str, Path]:
     train_articles = json.loads((source / "train.json").read_text(encoding="utf-8"))["data"]
     eval_articles = json.loads((source / "eval.json").read_text(encoding="utf-8"))["data"]
     pools = {"train": train_articles[:32], "tune": train_articles[32:], "test": eval_articles}
     paths = {}
     for split, articles in pools.items():
         data = build_split(articles, sizes[split])
+        if answerable_train and split == "train":  # the diagnosis: the same answerable questions, no [CLS] windows
+            for paragraph in data["data"][0]["paragraphs"]:
+                paragraph["qas"] = [q for q in paragraph["qas"] if not q["is_impossible"]]
         questions = [q for p in data["data"][0]["paragraphs"] for q in p["qas"]]
         print(f"{split}: {len(questions)} questions, {sum(q['is_impossible'] for q in questions)} unanswerable, "
               f"from {len(articles)} articles", flush=True)
@@ -108,10 +111,19 @@ def v2_scores(golds, spans, odds, threshold: float) -> dict:
 
     answers = [span if value <= threshold else "" for span, value in zip(spans, odds)]
     metrics = squad_metrics(golds, answers, version_2=True)
+    metrics["forced_has_ans_f1"] = forced_has_ans_f1(golds, spans)
     best, best_f1 = best_null_threshold(golds, spans, odds)
     metrics.update(null_threshold=threshold, best_f1=best_f1, best_null_threshold=best,
                    answered=100.0 * sum(bool(a) for a in answers) / len(answers))
     return metrics
+
+
+def forced_has_ans_f1(golds: list[list[str]], spans: list[str]) -> float:
+    """F1 of the best spans on the answerable questions, every one answered: how well spans were learned."""
+    from bertkit.metrics.squad import squad_metrics
+
+    kept = [(gold, span) for gold, span in zip(golds, spans) if any(gold)]
+    return squad_metrics([g for g, _ in kept], [s for _, s in kept], version_2=False)["f1"]
 
 
 def run_bertkit(model: str, data: dict[str, Path], work: Path, extra: tuple[str, ...] = ()) -> dict:
@@ -123,6 +135,13 @@ def run_bertkit(model: str, data: dict[str, Path], work: Path, extra: tuple[str,
                    env={**qa.os.environ, "PYTHONPATH": str(ROOT)})
     metrics = json.loads((scored / "metrics.json").read_text())
     answers = json.loads((scored / "predictions.json").read_text())
+    best_spans = {}  # the best non-null answer of each question, from the n-best lists
+    for line in (scored / "nbest.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        best_spans[record["id"]] = next((e["text"] for e in record["nbest"] if e["start"] != -1), "")
+    test = [q for p in json.loads(data["test"].read_text())["data"][0]["paragraphs"] for q in p["qas"]]
+    metrics["forced_has_ans_f1"] = forced_has_ans_f1([[a["text"] for a in q["answers"]] for q in test],
+                                                     [best_spans[q["id"]] for q in test])
     saved = json.loads((work / "bertkit" / "model" / "bertkit.json").read_text())
     return {**_picked(metrics), "null_threshold": saved.get("tuned", {}).get("null_threshold", 0.0),
             "answered": 100.0 * sum(bool(a) for a in answers.values()) / len(answers),
@@ -140,7 +159,8 @@ def run_trainer(model: str, data: dict[str, Path], work: Path) -> dict:
             "wall_seconds": time.perf_counter() - started, "train_seconds": trained - started}
 
 
-KEYS = ("f1", "exact_match", "has_ans_f1", "has_ans_exact_match", "no_ans_exact_match", "best_f1", "best_null_threshold")
+KEYS = ("f1", "exact_match", "has_ans_f1", "has_ans_exact_match", "no_ans_exact_match", "best_f1", "best_null_threshold",
+        "forced_has_ans_f1")
 
 
 def _picked(metrics: dict) -> dict:
@@ -155,15 +175,18 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--only", choices=("bertkit", "trainer"))
     parser.add_argument("--extra", default="", help="more `bertkit finetune` flags, for ablations (one string)")
+    parser.add_argument("--answerable-train", action="store_true", help="diagnosis: train on the answerable half "
+                        "only (a v1.1 model: every test question gets a span; compare HasAns F1)")
     parser.add_argument("--name", default="qa-v2")
     options = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     work = RESULTS / f"{options.name}-work"
     work.mkdir(parents=True, exist_ok=True)
     sizes = {"train": options.train_questions, "tune": options.tune_questions, "test": options.test_questions}
-    data = build_data(require_data(qa.SQUAD), sizes, work)
+    data = build_data(require_data(qa.SQUAD), sizes, work, options.answerable_train)
     model = str(minilm_dir())
-    results: dict = {"settings": {**qa.SETTINGS, "seeds": options.seeds, **sizes, "extra": options.extra}}
+    results: dict = {"settings": {**qa.SETTINGS, "seeds": options.seeds, **sizes, "extra": options.extra,
+                                  "answerable_train": options.answerable_train}}
     extra = tuple(options.extra.split())
     sides = {"bertkit": lambda: run_bertkit(model, data, work, extra), "trainer": lambda: run_trainer(model, data, work)}
     for side in [options.only] if options.only else sides:
@@ -172,8 +195,8 @@ def main() -> None:
             return run()
 
         results[side] = over_seeds(options.seeds, run_one)
-        print(seed_line(side, results[side], ("f1", "has_ans_f1", "no_ans_exact_match", "best_f1", "answered",
-                                              "wall_seconds")), flush=True)
+        print(seed_line(side, results[side], ("f1", "has_ans_f1", "no_ans_exact_match", "best_f1", "forced_has_ans_f1",
+                                              "answered", "wall_seconds")), flush=True)
         save_results(options.name, results)
     if "bertkit" in results and "trainer" in results:
         b, t = results["bertkit"]["mean"], results["trainer"]["mean"]
