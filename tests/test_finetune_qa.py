@@ -114,6 +114,20 @@ def test_v2_tunes_and_saves_the_null_threshold(v2_run, cli, tmp_path):
     assert json.loads(output.read_text())["f1"] == pytest.approx(metrics["best_f1"])
 
 
+def test_v2_says_when_the_tuned_threshold_answers_nothing(capsys):
+    """A model whose spans never beat "no answer" gets every question empty; tuning says so instead of staying silent."""
+    from bertkit.tasks.qa import QA, QAOptions
+
+    options = QAOptions(tune_null_threshold=True)
+    nothing = {"best_f1": 50.0, "best_null_threshold": -7.5, "no_ans_total": 300, "total": 600, "has_ans_f1": 0.3}
+    assert QA.tuned_options(nothing, options) == {"null_threshold": -7.5}
+    said = " ".join(capsys.readouterr().err.split())  # bertkit talks on stderr
+    assert "the tuned null threshold answers no question of --eval" in said and "train longer" in said
+    some = {**nothing, "best_f1": 53.0}
+    assert QA.tuned_options(some, options) == {"null_threshold": -7.5}
+    assert "answers no question" not in capsys.readouterr().err
+
+
 def test_bad_answer_is_a_one_line_error(tiny_model, cli, tmp_path):
     lines = (QA / "train.jsonl").read_text().splitlines()[:5]
     record = json.loads(lines[2])

@@ -138,9 +138,15 @@ class QATask:
 
     def tuned_options(self, metrics: dict, options: QAOptions) -> dict:
         """With --tune-null-threshold, the F1-best threshold is saved with the model for predict."""
-        if options.tune_null_threshold and "best_null_threshold" in metrics:
-            return {"null_threshold": metrics["best_null_threshold"]}
-        return {}
+        if not (options.tune_null_threshold and "best_null_threshold" in metrics):
+            return {}
+        if metrics["best_f1"] <= metrics["no_ans_total"] / metrics["total"] * 100 + 1e-9:
+            # No threshold beats answering nothing: say so, or the user finds every prediction empty.
+            console.print(f"[yellow]warning:[/] the tuned null threshold answers no question of --eval: no span "
+                          f"beats 'no answer' there (F1 {metrics['best_f1']:.1f} = answering nothing; HasAns F1 at "
+                          f"threshold {options.null_threshold:g}: {metrics['has_ans_f1']:.1f}). The model has not "
+                          f"learned spans yet: train longer (--epochs) or on more answerable questions.")
+        return {"null_threshold": metrics["best_null_threshold"]}
 
     def write_outputs(self, directory: Path, examples: list[QAExample], predictions: list[dict], options: QAOptions,
                       tuned: dict) -> None:
