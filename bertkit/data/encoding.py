@@ -45,8 +45,11 @@ def fingerprint(task, examples, tokenizer, max_length, label2id, options, settin
     state.pop("truncation", None)
     state.pop("padding", None)
     digest.update(hashlib.sha256(json.dumps(state, sort_keys=True).encode()).digest())
-    for example in examples:
-        digest.update(repr(example).encode())
+    if hasattr(examples, "rows"):  # StreamedExamples: the records' bytes (one pass over the examples saved)
+        digest.update(examples.rows.digest().encode())
+    else:
+        for example in examples:
+            digest.update(repr(example).encode())
     return digest.hexdigest()[:20]
 
 
@@ -68,26 +71,56 @@ def encode_training(task, examples, tokenizer, max_length, label2id, options, se
         return _open(folder, meta["files"]), meta["truncated"]
     folder.mkdir(parents=True, exist_ok=True)
 
-    def encode_batch(batch: dict) -> dict:
-        numbers = batch["example"]
-        features, truncated = task.encode([examples[i] for i in numbers], tokenizer, max_length, label2id, options)
+    def encode_batch(batch: list, first: int) -> dict:
+        features, truncated = task.encode(batch, tokenizer, max_length, label2id, options)
         columns = {name: [f[name] for f in features] for name in features[0] if not name.startswith("_")}
-        columns["index"] = [numbers[f["index"]] for f in features]  # the batch's numbering -> the whole set's
+        columns["index"] = [first + f["index"] for f in features]  # the batch's numbering -> the whole set's
         columns["truncated"] = [truncated] + [0] * (len(features) - 1)  # summed once all batches are done
         columns["_length"] = [len(f["input_ids"]) for f in features]  # the engine groups batches by it
         return columns
 
-    numbers = datasets.Dataset.from_dict({"example": list(range(len(examples)))})
+    target = folder / f"train-{key}.arrow"
     workers = max(1, getattr(settings, "num_workers", 1))
-    encoded = numbers.map(encode_batch, batched=True, batch_size=ENCODE_BATCH, remove_columns=["example"],
-                          num_proc=workers if workers > 1 and len(examples) > ENCODE_BATCH else None,
-                          cache_file_name=str(folder / f"train-{key}.arrow"), new_fingerprint=key,
-                          desc="Encoding the training data")
-    truncated = int(sum(encoded["truncated"]))
+    if hasattr(examples, "rows") and workers == 1:  # streamed: read and written a batch at a time
+        encoded = _encode_streamed(examples, encode_batch, target)
+    else:
+        if hasattr(examples, "rows"):  # several processes: each reads its share of the records' Arrow files
+            numbers = _rows_dataset(examples.rows)
+            pick = lambda batch, first: examples.make(examples.rows.records(batch, first))  # noqa: E731
+        else:
+            numbers = datasets.Dataset.from_dict({"example": list(range(len(examples)))})
+            pick = lambda batch, first: [examples[i] for i in batch["example"]]  # noqa: E731
+        encoded = numbers.map(lambda batch, indices: encode_batch(pick(batch, indices[0]), indices[0]),
+                              batched=True, with_indices=True, batch_size=ENCODE_BATCH,
+                              remove_columns=numbers.column_names,
+                              num_proc=workers if workers > 1 and len(examples) > ENCODE_BATCH else None,
+                              cache_file_name=str(target), new_fingerprint=key, desc="Encoding the training data")
+    truncated = int(encoded.data.column("truncated").to_numpy().sum())
     files = [Path(entry["filename"]).name for entry in encoded.cache_files]
     meta_path.write_text(json.dumps({"files": files, "truncated": truncated, "examples": len(examples)}),
                          encoding="utf-8")
     return encoded.remove_columns(["truncated"]), truncated
+
+
+def _encode_streamed(examples, encode_batch, target: Path):
+    """The features of streamed examples, written batch by batch to `target` (as datasets.map writes them)."""
+    import datasets
+    from datasets.arrow_writer import ArrowWriter
+
+    partial = target.with_name(target.name + ".partial")
+    with ArrowWriter(path=str(partial), writer_batch_size=ENCODE_BATCH) as writer:
+        for first, batch in examples.batches():
+            writer.write_batch(encode_batch(batch, first))
+        writer.finalize()
+    partial.replace(target)
+    return datasets.Dataset.from_file(str(target))
+
+
+def _rows_dataset(rows):
+    import datasets
+
+    parts = [datasets.Dataset.from_file(name) for name in rows.files]
+    return parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
 
 
 def feature_lengths(features):
