@@ -23,6 +23,7 @@ from bertkit.settings.options import options_from
 from bertkit.tasks import get_task
 from bertkit.tasks.base import Task
 from bertkit.data.datasets_io import source
+from bertkit.data.streaming import tidy_on_error
 from bertkit.data.encoding import encode_training, encoded_dir, feature_lengths, wants_arrow
 
 
@@ -79,7 +80,8 @@ def finetune(settings: FinetuneSettings) -> dict:
     model_name = resolve_model_dir(settings.model)
     engine = start_engine(settings)
     # Under several processes the main process of each machine prepares the data once.
-    data = engine.prepare_once(lambda: prepare_inputs(task, model_name, settings, max_length))
+    with tidy_on_error(encoded_dir(settings.output)):  # a bad record leaves no half-made cache behind
+        data = engine.prepare_once(lambda: prepare_inputs(task, model_name, settings, max_length))
     options, tokenizer, labels = data.options, data.tokenizer, data.labels
     eval_examples, eval_features = data.eval_examples, data.eval_features
     set_seed(settings.seed)

@@ -68,6 +68,7 @@ def encode_training(task, examples, tokenizer, max_length, label2id, options, se
     meta_path = folder / f"train-{key}.json"
     if meta_path.is_file():  # written last: its presence means every file it names is complete
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        _discard_rows(examples)
         return _open(folder, meta["files"]), meta["truncated"]
     folder.mkdir(parents=True, exist_ok=True)
 
@@ -99,7 +100,14 @@ def encode_training(task, examples, tokenizer, max_length, label2id, options, se
     files = [Path(entry["filename"]).name for entry in encoded.cache_files]
     meta_path.write_text(json.dumps({"files": files, "truncated": truncated, "examples": len(examples)}),
                          encoding="utf-8")
+    _discard_rows(examples)
     return encoded.remove_columns(["truncated"]), truncated
+
+
+def _discard_rows(examples) -> None:
+    """Streamed examples' copy of the records goes once they are encoded: the cache holds features only."""
+    if hasattr(examples, "rows"):
+        examples.rows.discard()
 
 
 def _encode_streamed(examples, encode_batch, target: Path):

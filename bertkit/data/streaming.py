@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -32,6 +34,12 @@ class Rows:
     files: list[str]
     count: int
     features: Any = None  # datasets.Features of a dataset source (ClassLabel names); None for text files
+    written: bool = False  # the files are this run's copy of the records (removed by `discard`), not the input's own
+
+    def discard(self) -> None:
+        """Removes the records' copy once their features are encoded (a later run reads the input again)."""
+        for name in self.files if self.written else ():
+            Path(name).unlink(missing_ok=True)
 
     def batches(self) -> Iterator[tuple[int, list[tuple[dict, str]]]]:
         """(number of the first record, [(record, where), ...]) for every batch of at most ROWS_BATCH records."""
@@ -103,6 +111,21 @@ class StreamedExamples(Sequence):
         return f"StreamedExamples({self.rows.path}, {len(self)} examples)"
 
 
+@contextmanager
+def tidy_on_error(folder: Path):
+    """A mistake in the input leaves nothing behind: the records' Arrow files go (and `folder`, when this made it)."""
+    existed = folder.exists()
+    try:
+        yield
+    except BertkitError:
+        if not existed:
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            for made in folder.glob("rows-*.arrow"):
+                made.unlink(missing_ok=True)
+        raise
+
+
 def open_rows(path: Any, folder: Path, records: Iterable[tuple[dict, str]] | None = None,
               noun: str = "records") -> Rows:
     """The records of `path` in Arrow files; a text file's (or the given `records`) are written to `folder`."""
@@ -119,7 +142,7 @@ def open_rows(path: Any, folder: Path, records: Iterable[tuple[dict, str]] | Non
     count = _write_json_rows(records, target, columns)
     if count == 0:
         raise BertkitError(f"{shown}: holds no {noun}; give a file with data")
-    return Rows(shown, columns, [str(target)], count)
+    return Rows(shown, columns, [str(target)], count, written=True)
 
 
 def text_records(path: Any) -> tuple[Iterator[tuple[dict, str]], list[str]]:
@@ -187,7 +210,7 @@ def _dataset_rows(path: Any, folder: Path) -> Rows:
         target = folder / "rows-train.arrow"  # a selection or an in-memory table: written out once
         target.parent.mkdir(parents=True, exist_ok=True)
         dataset.flatten_indices(cache_file_name=str(target), keep_in_memory=False)
-        files = [str(target)]
+        return Rows(Path(shown), list(dataset.column_names), [str(target)], len(dataset), dataset.features, True)
     return Rows(Path(shown), list(dataset.column_names), files, len(dataset), dataset.features)
 
 
@@ -217,4 +240,4 @@ def _parquet_rows(path: Path, target: Path) -> Rows:
     count = source.metadata.num_rows
     if count == 0:
         raise BertkitError(f"{path}: holds no records; give a dataset with data")
-    return Rows(path, list(schema.names), [str(target)], count, datasets.Features.from_arrow_schema(schema))
+    return Rows(path, list(schema.names), [str(target)], count, datasets.Features.from_arrow_schema(schema), True)
