@@ -1,7 +1,8 @@
 """Encoding a large training set through ``datasets.map`` into Arrow (``--cache-encoded`` or ``--num-workers N``).
 
-The task's own `encode` runs on batches of examples (a batched map over example numbers, in
-`--num-workers` processes). Its features go to Arrow files in ``OUTPUT.encoded/`` beside the run and
+The task's own `encode` runs on batches of examples: streamed examples (`bertkit/data/streaming.py`) a
+batch at a time as they are read, or a batched map over example numbers or records (`--num-workers`
+processes). Its features go to Arrow files in ``OUTPUT.encoded/`` beside the run and
 are read back memory-mapped, so the token ids of millions of examples never sit in Python lists, and
 a repeated or resumed run with the same examples, tokenizer and settings does not encode again.
 Keys starting with "_" (metadata for decoding predictions) are left out: training never reads them.
