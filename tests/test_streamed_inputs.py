@@ -220,3 +220,29 @@ def test_a_bad_record_in_a_streamed_file_is_one_line_and_leaves_nothing(name, co
     for word in words:
         assert word in lines[0], f"{word!r} not in: {lines[0]}"
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.encoded").exists()
+
+
+def test_hub_cache_and_saved_splits_stream_where_they_lie_and_stay(tiny_model, tmp_path):
+    from test_datasets_inputs import write_hub_cache
+
+    from bertkit.data.datasets_io import source
+
+    rows = sentiment_rows()
+    names = sorted({row["label"] for row in rows})
+    features = datasets.Features({"sentence": datasets.Value("string"), "label": datasets.ClassLabel(names=names)})
+    data = datasets.Dataset.from_dict({"sentence": [r["text"] for r in rows],
+                                       "label": [names.index(r["label"]) for r in rows]}, features=features)
+    write_hub_cache("tiny_streamed", "plain", {"train": data})
+    datasets.DatasetDict(train=data, validation=data.select(range(5))).save_to_disk(str(tmp_path / "dd"))
+    tokenizer = load_tokenizer(str(tiny_model))
+    for name in ("hf:tiny_streamed:plain", str(tmp_path / "dd")):
+        path = source(name, "train", "--train-split")
+        task, options, settings = prepared("classification", path, tmp_path)
+        in_memory = task.read(path, options, labelled=True)
+        streamed = task.stream(path, options, True, encoded_dir(settings.output))
+        assert not streamed.rows.written and list(streamed) == in_memory  # read from the dataset's own files
+        assert streamed[3].where == f"{name}[train] record 4" and streamed[3].label in names
+        label2id = {label: i for i, label in enumerate(task.label_names(streamed))}
+        features, _ = encode_training(task, streamed, tokenizer, 48, label2id, options, settings)
+        assert plain(features) == plain(task.encode(in_memory, tokenizer, 48, label2id, options)[0])
+        assert list(streamed) == in_memory  # encoding removed only its own copies, never the dataset's files
