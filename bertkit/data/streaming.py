@@ -139,7 +139,7 @@ def open_rows(path: Any, folder: Path, records: Iterable[tuple[dict, str]] | Non
     else:
         columns = []
     target = folder / "rows-train.arrow"
-    count = _write_json_rows(records, target, columns)
+    count = _write_json_rows(records, target)
     if count == 0:
         raise BertkitError(f"{shown}: holds no {noun}; give a file with data")
     return Rows(shown, columns, [str(target)], count, written=True)
@@ -176,7 +176,7 @@ def _noting_columns(records: Iterator[tuple[dict, str]], columns: list[str], fir
     columns[:] = list(seen)
 
 
-def _write_json_rows(records: Iterable[tuple[dict, str]], target: Path, columns: list[str]) -> int:
+def _write_json_rows(records: Iterable[tuple[dict, str]], target: Path) -> int:
     import pyarrow as pa
 
     schema = pa.schema([(JSON_COLUMN, pa.large_string()), (WHERE_COLUMN, pa.string())])
