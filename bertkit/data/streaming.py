@@ -228,7 +228,8 @@ def _parquet_rows(path: Path, target: Path) -> Rows:
 
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        source = pq.ParquetFile(str(path), buffer_size=1 << 20)  # pages read as needed, not whole row groups
+        # pages read as needed: the default pre-buffering holds a whole row group (1M rows) in memory
+        source = pq.ParquetFile(str(path), buffer_size=1 << 20, pre_buffer=False)
         schema = source.schema_arrow
         with pa.OSFile(str(target), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
             for batch in source.iter_batches(batch_size=ROWS_BATCH, use_threads=False):
