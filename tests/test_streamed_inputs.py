@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from bertkit.data import streaming
+from bertkit.data import encoding, streaming
 from bertkit.data.conll import read_tagged
 from bertkit.data.encoding import encode_training, encoded_dir
 from bertkit.data.streaming import StreamedExamples
@@ -30,8 +30,10 @@ TAGGED = EXAMPLES / "tagging/train.conll"
 
 @pytest.fixture(autouse=True)
 def small_batches(monkeypatch, tmp_path):
-    """Batches of 7 records, so examples are numbered across many batches; datasets' cache in the test's folder."""
+    """Batches of 7 records (features written 20 or more at a time), so examples are numbered across many
+    batches; datasets' cache in the test's folder."""
     monkeypatch.setattr(streaming, "ROWS_BATCH", 7)
+    monkeypatch.setattr(encoding, "WRITE_ROWS", 20)
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf-datasets"))
 
 
@@ -113,8 +115,6 @@ def test_streamed_examples_labels_and_features_equal_the_in_memory_ones(kind, ti
 
 
 def test_several_workers_encode_streamed_examples_alike(tiny_model, tmp_path, monkeypatch):
-    from bertkit.data import encoding
-
     monkeypatch.setattr(encoding, "ENCODE_BATCH", 7)
     task, options, settings = prepared("classification", SENTIMENT, tmp_path, num_workers=2)
     streamed = task.stream(SENTIMENT, options, True, encoded_dir(settings.output))
