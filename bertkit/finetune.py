@@ -23,7 +23,8 @@ from bertkit.settings.options import options_from
 from bertkit.tasks import get_task
 from bertkit.tasks.base import Task
 from bertkit.data.datasets_io import source
-from bertkit.data.encoding import encode_training, feature_lengths
+from bertkit.data.streaming import tidy_on_error
+from bertkit.data.encoding import encode_training, encoded_dir, feature_lengths, wants_arrow
 
 
 @dataclass
@@ -47,7 +48,12 @@ def prepare_inputs(task: Task, model_name: str, settings: FinetuneSettings, max_
     tokenizer = load_tokenizer(model_name)
     spec = strategy_spec(settings, model_name)
     options = options_from(task.options_type, settings)
-    train_examples = task.read(source(settings.train, settings.train_split, "--train-split"), options, labelled=True)
+    train_source = source(settings.train, settings.train_split, "--train-split")
+    train_examples = None  # --cache-encoded: streamed from Arrow where the task can, so memory stays flat
+    if wants_arrow(settings):
+        train_examples = task.stream(train_source, options, True, encoded_dir(settings.output))
+    if train_examples is None:
+        train_examples = task.read(train_source, options, labelled=True)
     labels = task.label_names(train_examples)
     options = task.configure(options, max_length, train_examples)
     eval_examples = (task.read(source(settings.eval, settings.eval_split, "--eval-split"), options, labelled=True)
@@ -74,7 +80,8 @@ def finetune(settings: FinetuneSettings) -> dict:
     model_name = resolve_model_dir(settings.model)
     engine = start_engine(settings)
     # Under several processes the main process of each machine prepares the data once.
-    data = engine.prepare_once(lambda: prepare_inputs(task, model_name, settings, max_length))
+    with tidy_on_error(encoded_dir(settings.output)):  # a bad record leaves no half-made cache behind
+        data = engine.prepare_once(lambda: prepare_inputs(task, model_name, settings, max_length))
     options, tokenizer, labels = data.options, data.tokenizer, data.labels
     eval_examples, eval_features = data.eval_examples, data.eval_features
     set_seed(settings.seed)

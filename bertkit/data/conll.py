@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable, Iterator
 
 from bertkit.data.readers import pick_column, read_table, read_text
 from bertkit.errors import BertkitError
@@ -69,23 +70,48 @@ def read_tagged(path: Path | str, labelled: bool, tag_column: int | None = None,
         sentences = _read_jsonl(path, labelled, tags_column)
     else:
         text = read_text(path)
-        if fmt == "conllu":
-            sentences = _read_conllu(shown, text, labelled, tag_field)
-        elif fmt == "text":
+        if fmt == "text":
             sentences = _read_raw_text(shown, text)
         else:
-            sentences = _read_conll(shown, text, labelled, tag_column)
+            sentences = list(iter_sentences(shown, text.splitlines(), fmt, labelled, tag_column, tag_field))
     if not sentences:
         raise BertkitError(f"{shown}: holds no sentences; give a file with data")
     return sentences
 
 
+def iter_sentences(path: Path, lines: Iterable[str], fmt: str, labelled: bool, tag_column: int | None,
+                   tag_field: str) -> Iterator[TaggedSentence]:
+    """The sentences of a CoNLL (`fmt` conll) or CoNLL-U file's lines, one at a time."""
+    if fmt == "conllu":
+        return _read_conllu(path, lines, labelled, tag_field)
+    return _read_conll(path, lines, labelled, tag_column)
+
+
+def stream_tagged(path: Path | str, labelled: bool, tag_column: int | None, tag_field: str, tags_column: str | None,
+                  folder: Path):
+    """`read_tagged` as a `StreamedExamples`: the sentences go to an Arrow file in `folder` as they are read."""
+    from bertkit.data.readers import file_lines
+    from bertkit.data.streaming import StreamedExamples, open_rows
+
+    fmt = tagged_format(path, labelled)
+    if fmt == "text" or str(path) == "-":
+        return None
+    if fmt == "jsonl":
+        rows = open_rows(path, folder)
+        tags_key = tags_key_of(rows, labelled, tags_column)
+        return StreamedExamples(rows, lambda records: [record_sentence(r, where, tags_key) for r, where in records])
+    sentences = iter_sentences(Path(str(path)), file_lines(path), fmt, labelled, tag_column, tag_field)
+    records = (({"tokens": s.tokens, "tags": s.tags, "lines": s.lines}, s.where) for s in sentences)
+    rows = open_rows(path, folder, records, noun="sentences")
+    return StreamedExamples(rows, lambda records: [TaggedSentence(r["tokens"], r["tags"], where, r["lines"])
+                                                   for r, where in records])
+
+
 class _SentenceBuilder:
-    """Collects the words of the sentence being read; `flush` at a blank line closes it."""
+    """Collects the words of the sentence being read; `flush` at a blank line closes it (and returns it)."""
 
     def __init__(self, path: Path, labelled: bool):
         self.path, self.labelled = path, labelled
-        self.sentences: list[TaggedSentence] = []
         self.tokens: list[str] = []
         self.tags: list[str] = []
         self.lines: list[int] = []
@@ -95,25 +121,25 @@ class _SentenceBuilder:
         self.tags.append(tag)
         self.lines.append(line)
 
-    def flush(self) -> None:
-        if self.tokens:
-            self.sentences.append(TaggedSentence(self.tokens, self.tags if self.labelled else None,
-                                                 f"{self.path} line {self.lines[0]}", self.lines))
+    def flush(self) -> list[TaggedSentence]:
+        done = [TaggedSentence(self.tokens, self.tags if self.labelled else None,
+                               f"{self.path} line {self.lines[0]}", self.lines)] if self.tokens else []
         self.tokens, self.tags, self.lines = [], [], []
+        return done
 
 
-def _read_conll(path: Path, text: str, labelled: bool, tag_column: int | None) -> list[TaggedSentence]:
+def _read_conll(path: Path, lines: Iterable[str], labelled: bool, tag_column: int | None) -> Iterator[TaggedSentence]:
     # Fields are tab-separated when the line holds a tab, else separated by spaces; every word line
     # of a file must have as many fields as its first one.
     builder = _SentenceBuilder(path, labelled)
     width = None
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
-            builder.flush()
+            yield from builder.flush()
             continue
         fields = [f.strip(" \r") for f in line.split("\t")] if "\t" in line else line.split()
         if fields[0] == DOCSTART:
-            builder.flush()
+            yield from builder.flush()
             continue
         if width is None:
             width = len(fields)
@@ -127,8 +153,7 @@ def _read_conll(path: Path, text: str, labelled: bool, tag_column: int | None) -
         if labelled and not tag:
             raise BertkitError(f"{path} line {number}: the tag (column {column + 1}) is missing; fill it in")
         builder.add(fields[0], tag, number)
-    builder.flush()
-    return builder.sentences
+    yield from builder.flush()
 
 
 def _tag_index(path: Path, line: int, width: int, tag_column: int | None, labelled: bool) -> int:
@@ -146,13 +171,13 @@ def _tag_index(path: Path, line: int, width: int, tag_column: int | None, labell
     return tag_column - 1
 
 
-def _read_conllu(path: Path, text: str, labelled: bool, tag_field: str) -> list[TaggedSentence]:
+def _read_conllu(path: Path, lines: Iterable[str], labelled: bool, tag_field: str) -> Iterator[TaggedSentence]:
     # Multi-word token lines ("3-4") and empty nodes ("5.1") carry no tagged word of their own.
     builder = _SentenceBuilder(path, labelled)
     column = CONLLU_FIELDS[tag_field]
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
-            builder.flush()
+            yield from builder.flush()
             continue
         if line.startswith("#"):
             continue
@@ -168,8 +193,7 @@ def _read_conllu(path: Path, text: str, labelled: bool, tag_field: str) -> list[
             raise BertkitError(f"{path} line {number}: the {tag_field.upper()} tag is missing ('{tag}'); "
                                "annotate it or choose another --tag-field")
         builder.add(fields[1], tag, number)
-    builder.flush()
-    return builder.sentences
+    yield from builder.flush()
 
 
 # Tag columns of records as they ship on the hub (conll2003: ner_tags, pos_tags, chunk_tags; UD: upos, xpos).
@@ -178,24 +202,31 @@ TAGS_COLUMNS = ("ner_tags", "pos_tags", "chunk_tags", "upos", "xpos")
 
 def _read_jsonl(path: Path | str, labelled: bool, tags_column: str | None = None) -> list[TaggedSentence]:
     table = read_table(path, "jsonl")
-    tags_key = None
-    if labelled:  # --label-column, else "tags", else the one usual hub name present (several: the user picks)
-        if tags_column:
-            tags_key = pick_column(table, tags_column, (), "tags", "--label-column")
-        elif "tags" in table.columns:
-            tags_key = "tags"
-        else:
-            tags_key = pick_column(table, None, TAGS_COLUMNS, "tags", "--label-column", required=False) or "tags"
-    sentences = []
-    for record, where in zip(table.records, table.where):
-        tokens = _string_list(record, "tokens", where)
-        tags = None
-        if labelled:
-            tags = _string_list(record, tags_key, where)
-            if len(tags) != len(tokens):
-                raise BertkitError(f"{where}: {len(tokens)} tokens but {len(tags)} tags; give one tag per token")
-        sentences.append(TaggedSentence(tokens, tags, where))
-    return sentences
+    tags_key = tags_key_of(table, labelled, tags_column)
+    return [record_sentence(record, where, tags_key) for record, where in zip(table.records, table.where)]
+
+
+def tags_key_of(table, labelled: bool, tags_column: str | None) -> str | None:
+    """The tags column of a table's records (None when unlabelled): --label-column, else "tags", else the one
+    usual hub name present (several: the user picks). `table` needs only `path` and `columns`."""
+    if not labelled:
+        return None
+    if tags_column:
+        return pick_column(table, tags_column, (), "tags", "--label-column")
+    if "tags" in table.columns:
+        return "tags"
+    return pick_column(table, None, TAGS_COLUMNS, "tags", "--label-column", required=False) or "tags"
+
+
+def record_sentence(record: dict, where: str, tags_key: str | None) -> TaggedSentence:
+    """A sentence from a {"tokens": [...], "tags": [...]} record; tags are read when `tags_key` is given."""
+    tokens = _string_list(record, "tokens", where)
+    tags = None
+    if tags_key is not None:
+        tags = _string_list(record, tags_key, where)
+        if len(tags) != len(tokens):
+            raise BertkitError(f"{where}: {len(tokens)} tokens but {len(tags)} tags; give one tag per token")
+    return TaggedSentence(tokens, tags, where)
 
 
 def _string_list(record: dict, key: str, where: str) -> list[str]:

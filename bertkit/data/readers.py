@@ -16,6 +16,7 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable, Iterator
 
 from bertkit.errors import BertkitError
 
@@ -82,10 +83,18 @@ def read_table(path: Path | str, fmt: str | None = None) -> Table:
 
 
 def _read_delimited(path: Path, text: str, fmt: str) -> Table:
+    header: list[str] = []
+    table = _collect(path, iter_delimited(path, io.StringIO(text), fmt, header_out=header))
+    table.columns = header
+    return table
+
+
+def iter_delimited(path: Path, stream, fmt: str, header_out: list | None = None) -> Iterator[tuple[dict, str]]:
+    """(record, where) of a csv/tsv with a header line, read from a text stream a line at a time;
+    `header_out` receives the header as soon as it is read."""
     # TSV files in this field (GLUE, SICK) are unquoted: a quote is just a character there.
-    rows = csv.reader(io.StringIO(text), delimiter="\t" if fmt == "tsv" else ",",
+    rows = csv.reader(stream, delimiter="\t" if fmt == "tsv" else ",",
                       quoting=csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL)
-    table = Table(path)
     header: list[str] | None = None
     try:
         for row in rows:
@@ -96,21 +105,25 @@ def _read_delimited(path: Path, text: str, fmt: str) -> Table:
                 header = [cell.strip() for cell in row]
                 if len(set(header)) != len(header):
                     raise BertkitError(f"{path} line {line}: the header names a column twice ({', '.join(header)}); rename one")
-                table.columns = header
+                if header_out is not None:
+                    header_out.extend(header)
                 continue
             if len(row) != len(header):
                 raise BertkitError(f"{path} line {line}: {len(row)} fields where the header has {len(header)}; "
                                    f"fix the line (a stray {'tab' if fmt == 'tsv' else 'comma or quote'}?)")
-            table.records.append(dict(zip(header, row)))
-            table.where.append(f"{path} line {line}")
+            yield dict(zip(header, row)), f"{path} line {line}"
     except csv.Error as error:
         raise BertkitError(f"{path} line {rows.line_num}: {error}; fix the quoting") from None
-    return table
 
 
 def _read_jsonl(path: Path, text: str, fmt: str) -> Table:
-    table = Table(path)
-    for number, line in enumerate(text.splitlines(), start=1):
+    table = _collect(path, iter_jsonl(path, text.splitlines()))
+    table.columns = _columns_of(table.records)
+    return table
+
+
+def iter_jsonl(path: Path, lines: Iterable[str]) -> Iterator[tuple[dict, str]]:
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
@@ -119,10 +132,7 @@ def _read_jsonl(path: Path, text: str, fmt: str) -> Table:
             raise BertkitError(f"{path} line {number}: not valid JSON ({error.msg}); fix the line") from None
         if not isinstance(record, dict):
             raise BertkitError(f"{path} line {number}: expected a JSON object, found {type(record).__name__}")
-        table.records.append(record)
-        table.where.append(f"{path} line {number}")
-    table.columns = _columns_of(table.records)
-    return table
+        yield record, f"{path} line {number}"
 
 
 def _read_json(path: Path, text: str, fmt: str) -> Table:
@@ -145,20 +155,49 @@ def _read_json(path: Path, text: str, fmt: str) -> Table:
 
 
 def _read_txt(path: Path, text: str, fmt: str) -> Table:
+    table = _collect(path, iter_txt(path, text.splitlines()))
+    table.columns = ["text"] + (["text_pair"] if any("text_pair" in record for record in table.records) else [])
+    return table
+
+
+def iter_txt(path: Path, lines: Iterable[str]) -> Iterator[tuple[dict, str]]:
     # One input per line; a tab separates the two texts of a pair (for NLI).
-    table = Table(path, columns=["text"])
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        first, _, second = line.partition("\t")
-        record = {"text": first}
-        if _:
-            record["text_pair"] = second
+        first, tab, second = line.partition("\t")
+        yield ({"text": first, "text_pair": second} if tab else {"text": first}), f"{path} line {number}"
+
+
+def _collect(path: Path, records: Iterable[tuple[dict, str]]) -> Table:
+    table = Table(path)
+    for record, where in records:
         table.records.append(record)
-        table.where.append(f"{path} line {number}")
-    if any("text_pair" in record for record in table.records):
-        table.columns.append("text_pair")
+        table.where.append(where)
     return table
+
+
+def file_lines(path: Path | str, physical: bool = False) -> Iterator[str]:
+    """The lines of a file as `str.splitlines` gives them (`physical`: as split at "\\n" only, ends kept, for
+    csv), read a line at a time so a file larger than memory works, with `read_text`'s one-line errors."""
+    path = Path(path)
+    if not path.exists():
+        raise BertkitError(f"{path}: file not found; check the path")
+    if path.is_dir():
+        raise BertkitError(f"{path}: is a directory; pass a file")
+    if path.stat().st_size == 0:
+        raise BertkitError(f"{path}: file is empty; give a file with data")
+    with open(path, "rb") as stream:
+        for number, raw in enumerate(stream, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as error:
+                raise BertkitError(f"{path} line {number}: not valid UTF-8 (byte {error.start} of the line); "
+                                   "re-save the file as UTF-8") from None
+            if physical:
+                yield line
+            else:
+                yield from line.splitlines() or [""]
 
 
 def _columns_of(records: list[dict]) -> list[str]:

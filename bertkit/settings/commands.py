@@ -156,8 +156,9 @@ class FinetuneSettings(TrainingSettings):
     # --- datasets inputs (bertkit/data/datasets_io.py) ---
     train_split: str = opt("train", "Split of --train when it is a saved DatasetDict or hf:NAME[:CONFIG].")
     eval_split: str = opt("validation", "Split of --eval when it is a saved DatasetDict or hf:NAME[:CONFIG].")
-    cache_encoded: bool = opt(False, "Encode the training data with datasets.map into Arrow files in OUTPUT.encoded/ "
-                                     "(memory-mapped; a repeated or resumed run reuses them).")
+    cache_encoded: bool = opt(False, "Stream the training data through Arrow a batch at a time and encode it into "
+                                     "Arrow files in OUTPUT.encoded/ (memory flat in the number of examples; a "
+                                     "repeated or resumed run reuses them).")
     num_workers: int = opt(1, "Processes that encode the training data (more than 1 implies --cache-encoded).")
 
 

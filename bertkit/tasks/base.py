@@ -38,6 +38,11 @@ class Task(Protocol):
     def read(self, path: Path, options: Any, labelled: bool) -> list:
         """Examples of a file; each knows its location (file and line or record) for error messages."""
 
+    def stream(self, path: Path, options: Any, labelled: bool, folder: Path) -> Sequence | None:
+        """The training examples of a file read a batch at a time from Arrow files written to `folder`
+        (`bertkit.data.streaming.StreamedExamples`: memory flat in their number, for --cache-encoded), or None
+        when the task reads its files whole (then `read` is used). Every method taking examples accepts them."""
+
     def label_names(self, examples: Sequence) -> list[str]:
         """The label set of a training file (empty when the head has no labels, e.g. QA's start/end)."""
 
@@ -95,6 +100,10 @@ def label_head(labels: list[str], problem_type: str | None = None) -> dict:
 # (`configure = keep_options`), so the contract stays explicit in every task.
 def text_record(task: Any, number: int, text: str, other: str) -> dict:
     return {"text": text}
+
+
+def no_stream(task: Any, path: Path, options: Any, labelled: bool, folder: Path) -> None:
+    return None
 
 
 def keep_options(task: Any, options: Any, max_length: int, train_examples: Sequence) -> Any:

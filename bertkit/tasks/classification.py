@@ -27,6 +27,7 @@ from bertkit.tasks.text import (
     plain_label,
     read_text_examples,
     softmax,
+    stream_text_examples,
     text_record,
 )
 
@@ -45,6 +46,9 @@ class ClassificationTask:
 
     def read(self, path: Path, options: TextColumns, labelled: bool) -> list[TextExample]:
         return read_text_examples(path, options, labelled, plain_label, pair_required=self.pair_required)
+
+    def stream(self, path: Path, options: TextColumns, labelled: bool, folder: Path):
+        return stream_text_examples(path, options, labelled, plain_label, folder, pair_required=self.pair_required)
 
     def label_names(self, examples: list[TextExample]) -> list[str]:
         """The label set of a training file: numbers in numeric order, other names sorted."""

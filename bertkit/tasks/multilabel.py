@@ -21,7 +21,7 @@ from bertkit.errors import BertkitError
 from bertkit.metrics.classification import per_class_table
 from bertkit.metrics.multilabel import best_threshold, multilabel_metrics
 from bertkit.settings.options import opt
-from bertkit.tasks.base import keep_options, label_head, no_files, text_record
+from bertkit.tasks.base import keep_options, label_head, no_files, no_stream, text_record
 from bertkit.tasks.text import (
     TextColumns,
     TextExample,
@@ -84,6 +84,7 @@ class MultilabelTask:
     def head_config(self, labels: list[str]) -> dict:
         return label_head(labels, "multi_label_classification")
 
+    stream = no_stream  # read whole; --cache-encoded still encodes through Arrow
     configure = keep_options
 
     def main_metric(self, labels: list[str]) -> str:

@@ -24,7 +24,7 @@ from bertkit.errors import BertkitError
 from bertkit.metrics.squad import best_null_threshold, squad_metrics
 from bertkit.report import console
 from bertkit.settings.options import opt
-from bertkit.tasks.base import no_table
+from bertkit.tasks.base import no_stream, no_table
 from bertkit.tasks.qa_decode import combine, window_candidates, with_threshold
 from bertkit.tasks.qa_windows import build_windows
 
@@ -75,6 +75,8 @@ class QATask:
         if qa_file.skipped:
             console.print(f"{path}: skipped {qa_file.skipped} question(s) whose answer is not at its answer_start")
         return qa_file.examples
+
+    stream = no_stream  # SQuAD files are one JSON document; read whole
 
     def configure(self, options: QAOptions, max_length: int, train_examples: list[QAExample]) -> QAOptions:
         """`--allow-no-answer auto` becomes yes when the training file has unanswerable questions."""

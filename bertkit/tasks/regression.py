@@ -17,7 +17,8 @@ from typing import Any, Iterable
 
 from bertkit.errors import BertkitError
 from bertkit.metrics.regression import regression_metrics
-from bertkit.tasks.base import keep_options, label_head, no_files, no_table, nothing_tuned, text_record
+from bertkit.tasks.base import (keep_options, label_head, no_files, no_stream, no_table, nothing_tuned,
+                                text_record)
 from bertkit.tasks.text import TextColumns, TextExample, encode_texts, read_text_examples, text_record
 
 SCORE = "score"  # the name of the one output, as config.json's id2label and the pipeline show it
@@ -62,6 +63,7 @@ class RegressionTask:
     def head_config(self, labels: list[str]) -> dict:
         return label_head([SCORE], "regression")
 
+    stream = no_stream  # read whole; --cache-encoded still encodes through Arrow
     configure = keep_options
 
     def main_metric(self, labels: list[str]) -> str:

@@ -18,7 +18,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from bertkit.data.conll import TaggedSentence, read_tagged
+from bertkit.data.conll import TaggedSentence, read_tagged, stream_tagged
 from bertkit.errors import BertkitError
 from bertkit.metrics.classification import per_class_table
 from bertkit.metrics.tagging import entity_spans, is_entity_tagset, main_metric_for, tagging_metrics
@@ -67,6 +67,9 @@ class TaggingTask:
 
     def read(self, path: Path, options: TaggingOptions, labelled: bool) -> list[TaggedSentence]:
         return read_tagged(path, labelled, options.tag_column, options.tag_field, tags_column=options.label_column)
+
+    def stream(self, path: Path, options: TaggingOptions, labelled: bool, folder: Path):
+        return stream_tagged(path, labelled, options.tag_column, options.tag_field, options.label_column, folder)
 
     def label_names(self, examples: list[TaggedSentence]) -> list[str]:
         """O first, then the other tags sorted; entity tag sets also get I-X for every B-X."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 
@@ -49,17 +49,37 @@ def read_text_examples(path: Path, columns: TextColumns, labelled: bool, parse_l
                        pair_required: bool = False, label_columns: tuple[str, ...] = LABEL_COLUMNS) -> list[TextExample]:
     """Read examples, finding the text, pair and label columns; a bad record is a one-line error naming it."""
     table = read_table(path)
+    make = text_examples(table, columns, labelled, parse_label, pair_required, label_columns)
+    return make(zip(table.records, table.where))
+
+
+def stream_text_examples(path: Path, columns: TextColumns, labelled: bool, parse_label: LabelParser, folder: Path,
+                         pair_required: bool = False, label_columns: tuple[str, ...] = LABEL_COLUMNS):
+    """`read_text_examples` as a `StreamedExamples` over the file's records in Arrow (--cache-encoded)."""
+    from bertkit.data.streaming import StreamedExamples, open_rows
+
+    rows = open_rows(path, folder)
+    return StreamedExamples(rows, text_examples(rows, columns, labelled, parse_label, pair_required, label_columns))
+
+
+def text_examples(table, columns: TextColumns, labelled: bool, parse_label: LabelParser, pair_required: bool,
+                  label_columns: tuple[str, ...]) -> Callable[[Iterable[tuple[dict, str]]], list[TextExample]]:
+    """(record, where) pairs -> examples, with the columns found in `table` (its `path` and `columns`)."""
     text_col = pick_column(table, columns.text_column, TEXT_COLUMNS, "text", "--text-column")
     pair_col = pick_column(table, columns.text_pair_column, PAIR_COLUMNS, "second text", "--text-pair-column",
                            required=pair_required)
     label_col = pick_column(table, columns.label_column, label_columns, "label", "--label-column") if labelled else None
-    examples = []
-    for record, where in zip(table.records, table.where):
-        text = field_text(record, text_col, where, "text")
-        pair = field_text(record, pair_col, where, "second text") if pair_col else None
-        label = parse_label(record.get(label_col), where, label_col) if label_col else None
-        examples.append(TextExample(text, pair, label, where))
-    return examples
+
+    def make(records: Iterable[tuple[dict, str]]) -> list[TextExample]:
+        examples = []
+        for record, where in records:
+            text = field_text(record, text_col, where, "text")
+            pair = field_text(record, pair_col, where, "second text") if pair_col else None
+            label = parse_label(record.get(label_col), where, label_col) if label_col else None
+            examples.append(TextExample(text, pair, label, where))
+        return examples
+
+    return make
 
 
 def field_text(record: dict, column: str, where: str, role: str) -> str:
