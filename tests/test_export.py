@@ -79,7 +79,8 @@ def test_int8_is_smaller_and_agrees(models, exports, tmp_path):
     checked_on = TASK_RUNS["classification"][2]  # a user's own file instead of the built-in inputs
     exported = export(models["classification"], tmp_path / "int8", "--quantize", "int8", "--check-inputs", checked_on)
     check = json.loads((exported / "bertkit.json").read_text())["export"]["check"]
-    assert check["int8"]["label_agreement"] >= 0.99 and check["int8"]["inputs"] == 100
+    assert check["int8"]["agreement"] >= 0.99 and check["int8"]["inputs"] == check["int8"]["compared"] == 100
+    assert check["int8"]["measure"] == "inputs with the same label"
     assert (exported / "model.onnx").stat().st_size < 0.6 * (exports["classification"] / "model.onnx").stat().st_size
     inputs = TASK_RUNS["classification"][1]
     for model, name in ((models["classification"], "torch.jsonl"), (exported, "int8.jsonl")):
@@ -130,7 +131,7 @@ def test_export_errors_are_one_line(models, exports, tmp_path):
     assert not (tmp_path / "again").exists() and not (tmp_path / ".sub.tmp").exists()
 
 
-@pytest.mark.parametrize("change, words", [("ATOL", "differ from PyTorch"), ("min_agreement", "int8 model predicts")])
+@pytest.mark.parametrize("change, words", [("ATOL", "differ from PyTorch"), ("min_agreement", "int8 model agrees")])
 def test_a_failed_check_stops_the_export(change, words, models, tmp_path, monkeypatch):
     from bertkit.deploy import export as export_module
     from bertkit.errors import BertkitError
@@ -144,3 +145,73 @@ def test_a_failed_check_stops_the_export(change, words, models, tmp_path, monkey
     with pytest.raises(BertkitError, match=words):
         export_module.export_model(settings)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("task, measure", [("tagging", "words with the same tag"),
+                                           ("qa", "mean answer F1 against PyTorch's answers")])
+def test_int8_check_compares_decoded_predictions(task, measure, models, tmp_path):
+    """Tagging is checked per word (not per WordPiece logit), QA on the decoded answers (not start/end argmax)."""
+    from bertkit.data.conll import read_tagged
+
+    given = ("--check-inputs", TASK_RUNS[task][2]) if task == "tagging" else ()
+    exported = export(models[task], tmp_path / "int8", "--quantize", "int8", "--min-agreement", "0", *given)
+    check = json.loads((exported / "bertkit.json").read_text())["export"]["check"]
+    assert check["fp32"]["measure"] == check["int8"]["measure"] == measure
+    assert check["fp32"]["agreement"] == 1.0 and 0 < check["int8"]["agreement"] <= 1
+    if task == "tagging":
+        words = sum(len(sentence.tokens) for sentence in read_tagged(TASK_RUNS[task][2], True))
+        assert check["int8"]["compared"] == words and check["int8"]["inputs"] < words
+    else:
+        assert check["int8"]["compared"] == check["int8"]["inputs"] == 144
+        assert 0 <= check["int8"]["identical"] <= check["int8"]["agreement"] + 1e-9
+
+
+@pytest.mark.parametrize("task, measure", [("tagging", "words with the same tag"), ("qa", "mean answer F1")])
+def test_a_failed_int8_check_names_the_model_and_the_fix(task, measure, models, tmp_path):
+    code, text = invoke("export", "--model", models[task], "--output", tmp_path / "onnx", "--quantize", "int8",
+                        "--min-agreement", "1")
+    if code == 0:  # an int8 model may agree on everything; then demand more than everything
+        from bertkit.deploy import export as export_module
+        from bertkit.errors import BertkitError
+        from bertkit.settings import ExportSettings
+
+        with pytest.raises(BertkitError) as failure:
+            export_module.export_model(ExportSettings(model=str(models[task]), output=tmp_path / "again",
+                                                      quantize="int8", min_agreement=1.01))
+        code, text = 2, str(failure.value)
+    assert code == 2 and len(text.strip().splitlines()) == 1 and "Traceback" not in text, text
+    for words in (str(models[task]), measure, "--min-agreement", "--quantize none"):
+        assert words in text.replace("\n", ""), (words, text)
+    assert not (tmp_path / "onnx").exists() and not (tmp_path / "again").exists()
+
+
+def test_int8_keep_fp32_leaves_the_last_layer_and_head_unquantized(models, tmp_path):
+    import onnx
+
+    exported = export(models["qa"], tmp_path / "int8", "--quantize", "int8", "--int8-keep-fp32", "last-layer")
+    info = json.loads((exported / "bertkit.json").read_text())["export"]
+    assert info["int8_keep_fp32"] == "last-layer" and "last layer and the head in fp32" in (exported / "README.md").read_text()
+    nodes = {node.name: node.op_type for node in onnx.load(str(exported / "model.onnx")).graph.node}
+    for name in ("/model/qa_outputs/MatMul", "/model/bert/encoder/layer.1/output/dense/MatMul",
+                 "/model/bert/encoder/layer.1/attention/self/query/MatMul"):
+        assert nodes.get(name) == "MatMul", name  # still a float product
+    assert "/model/bert/encoder/layer.0/output/dense/MatMul" not in nodes  # quantized: replaced by integer nodes
+    assert any("MatMulInteger" in op or "DynamicQuantize" in op for op in nodes.values())
+
+
+def test_task_agreement_measures():
+    from bertkit.tasks import get_task
+
+    tags = get_task("tagging").agreement([{"tags": ["A", "B"]}, {"tags": ["C"]}], [{"tags": ["A", "X"]}, {"tags": ["C"]}])
+    assert tags["agreement"] == pytest.approx(2 / 3) and tags["compared"] == 3
+    answers = get_task("qa").agreement([{"answer": "red fox"}, {"answer": ""}, {"answer": "Oslo"}],
+                                       [{"answer": "the fox"}, {"answer": ""}, {"answer": "Paris"}])
+    assert answers["agreement"] == pytest.approx((2 / 3 + 1 + 0) / 3) and answers["identical"] == pytest.approx(1 / 3)
+    labels = get_task("classification").agreement([{"label": "pos"}, {"label": "neg"}], [{"label": "pos"}, {"label": "pos"}])
+    assert labels["agreement"] == 0.5
+    sets = get_task("multilabel").agreement([{"labels": ["a", "b"]}, {"labels": ["a"]}], [{"labels": ["b", "a"]}, {"labels": []}])
+    assert sets["agreement"] == 0.5
+    scores = get_task("regression").agreement([{"score": 0.0}, {"score": 4.0}, {"score": 2.0}],
+                                              [{"score": 0.1}, {"score": 4.3}, {"score": 2.0}])
+    assert scores["tolerance"] == pytest.approx(0.2) and scores["agreement"] == pytest.approx(2 / 3)
+    assert scores["max_abs_difference"] == pytest.approx(0.3)
