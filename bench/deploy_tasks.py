@@ -134,8 +134,11 @@ def main() -> None:
     parser.add_argument("--train-questions", type=int, default=1000)
     parser.add_argument("--eval-questions", type=int, default=500)
     parser.add_argument("--sentences", type=int, default=2000, help="EWT training sentences")
-    parser.add_argument("--int8-variants", nargs="+", default=["none", "head", "last-layer"],
-                        choices=("none", "head", "last-layer"), help="--int8-keep-fp32 values to export and measure")
+    variants = ("none", "head", "last-ffn", "last-layer")
+    parser.add_argument("--int8-variants-qa", nargs="+", default=list(variants), choices=variants,
+                        help="--int8-keep-fp32 values to export and measure for QA")
+    parser.add_argument("--int8-variants-tagging", nargs="+", default=["none"], choices=variants,
+                        help="the same for tagging")
     parser.add_argument("--repeats", type=int, default=2, help="predict calls per model (the fastest counts)")
     parser.add_argument("--finetune-only", action="store_true", help="fine-tune, print the model directories, stop")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to try the script (not for figures)")
@@ -164,7 +167,7 @@ def main() -> None:
         return
     for task in args.tasks:
         result = results[task] = {"model": str(models[task])}
-        dirs = export_all(models[task], work / task, args.int8_variants, result)
+        dirs = export_all(models[task], work / task, getattr(args, f"int8_variants_{task}"), result)
         result.update(measure(task, dirs, scored[task], work / task, args.repeats))
         save_results(args.name, results)  # keep what is done should a later step fail
     results["load_after"] = load()

@@ -185,18 +185,23 @@ def test_a_failed_int8_check_names_the_model_and_the_fix(task, measure, models, 
     assert not (tmp_path / "onnx").exists() and not (tmp_path / "again").exists()
 
 
-def test_int8_keep_fp32_leaves_the_last_layer_and_head_unquantized(models, tmp_path):
+@pytest.mark.parametrize("keep, words", [("last-ffn", "last feed-forward block"), ("last-layer", "last layer")])
+def test_int8_keep_fp32_leaves_the_named_products_unquantized(keep, words, models, tmp_path):
     import onnx
 
-    exported = export(models["qa"], tmp_path / "int8", "--quantize", "int8", "--int8-keep-fp32", "last-layer")
+    exported = export(models["qa"], tmp_path / "int8", "--quantize", "int8", "--int8-keep-fp32", keep)
     info = json.loads((exported / "bertkit.json").read_text())["export"]
-    assert info["int8_keep_fp32"] == "last-layer" and "last layer and the head in fp32" in (exported / "README.md").read_text()
+    assert info["int8_keep_fp32"] == keep and f"{words} and the head in fp32" in (exported / "README.md").read_text()
     nodes = {node.name: node.op_type for node in onnx.load(str(exported / "model.onnx")).graph.node}
-    for name in ("/model/qa_outputs/MatMul", "/model/bert/encoder/layer.1/output/dense/MatMul",
-                 "/model/bert/encoder/layer.1/attention/self/query/MatMul"):
+    kept = ["/model/qa_outputs/MatMul", "/model/bert/encoder/layer.1/output/dense/MatMul",
+            "/model/bert/encoder/layer.1/intermediate/dense/MatMul"]
+    last_query = "/model/bert/encoder/layer.1/attention/self/query/MatMul"
+    (kept if keep == "last-layer" else []).append(last_query)
+    for name in kept:
         assert nodes.get(name) == "MatMul", name  # still a float product
-    assert "/model/bert/encoder/layer.0/output/dense/MatMul" not in nodes  # quantized: replaced by integer nodes
-    assert any("MatMulInteger" in op or "DynamicQuantize" in op for op in nodes.values())
+    quantized = ["/model/bert/encoder/layer.0/output/dense/MatMul"] + ([last_query] if keep == "last-ffn" else [])
+    for name in quantized:
+        assert name not in nodes and nodes.get(f"{name}_quant") == "MatMulInteger", name
 
 
 def test_task_agreement_measures():

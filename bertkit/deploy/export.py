@@ -198,7 +198,8 @@ def quantize_int8(source: Path, target: Path, keep_fp32: str = "none") -> None:
 
 def fp32_nodes(path: Path, keep_fp32: str) -> list[str]:
     """The matrix products --int8-keep-fp32 names: "head" those after the encoder (pooler, classifier,
-    qa_outputs), "last-layer" also those of the last encoder layer (the exporter names nodes by module path)."""
+    qa_outputs); "last-ffn" also the last encoder layer's feed-forward pair; "last-layer" all of the last
+    layer's (the exporter names nodes by module path: /model/bert/encoder/layer.5/output/dense/MatMul)."""
     if keep_fp32 == "none":
         return []
     import onnx
@@ -206,8 +207,11 @@ def fp32_nodes(path: Path, keep_fp32: str) -> list[str]:
     names = [node.name for node in onnx.load(str(path)).graph.node if node.op_type in ("MatMul", "Gemm")]
     layers = [int(match.group(1)) for match in map(LAYER_NODE.search, names) if match]
     kept = [name for name in names if "/encoder/" not in name and "/embeddings/" not in name]
-    if keep_fp32 == "last-layer" and layers:
-        kept += [name for name in names if f"/layer.{max(layers)}/" in name]
+    last = f"/layer.{max(layers)}/" if layers else None
+    if last and keep_fp32 == "last-ffn":
+        kept += [name for name in names if f"{last}intermediate/" in name or f"{last}output/" in name]
+    if last and keep_fp32 == "last-layer":
+        kept += [name for name in names if last in name]
     return kept
 
 
@@ -265,7 +269,8 @@ def write_companions(finetuned: Finetuned, source: Path, target: Path, settings:
 def weights_line(export: dict) -> str:
     if export["quantize"] != "int8":
         return "fp32"
-    kept = {"none": "", "head": ", the head in fp32", "last-layer": ", the last layer and the head in fp32"}
+    kept = {"none": "", "head": ", the head in fp32", "last-ffn": ", the last feed-forward block and the head in fp32",
+            "last-layer": ", the last layer and the head in fp32"}
     return f"int8 (dynamic quantization{kept[export.get('int8_keep_fp32', 'none')]})"
 
 

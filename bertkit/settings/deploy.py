@@ -23,9 +23,10 @@ class ExportSettings(RunSettings):
     opset: int = opt(17, "ONNX opset version.")
     check_inputs: Optional[Path] = opt(None, "Check the export on this predict input file (e.g. your dev set) "
                                              "instead of bertkit's built-in inputs.")
-    int8_keep_fp32: str = opt("none", "int8: leave these matrix products in fp32: head (the task head), last-layer "
-                              "(the last encoder layer and the head): better quality, a little slower.",
-                              choices=("none", "head", "last-layer"))
+    int8_keep_fp32: str = opt("none", "int8: leave these matrix products in fp32: head (the task head), last-ffn "
+                              "(also the last layer's feed-forward block), last-layer (the whole last layer and "
+                              "the head): closer to fp32, a little larger and slower.",
+                              choices=("none", "head", "last-ffn", "last-layer"))
     min_agreement: float = opt(0.99, "int8: how far its decoded predictions must agree with PyTorch's on the check "
                                "inputs (share of labels, label sets, scores, word tags; QA: mean answer F1).")
     overwrite: bool = opt(False, "Replace an existing directory in --output.")
