@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("classification", "tagging", "strategies", "pretrain", "qa", "regression", "multilabel", "deploy",
+BENCHMARKS = ("classification", "tagging", "strategies", "pretrain", "qa", "regression", "multilabel", "deploy", "deploy_tasks",
               "tokenizer", "pretrain_value", "qa_v2")
 
 
