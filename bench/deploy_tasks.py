@@ -76,7 +76,8 @@ def export_all(model: Path, work: Path, variants: list[str], result: dict) -> di
         dirs[name] = export_model(ExportSettings(model=str(model), output=work / name, quantize=quantize,
                                                  int8_keep_fp32=keep, min_agreement=0.0, overwrite=True))
         result.setdefault("export_seconds", {})[name] = round(time.perf_counter() - started, 1)
-        result.setdefault("export_check", {})[name] = json.loads((dirs[name] / "bertkit.json").read_text())["export"]["check"]
+        info = json.loads((dirs[name] / "bertkit.json").read_text())
+        result.setdefault("export_check", {})[name] = info["export"]["check"]
     return dirs
 
 

@@ -207,14 +207,17 @@ def test_int8_keep_fp32_leaves_the_named_products_unquantized(keep, words, model
 def test_task_agreement_measures():
     from bertkit.tasks import get_task
 
-    tags = get_task("tagging").agreement([{"tags": ["A", "B"]}, {"tags": ["C"]}], [{"tags": ["A", "X"]}, {"tags": ["C"]}])
+    tags = get_task("tagging").agreement([{"tags": ["A", "B"]}, {"tags": ["C"]}],
+                                         [{"tags": ["A", "X"]}, {"tags": ["C"]}])
     assert tags["agreement"] == pytest.approx(2 / 3) and tags["compared"] == 3
     answers = get_task("qa").agreement([{"answer": "red fox"}, {"answer": ""}, {"answer": "Oslo"}],
                                        [{"answer": "the fox"}, {"answer": ""}, {"answer": "Paris"}])
     assert answers["agreement"] == pytest.approx((2 / 3 + 1 + 0) / 3) and answers["identical"] == pytest.approx(1 / 3)
-    labels = get_task("classification").agreement([{"label": "pos"}, {"label": "neg"}], [{"label": "pos"}, {"label": "pos"}])
+    labels = get_task("classification").agreement([{"label": "pos"}, {"label": "neg"}],
+                                                  [{"label": "pos"}, {"label": "pos"}])
     assert labels["agreement"] == 0.5
-    sets = get_task("multilabel").agreement([{"labels": ["a", "b"]}, {"labels": ["a"]}], [{"labels": ["b", "a"]}, {"labels": []}])
+    sets = get_task("multilabel").agreement([{"labels": ["a", "b"]}, {"labels": ["a"]}],
+                                            [{"labels": ["b", "a"]}, {"labels": []}])
     assert sets["agreement"] == 0.5
     scores = get_task("regression").agreement([{"score": 0.0}, {"score": 4.0}, {"score": 2.0}],
                                               [{"score": 0.1}, {"score": 4.3}, {"score": 2.0}])

@@ -93,7 +93,8 @@ class ClassificationTask:
                 "probabilities": {name: round(p, 6) for name, p in prediction["probabilities"].items()}}
 
     def agreement(self, reference: list[dict], other: list[dict]) -> dict:
-        return share_agreeing((a["label"] == b["label"] for a, b in zip(reference, other)), "inputs with the same label")
+        return share_agreeing((a["label"] == b["label"] for a, b in zip(reference, other)),
+                              "inputs with the same label")
 
     tuned_options = nothing_tuned
     write_outputs = no_files

@@ -162,8 +162,8 @@ class TaggingTask:
         return per_class_table({"per_class": metrics.get("per_tag", {})}, title="Per tag", first_column="tag")
 
     def agreement(self, reference: list[dict], other: list[dict]) -> dict:
-        return share_agreeing((x == y for a, b in zip(reference, other) for x, y in zip(a["tags"], b["tags"], strict=True)),
-                              "words with the same tag")
+        same = (x == y for a, b in zip(reference, other) for x, y in zip(a["tags"], b["tags"], strict=True))
+        return share_agreeing(same, "words with the same tag")
 
     tuned_options = nothing_tuned
     write_outputs = no_files
