@@ -183,7 +183,7 @@ def trace(finetuned: Finetuned, check: CheckInputs, path: Path, opset: int, mode
 def quantize_int8(source: Path, target: Path, keep_fp32: str = "none") -> None:
     """Dynamic int8: weights stored as int8, activations quantized on the fly (no calibration data needed);
     a scale per output channel keeps the small weights of a layer from rounding to zero. `keep_fp32`
-    (--int8-keep-fp32) leaves the head's, or the last layer's and the head's, matrix products in fp32."""
+    (--int8-keep-fp32) leaves the matrix products `fp32_nodes` names unquantized."""
     import logging
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
