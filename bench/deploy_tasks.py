@@ -67,14 +67,15 @@ def finetune_tagging(train: Path, test: Path, work: Path) -> Path:
     return work / f"bertkit-{train.stem}" / "model"
 
 
-def export_all(model: Path, work: Path, variants: list[str], result: dict) -> dict[str, Path]:
+def export_all(model: Path, work: Path, variants: list[str], result: dict, bits: int) -> dict[str, Path]:
     """fp32 and one int8 model per --int8-keep-fp32 variant; the check never stops the benchmark (min 0)."""
     dirs = {"torch": model}
     plans = [("onnx_fp32", "none", "none")] + [(int8_name(v), "int8", v) for v in variants]
     for name, quantize, keep in plans:
         started = time.perf_counter()
         dirs[name] = export_model(ExportSettings(model=str(model), output=work / name, quantize=quantize,
-                                                 int8_keep_fp32=keep, min_agreement=0.0, overwrite=True))
+                                                 int8_keep_fp32=keep, int8_weight_bits=bits,
+                                                 min_agreement=0.0, overwrite=True))
         result.setdefault("export_seconds", {})[name] = round(time.perf_counter() - started, 1)
         info = json.loads((dirs[name] / "bertkit.json").read_text())
         result.setdefault("export_check", {})[name] = info["export"]["check"]
@@ -140,6 +141,7 @@ def main() -> None:
                         help="--int8-keep-fp32 values to export and measure for QA")
     parser.add_argument("--int8-variants-tagging", nargs="+", default=["none"], choices=variants,
                         help="the same for tagging")
+    parser.add_argument("--int8-weight-bits", type=int, default=7, choices=(7, 8), help="bertkit export's option")
     parser.add_argument("--repeats", type=int, default=2, help="predict calls per model (the fastest counts)")
     parser.add_argument("--finetune-only", action="store_true", help="fine-tune, print the model directories, stop")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to try the script (not for figures)")
@@ -149,7 +151,8 @@ def main() -> None:
         args.train_questions, args.eval_questions, args.sentences, args.repeats = 40, 20, 600, 1
         args.name = f"{args.name}-quick"
     work = WORK / ("quick" if args.quick else "full")
-    results: dict = {"load_before": load(), "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+    results: dict = {"load_before": load(), "int8_weight_bits": args.int8_weight_bits,
+                     "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
                      "settings": {"qa": {**qa_bench.SETTINGS, "train_questions": args.train_questions,
                                          "eval_questions": args.eval_questions},
                                   "tagging": {**tagging_bench.HYPER, "seed": 1, "sentences": args.sentences,
@@ -168,7 +171,8 @@ def main() -> None:
         return
     for task in args.tasks:
         result = results[task] = {"model": str(models[task])}
-        dirs = export_all(models[task], work / task, getattr(args, f"int8_variants_{task}"), result)
+        dirs = export_all(models[task], work / task, getattr(args, f"int8_variants_{task}"), result,
+                          args.int8_weight_bits)
         result.update(measure(task, dirs, scored[task], work / task, args.repeats))
         save_results(args.name, results)  # keep what is done should a later step fail
     results["load_after"] = load()

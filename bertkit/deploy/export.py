@@ -114,7 +114,7 @@ def export_model(settings: ExportSettings) -> Path:
             trace(finetuned, check, fp32, settings.opset, settings.model)
             report = {"fp32": compare(finetuned, check, fp32, settings.model)}
             if settings.quantize == "int8":
-                quantize_int8(fp32, temporary / ONNX_FILE, settings.int8_keep_fp32)
+                quantize_int8(fp32, temporary / ONNX_FILE, settings.int8_keep_fp32, settings.int8_weight_bits)
                 report["int8"] = compare(finetuned, check, temporary / ONNX_FILE, settings.model, settings.min_agreement)
             else:
                 shutil.copyfile(fp32, temporary / ONNX_FILE)
@@ -180,10 +180,12 @@ def trace(finetuned: Finetuned, check: CheckInputs, path: Path, opset: int, mode
                                f"({str(error).strip().splitlines()[0]}); try another --opset") from None
 
 
-def quantize_int8(source: Path, target: Path, keep_fp32: str = "none") -> None:
+def quantize_int8(source: Path, target: Path, keep_fp32: str = "none", weight_bits: int = 7) -> None:
     """Dynamic int8: weights stored as int8, activations quantized on the fly (no calibration data needed);
     a scale per output channel keeps the small weights of a layer from rounding to zero. `keep_fp32`
-    (--int8-keep-fp32) leaves the matrix products `fp32_nodes` names unquantized."""
+    (--int8-keep-fp32) leaves the matrix products `fp32_nodes` names unquantized. 7 weight bits (reduce_range)
+    keep ONNX Runtime's u8 x s8 kernels from saturating the int16 sums of pairs (255 x 127 x 2 > 32767), which
+    cost a QA model 2 F1 points with 8 (BENCHMARKS.md)."""
     import logging
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -191,7 +193,7 @@ def quantize_int8(source: Path, target: Path, keep_fp32: str = "none") -> None:
     logging.disable(logging.WARNING)  # its advice to pre-process applies to static quantization of CNNs
     try:
         quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
-                         nodes_to_exclude=fp32_nodes(source, keep_fp32))
+                         reduce_range=weight_bits == 7, nodes_to_exclude=fp32_nodes(source, keep_fp32))
     finally:
         logging.disable(logging.NOTSET)
 
@@ -255,6 +257,7 @@ def write_companions(finetuned: Finetuned, source: Path, target: Path, settings:
     export = {"format": "onnx", "file": ONNX_FILE, "quantize": settings.quantize, "opset": settings.opset,
               "source": str(source.resolve()), "inputs": model_io(finetuned)[0], "outputs": model_io(finetuned)[1],
               "check": report, "int8_keep_fp32": settings.int8_keep_fp32,
+              "int8_weight_bits": settings.int8_weight_bits,
               "tolerance": {"atol": ATOL, "rtol": RTOL, "int8_min_agreement": settings.min_agreement},
               "versions": {"bertkit": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
                            "onnxruntime": onnxruntime.__version__}}
@@ -271,7 +274,8 @@ def weights_line(export: dict) -> str:
         return "fp32"
     kept = {"none": "", "head": ", the head in fp32", "last-ffn": ", the last feed-forward block and the head in fp32",
             "last-layer": ", the last layer and the head in fp32"}
-    return f"int8 (dynamic quantization{kept[export.get('int8_keep_fp32', 'none')]})"
+    bits = export.get("int8_weight_bits", 8)
+    return f"int8 (dynamic quantization, {bits}-bit weights{kept[export.get('int8_keep_fp32', 'none')]})"
 
 
 def model_card(info: dict, target: Path) -> str:

@@ -27,6 +27,9 @@ class ExportSettings(RunSettings):
                               "(also the last layer's feed-forward block), last-layer (the whole last layer and "
                               "the head): closer to fp32, a little larger and slower.",
                               choices=("none", "head", "last-ffn", "last-layer"))
+    int8_weight_bits: int = opt(7, "int8: bits used of each int8 weight: 7 (ONNX Runtime's reduce_range: no int16 "
+                                "overflow in the u8 x s8 products of its CPU kernels; QA F1 -0.4 against -2.1 with "
+                                "8, see BENCHMARKS.md) or 8.")
     min_agreement: float = opt(0.99, "int8: how far its decoded predictions must agree with PyTorch's on the check "
                                "inputs (share of labels, label sets, scores, word tags; QA: mean answer F1).")
     overwrite: bool = opt(False, "Replace an existing directory in --output.")
@@ -39,6 +42,8 @@ class ExportSettings(RunSettings):
             raise BertkitError("no output directory given; pass --output DIR")
         if not 0 <= self.min_agreement <= 1:
             raise BertkitError(f"--min-agreement is {self.min_agreement}; give a share from 0 to 1")
+        if self.int8_weight_bits not in (7, 8):
+            raise BertkitError(f"--int8-weight-bits is {self.int8_weight_bits}; give 7 or 8")
         if not 11 <= self.opset <= 21:
             raise BertkitError(f"--opset is {self.opset}; give a version from 11 to 21")
 
