@@ -78,7 +78,9 @@ def test_evaluate_on_export_gives_the_same_metrics(task, models, exports, tmp_pa
 def test_int8_is_smaller_and_agrees(models, exports, tmp_path):
     checked_on = TASK_RUNS["classification"][2]  # a user's own file instead of the built-in inputs
     exported = export(models["classification"], tmp_path / "int8", "--quantize", "int8", "--check-inputs", checked_on)
-    check = json.loads((exported / "bertkit.json").read_text())["export"]["check"]
+    info = json.loads((exported / "bertkit.json").read_text())["export"]
+    check = info["check"]
+    assert info["int8_weight_bits"] == 7 and "7-bit weights" in (exported / "README.md").read_text()
     assert check["int8"]["agreement"] >= 0.99 and check["int8"]["inputs"] == check["int8"]["compared"] == 100
     assert check["int8"]["measure"] == "inputs with the same label"
     assert (exported / "model.onnx").stat().st_size < 0.6 * (exports["classification"] / "model.onnx").stat().st_size
@@ -123,6 +125,8 @@ def test_export_errors_are_one_line(models, exports, tmp_path):
          "bertkit export"),
         (("predict", "--model", models["classification"], TASK_RUNS["classification"][1], "--threads", "-1"),
          "--threads"),
+        (("export", "--model", models["classification"], "--output", tmp_path / "bits", "--quantize", "int8",
+          "--int8-weight-bits", "6"), "give 7 or 8"),
     ]
     for argv, words in cases:
         code, text = invoke(*argv)
@@ -223,3 +227,15 @@ def test_task_agreement_measures():
                                               [{"score": 0.1}, {"score": 4.3}, {"score": 2.0}])
     assert scores["tolerance"] == pytest.approx(0.2) and scores["agreement"] == pytest.approx(2 / 3)
     assert scores["max_abs_difference"] == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("bits, largest", [("7", 64), ("8", 127)])
+def test_int8_weight_bits_bound_the_stored_weights(bits, largest, models, tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    exported = export(models["tagging"], tmp_path / "int8", "--quantize", "int8", "--int8-weight-bits", bits,
+                      "--min-agreement", "0")
+    weights = [numpy_helper.to_array(tensor) for tensor in onnx.load(str(exported / "model.onnx")).graph.initializer
+               if tensor.data_type == onnx.TensorProto.INT8 and tensor.name.endswith("_quantized")]
+    assert weights and max(int(np.abs(w.astype(np.int32)).max()) for w in weights) == largest
