@@ -27,9 +27,8 @@ class ExportSettings(RunSettings):
                               "(also the last layer's feed-forward block), last-layer (the whole last layer and "
                               "the head): closer to fp32, a little larger and slower.",
                               choices=("none", "head", "last-ffn", "last-layer"))
-    int8_weight_bits: int = opt(7, "int8: bits used of each int8 weight: 7 (ONNX Runtime's reduce_range: no int16 "
-                                "overflow in the u8 x s8 products of its CPU kernels; QA F1 -0.4 against -2.1 with "
-                                "8, see BENCHMARKS.md) or 8.")
+    int8_weight_bits: int = opt(7, "int8: bits used of each int8 weight: 7 (ONNX Runtime's reduce_range; a QA model "
+                                "lost 0.4 F1 against fp32 with 7, 2.1 with 8: see BENCHMARKS.md) or 8.")
     min_agreement: float = opt(0.99, "int8: how far its decoded predictions must agree with PyTorch's on the check "
                                "inputs (share of labels, label sets, scores, word tags; QA: mean answer F1).")
     overwrite: bool = opt(False, "Replace an existing directory in --output.")
