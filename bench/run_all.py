@@ -16,7 +16,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = ("classification", "tagging", "strategies", "pretrain", "qa", "regression", "multilabel", "deploy",
-              "tokenizer", "pretrain_value", "qa_v2")
+              "deploy_tasks", "tokenizer", "pretrain_value", "qa_v2")
 
 
 def main() -> None:

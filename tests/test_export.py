@@ -78,8 +78,11 @@ def test_evaluate_on_export_gives_the_same_metrics(task, models, exports, tmp_pa
 def test_int8_is_smaller_and_agrees(models, exports, tmp_path):
     checked_on = TASK_RUNS["classification"][2]  # a user's own file instead of the built-in inputs
     exported = export(models["classification"], tmp_path / "int8", "--quantize", "int8", "--check-inputs", checked_on)
-    check = json.loads((exported / "bertkit.json").read_text())["export"]["check"]
-    assert check["int8"]["label_agreement"] >= 0.99 and check["int8"]["inputs"] == 100
+    info = json.loads((exported / "bertkit.json").read_text())["export"]
+    check = info["check"]
+    assert info["int8_weight_bits"] == 7 and "7-bit weights" in (exported / "README.md").read_text()
+    assert check["int8"]["agreement"] >= 0.99 and check["int8"]["inputs"] == check["int8"]["compared"] == 100
+    assert check["int8"]["measure"] == "inputs with the same label"
     assert (exported / "model.onnx").stat().st_size < 0.6 * (exports["classification"] / "model.onnx").stat().st_size
     inputs = TASK_RUNS["classification"][1]
     for model, name in ((models["classification"], "torch.jsonl"), (exported, "int8.jsonl")):
@@ -122,6 +125,8 @@ def test_export_errors_are_one_line(models, exports, tmp_path):
          "bertkit export"),
         (("predict", "--model", models["classification"], TASK_RUNS["classification"][1], "--threads", "-1"),
          "--threads"),
+        (("export", "--model", models["classification"], "--output", tmp_path / "bits", "--quantize", "int8",
+          "--int8-weight-bits", "6"), "give 7 or 8"),
     ]
     for argv, words in cases:
         code, text = invoke(*argv)
@@ -130,7 +135,7 @@ def test_export_errors_are_one_line(models, exports, tmp_path):
     assert not (tmp_path / "again").exists() and not (tmp_path / ".sub.tmp").exists()
 
 
-@pytest.mark.parametrize("change, words", [("ATOL", "differ from PyTorch"), ("min_agreement", "int8 model predicts")])
+@pytest.mark.parametrize("change, words", [("ATOL", "differ from PyTorch"), ("min_agreement", "int8 model agrees")])
 def test_a_failed_check_stops_the_export(change, words, models, tmp_path, monkeypatch):
     from bertkit.deploy import export as export_module
     from bertkit.errors import BertkitError
@@ -144,3 +149,93 @@ def test_a_failed_check_stops_the_export(change, words, models, tmp_path, monkey
     with pytest.raises(BertkitError, match=words):
         export_module.export_model(settings)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("task, measure", [("tagging", "words with the same tag"),
+                                           ("qa", "mean answer F1 against PyTorch's answers")])
+def test_int8_check_compares_decoded_predictions(task, measure, models, tmp_path):
+    """Tagging is checked per word (not per WordPiece logit), QA on the decoded answers (not start/end argmax)."""
+    from bertkit.data.conll import read_tagged
+
+    given = ("--check-inputs", TASK_RUNS[task][2]) if task == "tagging" else ()
+    exported = export(models[task], tmp_path / "int8", "--quantize", "int8", "--min-agreement", "0", *given)
+    check = json.loads((exported / "bertkit.json").read_text())["export"]["check"]
+    assert check["fp32"]["measure"] == check["int8"]["measure"] == measure
+    assert check["fp32"]["agreement"] == 1.0 and 0 < check["int8"]["agreement"] <= 1
+    if task == "tagging":
+        words = sum(len(sentence.tokens) for sentence in read_tagged(TASK_RUNS[task][2], True))
+        assert check["int8"]["compared"] == words and check["int8"]["inputs"] < words
+    else:
+        assert check["int8"]["compared"] == check["int8"]["inputs"] == 144
+        assert 0 <= check["int8"]["identical"] <= check["int8"]["agreement"] + 1e-9
+
+
+@pytest.mark.parametrize("task, measure", [("tagging", "words with the same tag"), ("qa", "mean answer F1")])
+def test_a_failed_int8_check_names_the_model_and_the_fix(task, measure, models, tmp_path):
+    code, text = invoke("export", "--model", models[task], "--output", tmp_path / "onnx", "--quantize", "int8",
+                        "--min-agreement", "1")
+    if code == 0:  # an int8 model may agree on everything; then demand more than everything
+        from bertkit.deploy import export as export_module
+        from bertkit.errors import BertkitError
+        from bertkit.settings import ExportSettings
+
+        with pytest.raises(BertkitError) as failure:
+            export_module.export_model(ExportSettings(model=str(models[task]), output=tmp_path / "again",
+                                                      quantize="int8", min_agreement=1.01))
+        code, text = 2, str(failure.value)
+    assert code == 2 and len(text.strip().splitlines()) == 1 and "Traceback" not in text, text
+    for words in (str(models[task]), measure, "--min-agreement", "--quantize none"):
+        assert words in text.replace("\n", ""), (words, text)
+    assert not (tmp_path / "onnx").exists() and not (tmp_path / "again").exists()
+
+
+@pytest.mark.parametrize("keep, words", [("last-ffn", "last feed-forward block"), ("last-layer", "last layer")])
+def test_int8_keep_fp32_leaves_the_named_products_unquantized(keep, words, models, tmp_path):
+    import onnx
+
+    exported = export(models["qa"], tmp_path / "int8", "--quantize", "int8", "--int8-keep-fp32", keep)
+    info = json.loads((exported / "bertkit.json").read_text())["export"]
+    assert info["int8_keep_fp32"] == keep and f"{words} and the head in fp32" in (exported / "README.md").read_text()
+    nodes = {node.name: node.op_type for node in onnx.load(str(exported / "model.onnx")).graph.node}
+    kept = ["/model/qa_outputs/MatMul", "/model/bert/encoder/layer.1/output/dense/MatMul",
+            "/model/bert/encoder/layer.1/intermediate/dense/MatMul"]
+    last_query = "/model/bert/encoder/layer.1/attention/self/query/MatMul"
+    (kept if keep == "last-layer" else []).append(last_query)
+    for name in kept:
+        assert nodes.get(name) == "MatMul", name  # still a float product
+    quantized = ["/model/bert/encoder/layer.0/output/dense/MatMul"] + ([last_query] if keep == "last-ffn" else [])
+    for name in quantized:
+        assert name not in nodes and nodes.get(f"{name}_quant") == "MatMulInteger", name
+
+
+def test_task_agreement_measures():
+    from bertkit.tasks import get_task
+
+    tags = get_task("tagging").agreement([{"tags": ["A", "B"]}, {"tags": ["C"]}],
+                                         [{"tags": ["A", "X"]}, {"tags": ["C"]}])
+    assert tags["agreement"] == pytest.approx(2 / 3) and tags["compared"] == 3
+    answers = get_task("qa").agreement([{"answer": "red fox"}, {"answer": ""}, {"answer": "Oslo"}],
+                                       [{"answer": "the fox"}, {"answer": ""}, {"answer": "Paris"}])
+    assert answers["agreement"] == pytest.approx((2 / 3 + 1 + 0) / 3) and answers["identical"] == pytest.approx(1 / 3)
+    labels = get_task("classification").agreement([{"label": "pos"}, {"label": "neg"}],
+                                                  [{"label": "pos"}, {"label": "pos"}])
+    assert labels["agreement"] == 0.5
+    sets = get_task("multilabel").agreement([{"labels": ["a", "b"]}, {"labels": ["a"]}],
+                                            [{"labels": ["b", "a"]}, {"labels": []}])
+    assert sets["agreement"] == 0.5
+    scores = get_task("regression").agreement([{"score": 0.0}, {"score": 4.0}, {"score": 2.0}],
+                                              [{"score": 0.1}, {"score": 4.3}, {"score": 2.0}])
+    assert scores["tolerance"] == pytest.approx(0.2) and scores["agreement"] == pytest.approx(2 / 3)
+    assert scores["max_abs_difference"] == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("bits, largest", [("7", 64), ("8", 127)])
+def test_int8_weight_bits_bound_the_stored_weights(bits, largest, models, tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    exported = export(models["tagging"], tmp_path / "int8", "--quantize", "int8", "--int8-weight-bits", bits,
+                      "--min-agreement", "0")
+    weights = [numpy_helper.to_array(tensor) for tensor in onnx.load(str(exported / "model.onnx")).graph.initializer
+               if tensor.data_type == onnx.TensorProto.INT8 and tensor.name.endswith("_quantized")]
+    assert weights and max(int(np.abs(w.astype(np.int32)).max()) for w in weights) == largest

@@ -10,13 +10,16 @@ the forward hooks through which adapters, the weighted layer mix and mean poolin
 graph with bertkit's additions built in. int8 is ONNX Runtime's dynamic quantization.
 
 Before anything is written the export checks itself on a few built-in inputs run through the same
-inference loop as predict: fp32 outputs must match PyTorch within ATOL + RTOL * |x|; an int8 model
-must predict the same labels (argmax of every output) on at least 99% of them (--min-agreement).
+inference loop as predict: fp32 outputs must match PyTorch within ATOL + RTOL * |x|; an int8 model's
+decoded predictions must agree with PyTorch's by at least 99% (--min-agreement) on the task's own
+measure (`Task.agreement`): the same labels (classification, NLI), label sets (multi-label), scores
+within 5% of their range (regression), tags per word (tagging), or a mean answer F1 (QA).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 import warnings
@@ -38,6 +41,7 @@ from bertkit.modeling.loading import BERTKIT_FILE
 from bertkit.modeling.strategies import unwrap
 from bertkit.settings import ExportSettings, PredictSettings
 
+LAYER_NODE = re.compile(r"/layer\.(\d+)/")  # an encoder layer's nodes: /model/bert/encoder/layer.5/...
 ATOL, RTOL = 1e-4, 1e-3  # fp32: |onnx - torch| <= ATOL + RTOL * |torch| for every output value
 
 # Inputs for the self-check: short and long, plain and punctuated, so padding and length vary.
@@ -86,6 +90,7 @@ class ExportWrapper(nn.Module):
 
 @dataclass
 class CheckInputs:
+    examples: list
     features: list[dict]
     pad_token_id: int
 
@@ -109,7 +114,7 @@ def export_model(settings: ExportSettings) -> Path:
             trace(finetuned, check, fp32, settings.opset, settings.model)
             report = {"fp32": compare(finetuned, check, fp32, settings.model)}
             if settings.quantize == "int8":
-                quantize_int8(fp32, temporary / ONNX_FILE)
+                quantize_int8(fp32, temporary / ONNX_FILE, settings.int8_keep_fp32, settings.int8_weight_bits)
                 report["int8"] = compare(finetuned, check, temporary / ONNX_FILE, settings.model, settings.min_agreement)
             else:
                 shutil.copyfile(fp32, temporary / ONNX_FILE)
@@ -146,7 +151,7 @@ def check_inputs(finetuned: Finetuned, max_length: int, given: Path | None) -> C
         examples = task.read(given or path, options, labelled=False)
     max_length = max_length or finetuned.info.get("max_length", 512)
     features, _ = task.encode(examples, finetuned.tokenizer, max_length, None, options)
-    return CheckInputs(features, finetuned.tokenizer.pad_token_id or 0)
+    return CheckInputs(examples, features, finetuned.tokenizer.pad_token_id or 0)
 
 
 def model_io(finetuned: Finetuned) -> tuple[list[str], list[str]]:
@@ -175,44 +180,69 @@ def trace(finetuned: Finetuned, check: CheckInputs, path: Path, opset: int, mode
                                f"({str(error).strip().splitlines()[0]}); try another --opset") from None
 
 
-def quantize_int8(source: Path, target: Path) -> None:
+def quantize_int8(source: Path, target: Path, keep_fp32: str = "none", weight_bits: int = 7) -> None:
     """Dynamic int8: weights stored as int8, activations quantized on the fly (no calibration data needed);
-    a scale per output channel keeps the small weights of a layer from rounding to zero."""
+    a scale per output channel keeps the small weights of a layer from rounding to zero. `keep_fp32`
+    (--int8-keep-fp32) leaves the matrix products `fp32_nodes` names unquantized. 7 weight bits (reduce_range,
+    documented against int16 saturation in u8 x s8 kernels: 255 x 127 x 2 > 32767) kept a QA model within
+    0.4 F1 of fp32, where 8 bits lost 2.1 (BENCHMARKS.md)."""
     import logging
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     logging.disable(logging.WARNING)  # its advice to pre-process applies to static quantization of CNNs
     try:
-        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True)
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
+                         reduce_range=weight_bits == 7, nodes_to_exclude=fp32_nodes(source, keep_fp32))
     finally:
         logging.disable(logging.NOTSET)
 
 
+def fp32_nodes(path: Path, keep_fp32: str) -> list[str]:
+    """The matrix products --int8-keep-fp32 names: "head" those after the encoder (pooler, classifier,
+    qa_outputs); "last-ffn" also the last encoder layer's feed-forward pair; "last-layer" all of the last
+    layer's (the exporter names nodes by module path: /model/bert/encoder/layer.5/output/dense/MatMul)."""
+    if keep_fp32 == "none":
+        return []
+    import onnx
+
+    names = [node.name for node in onnx.load(str(path)).graph.node if node.op_type in ("MatMul", "Gemm")]
+    layers = [int(match.group(1)) for match in map(LAYER_NODE.search, names) if match]
+    kept = [name for name in names if "/encoder/" not in name and "/embeddings/" not in name]
+    last = f"/layer.{max(layers)}/" if layers else None
+    if last and keep_fp32 == "last-ffn":
+        kept += [name for name in names if f"{last}intermediate/" in name or f"{last}output/" in name]
+    if last and keep_fp32 == "last-layer":
+        kept += [name for name in names if last in name]
+    return kept
+
+
 def compare(finetuned: Finetuned, check: CheckInputs, path: Path, model: str, min_agreement: float | None = None) -> dict:
-    """Run the check features through torch and ONNX in the same inference loop; raise if they differ:
-    fp32 (no `min_agreement`) beyond the tolerance, int8 in more than 1 - `min_agreement` of the labels."""
-    engine, features = finetuned.engine, check.features
-    outputs = finetuned.task.outputs
-    reference = dict(engine.run_model(finetuned.model, features, 4, check.pad_token_id, outputs))
-    exported = dict(engine.run_model(OnnxRunner(path, None, threads=0), features, 4, check.pad_token_id, outputs))
-    worst, largest, agree, total = 0.0, 0.0, 0, 0
+    """Run the check features through torch and ONNX in the same inference loop and decode both as predict
+    does; raise if they differ: fp32 (no `min_agreement`) beyond the tolerance on any output value, int8 when
+    its predictions agree with PyTorch's less than `min_agreement` by the task's own measure (labels,
+    label sets, scores within a tolerance, words' tags, answers' F1: `Task.agreement`)."""
+    engine, features, task = finetuned.engine, check.features, finetuned.task
+    reference = dict(engine.run_model(finetuned.model, features, 4, check.pad_token_id, task.outputs))
+    exported = dict(engine.run_model(OnnxRunner(path, None, threads=0), features, 4, check.pad_token_id, task.outputs))
+    worst, largest = 0.0, 0.0
     for index, outputs in reference.items():
         for name, expected in outputs.items():
-            got = exported[index][name]
-            worst = max(worst, float(np.max(np.abs(got - expected) - RTOL * np.abs(expected))))
-            largest = max(largest, float(np.max(np.abs(got - expected))))
-            labels_expected, labels_got = expected.argmax(axis=-1), got.argmax(axis=-1)
-            agree += int(np.sum(labels_expected == labels_got))
-            total += int(np.size(labels_expected))
-    result = {"inputs": len(features), "max_abs_difference": largest, "label_agreement": agree / total}
+            difference = np.abs(exported[index][name] - expected)
+            worst = max(worst, float(np.max(difference - RTOL * np.abs(expected))))
+            largest = max(largest, float(np.max(difference)))
+    decoded = [task.decode(check.examples, features, iter(outputs.items()), finetuned.labels, finetuned.options)
+               for outputs in (reference, exported)]
+    agreement = task.agreement(*decoded)
+    result = {"inputs": len(check.examples), "max_abs_difference": largest, **agreement}
     if min_agreement is None and worst > ATOL:
         raise BertkitError(f"{model}: the ONNX model's outputs differ from PyTorch by {worst:.2g} (tolerance {ATOL} + "
                            f"{RTOL} x |value|) on the check inputs; nothing was written: report this model's type")
-    if min_agreement is not None and agree / total < min_agreement:
-        raise BertkitError(f"{model}: the int8 model predicts the same labels as PyTorch on only {agree / total:.1%} "
-                           f"of {total} checks (needs {min_agreement:.1%}, --min-agreement); nothing was written: export with "
-                           "--quantize none, or check on your own data with --check-inputs dev.tsv")
+    if min_agreement is not None and agreement["agreement"] < min_agreement:
+        raise BertkitError(f"{model}: the int8 model agrees with PyTorch on only {agreement['agreement']:.1%} "
+                           f"({agreement['measure']}, {agreement['compared']} compared; needs {min_agreement:.1%}); "
+                           "nothing was written: lower --min-agreement, or export with --quantize none (check on "
+                           "your own data with --check-inputs FILE)")
     return result
 
 
@@ -226,7 +256,9 @@ def write_companions(finetuned: Finetuned, source: Path, target: Path, settings:
     finetuned.tokenizer.save_pretrained(target)
     export = {"format": "onnx", "file": ONNX_FILE, "quantize": settings.quantize, "opset": settings.opset,
               "source": str(source.resolve()), "inputs": model_io(finetuned)[0], "outputs": model_io(finetuned)[1],
-              "check": report, "tolerance": {"atol": ATOL, "rtol": RTOL, "int8_min_label_agreement": settings.min_agreement},
+              "check": report, "int8_keep_fp32": settings.int8_keep_fp32,
+              "int8_weight_bits": settings.int8_weight_bits,
+              "tolerance": {"atol": ATOL, "rtol": RTOL, "int8_min_agreement": settings.min_agreement},
               "versions": {"bertkit": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
                            "onnxruntime": onnxruntime.__version__}}
     mix = layer_weights(unwrap(finetuned.model))
@@ -237,11 +269,20 @@ def write_companions(finetuned: Finetuned, source: Path, target: Path, settings:
     (target / "README.md").write_text(model_card(info, target), encoding="utf-8")
 
 
+def weights_line(export: dict) -> str:
+    if export["quantize"] != "int8":
+        return "fp32"
+    kept = {"none": "", "head": ", the head in fp32", "last-ffn": ", the last feed-forward block and the head in fp32",
+            "last-layer": ", the last layer and the head in fp32"}
+    bits = export.get("int8_weight_bits", 8)
+    return f"int8 (dynamic quantization, {bits}-bit weights{kept[export.get('int8_keep_fp32', 'none')]})"
+
+
 def model_card(info: dict, target: Path) -> str:
     export, strategy = info["export"], info.get("strategy") or {"name": "full"}
     size = (target / ONNX_FILE).stat().st_size / 2**20
     checks = "; ".join(f"{kind}: largest output difference {r['max_abs_difference']:.2g}, "
-                       f"labels agree {r['label_agreement']:.1%} on {r['inputs']} inputs"
+                       f"agreement {r['agreement']:.1%} ({r['measure']}) on {r['inputs']} inputs"
                        for kind, r in export["check"].items())
     return f"""# bertkit ONNX export: {info['task']}
 
@@ -250,7 +291,7 @@ Exported with `bertkit export --model {export['source']} --quantize {export['qua
 onnxruntime {export['versions']['onnxruntime']}).
 
 - `{ONNX_FILE}` ({size:.1f} MiB): inputs {', '.join(export['inputs'])} (int64, [batch, sequence]);
-  outputs {', '.join(export['outputs'])}. Weights: {'int8 (dynamic quantization)' if export['quantize'] == 'int8' else 'fp32'}.
+  outputs {', '.join(export['outputs'])}. Weights: {weights_line(export)}.
 - Task: {info['task']}; labels: {', '.join(info.get('labels') or []) or '(start and end positions)'};
   strategy: {strategy['name']} (LoRA merged into the weights; adapters, layer mix and mean pooling are in the graph).
 - Self-check against PyTorch: {checks}.

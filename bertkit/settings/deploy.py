@@ -23,7 +23,14 @@ class ExportSettings(RunSettings):
     opset: int = opt(17, "ONNX opset version.")
     check_inputs: Optional[Path] = opt(None, "Check the export on this predict input file (e.g. your dev set) "
                                              "instead of bertkit's built-in inputs.")
-    min_agreement: float = opt(0.99, "int8: the share of check inputs on which it must predict PyTorch's labels.")
+    int8_keep_fp32: str = opt("none", "int8: leave these matrix products in fp32: head (the task head), last-ffn "
+                              "(also the last layer's feed-forward block), last-layer (the whole last layer and "
+                              "the head): closer to fp32, a little larger and slower.",
+                              choices=("none", "head", "last-ffn", "last-layer"))
+    int8_weight_bits: int = opt(7, "int8: bits used of each int8 weight: 7 (ONNX Runtime's reduce_range; a QA model "
+                                "lost 0.4 F1 against fp32 with 7, 2.1 with 8: see BENCHMARKS.md) or 8.")
+    min_agreement: float = opt(0.99, "int8: how far its decoded predictions must agree with PyTorch's on the check "
+                               "inputs (share of labels, label sets, scores, word tags; QA: mean answer F1).")
     overwrite: bool = opt(False, "Replace an existing directory in --output.")
 
     def validate(self) -> None:
@@ -34,6 +41,8 @@ class ExportSettings(RunSettings):
             raise BertkitError("no output directory given; pass --output DIR")
         if not 0 <= self.min_agreement <= 1:
             raise BertkitError(f"--min-agreement is {self.min_agreement}; give a share from 0 to 1")
+        if self.int8_weight_bits not in (7, 8):
+            raise BertkitError(f"--int8-weight-bits is {self.int8_weight_bits}; give 7 or 8")
         if not 11 <= self.opset <= 21:
             raise BertkitError(f"--opset is {self.opset}; give a version from 11 to 21")
 

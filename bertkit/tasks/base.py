@@ -75,6 +75,11 @@ class Task(Protocol):
     def input_record(self, number: int, text: str, other: str) -> dict:
         """A jsonl `predict` input record made from plain sentences (export checks a model on such records)."""
 
+    def agreement(self, reference: Sequence[Prediction], other: Sequence[Prediction]) -> dict:
+        """How far `other` (e.g. an int8 export's predictions, or the records `predict` writes) agrees with
+        `reference` (PyTorch's) on the same examples, decoded as users see them: {"agreement": 0-1 (1: the
+        same), "measure": what was compared, "compared": how many}; export's int8 check uses it."""
+
     def tuned_options(self, metrics: dict, options: Any) -> dict:
         """Options tuned on the evaluation data, saved with the model ("tuned" in bertkit.json); predict and
         evaluate use them for options the user leaves unset."""
@@ -91,6 +96,13 @@ def label_head(labels: list[str], problem_type: str | None = None) -> dict:
     if problem_type:
         config["problem_type"] = problem_type
     return config
+
+
+def share_agreeing(same: Iterable[bool], measure: str, **details: Any) -> dict:
+    """An `agreement` result: the share of compared units (examples, words) that are the same."""
+    flags = list(same)
+    return {"agreement": sum(flags) / len(flags) if flags else 1.0, "measure": measure, "compared": len(flags),
+            **details}
 
 
 # The parts of the contract a task may have nothing to do for, spelled once; a task still names each one

@@ -17,7 +17,7 @@ import numpy as np
 
 from bertkit.errors import BertkitError
 from bertkit.metrics.classification import classification_metrics, per_class_table
-from bertkit.tasks.base import keep_options, label_head, no_files, nothing_tuned
+from bertkit.tasks.base import keep_options, label_head, no_files, nothing_tuned, share_agreeing
 from bertkit.tasks.text import (
     TextColumns,
     TextExample,
@@ -95,6 +95,10 @@ class ClassificationTask:
     def prediction_record(self, example: TextExample, prediction: dict) -> dict:
         return {**text_record(example), "label": prediction["label"],
                 "probabilities": {name: round(p, 6) for name, p in prediction["probabilities"].items()}}
+
+    def agreement(self, reference: list[dict], other: list[dict]) -> dict:
+        return share_agreeing((a["label"] == b["label"] for a, b in zip(reference, other)),
+                              "inputs with the same label")
 
     tuned_options = nothing_tuned
     write_outputs = no_files

@@ -21,7 +21,7 @@ from bertkit.errors import BertkitError
 from bertkit.metrics.classification import per_class_table
 from bertkit.metrics.multilabel import best_threshold, multilabel_metrics
 from bertkit.settings.options import opt
-from bertkit.tasks.base import keep_options, label_head, no_files, no_stream, text_record
+from bertkit.tasks.base import keep_options, label_head, no_files, no_stream, share_agreeing, text_record
 from bertkit.tasks.text import (
     TextColumns,
     TextExample,
@@ -126,6 +126,10 @@ class MultilabelTask:
     def prediction_record(self, example: TextExample, prediction: dict) -> dict:
         return {**text_record(example), "labels": prediction["labels"],
                 "probabilities": {name: round(p, 6) for name, p in prediction["probabilities"].items()}}
+
+    def agreement(self, reference: list[dict], other: list[dict]) -> dict:
+        return share_agreeing((set(a["labels"]) == set(b["labels"]) for a, b in zip(reference, other)),
+                              "inputs with the same label set")
 
     def tuned_options(self, metrics: dict, options: MultilabelOptions) -> dict:
         """With --tune-threshold, the micro-F1-best threshold is saved with the model for predict and evaluate."""

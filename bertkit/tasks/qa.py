@@ -21,7 +21,7 @@ from typing import Iterable
 from bertkit.data.squad import QAExample, read_qa
 from bertkit.data.writers import write_json, write_records
 from bertkit.errors import BertkitError
-from bertkit.metrics.squad import best_null_threshold, squad_metrics
+from bertkit.metrics.squad import best_null_threshold, f1_score, squad_metrics
 from bertkit.report import console
 from bertkit.settings.options import opt
 from bertkit.tasks.base import no_stream, no_table
@@ -160,6 +160,15 @@ class QATask:
                                                   for e, p in zip(examples, final)))
         if options.allow_no_answer == "yes":
             write_json(directory / NULL_ODDS_FILE, {e.id: _finite(p["null_odds"]) for e, p in zip(examples, final)})
+
+    def agreement(self, reference: list[dict], other: list[dict]) -> dict:
+        """The mean SQuAD token F1 of the answers against the reference answers (as if those were the gold;
+        1: identical, "no answer" agreeing with "no answer" counts 1), and the share of identical answers."""
+        pairs = list(zip(reference, other))
+        scores = [f1_score(b["answer"], a["answer"], version_2=True) for a, b in pairs]
+        return {"agreement": sum(scores) / len(scores) if scores else 1.0,
+                "measure": "mean answer F1 against PyTorch's answers", "compared": len(scores),
+                "identical": sum(a["answer"] == b["answer"] for a, b in pairs) / len(pairs) if pairs else 1.0}
 
     def input_record(self, number: int, text: str, other: str) -> dict:
         return {"id": f"check-{number}", "question": f"What about {text.split()[0]}?", "context": text}

@@ -18,10 +18,13 @@ from typing import Any, Iterable
 from bertkit.errors import BertkitError
 from bertkit.metrics.regression import regression_metrics
 from bertkit.tasks.base import (keep_options, label_head, no_files, no_stream, no_table, nothing_tuned,
-                                text_record)
+                                share_agreeing, text_record)
 from bertkit.tasks.text import TextColumns, TextExample, encode_texts, read_text_examples, text_record
 
 SCORE = "score"  # the name of the one output, as config.json's id2label and the pipeline show it
+# Two scores agree when they differ by at most this share of the range of the reference scores (the
+# scale the model predicts on these inputs: 0-5 for STS-B, 0-1 for a similarity), 5% by default.
+AGREEMENT_TOLERANCE = 0.05
 SCORE_COLUMNS = ("score", "label", "labels", "target", "similarity", "relatedness")
 
 
@@ -88,6 +91,14 @@ class RegressionTask:
 
     def prediction_record(self, example: TextExample, prediction: dict) -> dict:
         return {**text_record(example), "score": round(prediction["score"], 6)}
+
+    def agreement(self, reference: list[dict], other: list[dict]) -> dict:
+        """Scores within AGREEMENT_TOLERANCE x the range of the reference scores (at least 1e-3) of them."""
+        expected = [a["score"] for a in reference]
+        tolerance = max(AGREEMENT_TOLERANCE * (max(expected, default=0.0) - min(expected, default=0.0)), 1e-3)
+        differences = [abs(b["score"] - a) for a, b in zip(expected, other)]
+        return share_agreeing((d <= tolerance for d in differences), "scores within the tolerance",
+                              tolerance=tolerance, max_abs_difference=max(differences, default=0.0))
 
     tuned_options = nothing_tuned
     write_outputs = no_files

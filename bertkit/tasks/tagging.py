@@ -23,7 +23,7 @@ from bertkit.errors import BertkitError
 from bertkit.metrics.classification import per_class_table
 from bertkit.metrics.tagging import entity_spans, is_entity_tagset, main_metric_for, tagging_metrics
 from bertkit.settings.options import opt
-from bertkit.tasks.base import label_head, no_files, nothing_tuned
+from bertkit.tasks.base import label_head, no_files, nothing_tuned, share_agreeing
 from bertkit.tasks.wordpieces import Window, plan_windows, special_tokens, word_pieces
 
 IGNORED = -100  # the label id cross-entropy skips
@@ -163,6 +163,10 @@ class TaggingTask:
         if "per_type" in metrics:
             return per_class_table({"per_class": metrics["per_type"]}, title="Per entity type", first_column="type")
         return per_class_table({"per_class": metrics.get("per_tag", {})}, title="Per tag", first_column="tag")
+
+    def agreement(self, reference: list[dict], other: list[dict]) -> dict:
+        same = (x == y for a, b in zip(reference, other) for x, y in zip(a["tags"], b["tags"], strict=True))
+        return share_agreeing(same, "words with the same tag")
 
     tuned_options = nothing_tuned
     write_outputs = no_files
