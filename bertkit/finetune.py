@@ -133,7 +133,8 @@ def finetune(settings: FinetuneSettings) -> dict:
     result = engine.fit(model, data.train_features, run_dir=run_dir, pad_token_id=tokenizer.pad_token_id,
                         evaluate=evaluate if eval_examples is not None else None, main_metric=metric,
                         on_best=save_best, reporter=reporter, resume_hint=resume_hint(),
-                        lengths=feature_lengths(data.train_features))
+                        lengths=feature_lengths(data.train_features),
+                        loss_over_tokens=task.loss_over_tokens and settings.token_weighted_loss)
     state = result.state
     summary = {**result.final_metrics, "best_step": state.best_step, "steps": state.step,
                "trainable_parameters": trainable, "total_parameters": total,

@@ -76,3 +76,18 @@ def test_length_grouping_of_one_gives_random_batches():
 
     assert mean_spread(50) < 20  # 500 examples per group: neighbours in length
     assert mean_spread(1) > 500  # ten random draws from 0..999 span about 820 on average
+
+
+def test_token_weights_make_every_labelled_token_count_alike():
+    """Grouped batches: a batch of short texts weighs by its labelled tokens, not as much as a batch of long ones."""
+    from bertkit.engine.batching import TokenWeights
+
+    short = [{"input_ids": [1, 2, 3], "labels": [-100, 4, -100]} for _ in range(4)]  # 1 labelled token each
+    long = [{"input_ids": [1] * 8, "labels": [-100, 1, 2, 3, 4, 5, 6, -100]} for _ in range(4)]  # 6 each
+    weights = TokenWeights(short + long, batch_size=4)
+    assert weights.mean_per_batch == 14.0  # 28 labelled tokens over 8 texts, 4 per batch
+    short_batch, long_batch = collate(short), collate(long)
+    assert abs(float(weights(short_batch)) - 4 / 14) < 1e-6 and abs(float(weights(long_batch)) - 24 / 14) < 1e-6
+    # Mean loss x weight = summed token loss / the mean count: each token counts 1/14, in either batch.
+    token_losses = torch.arange(1.0, 25.0)
+    assert torch.isclose(token_losses[:4].mean() * weights(short_batch), token_losses[:4].sum() / 14)

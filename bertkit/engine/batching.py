@@ -94,3 +94,21 @@ class ListDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict:
         return self.features[index]
+
+
+class TokenWeights:
+    """Weights that make a per-token mean loss count every labelled token alike across batches.
+
+    A model's token loss is the mean over its batch's labelled tokens, and every step counts the
+    same; with length-grouped batches a batch of 32 two-word texts then weighs as much as a batch
+    of 32 forty-word texts, so short texts dominate training (random batches average this out).
+    Scaling each batch's loss by its labelled tokens over the mean per batch restores the
+    per-token weighting of random batches while keeping the grouped order (and its speed).
+    """
+
+    def __init__(self, features: Sequence[dict], batch_size: int):
+        labelled = sum(int((np.asarray(feature["labels"]) != PAD_VALUES["labels"]).sum()) for feature in features)
+        self.mean_per_batch = max(1.0, labelled / max(1, len(features)) * batch_size)
+
+    def __call__(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return (batch["labels"] != PAD_VALUES["labels"]).sum() / self.mean_per_batch

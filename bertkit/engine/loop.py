@@ -24,7 +24,7 @@ from typing import Callable, Iterator, Mapping, Sequence, TypeVar
 
 import torch
 
-from bertkit.engine.batching import LengthGroupedBatches, ListDataset, collate
+from bertkit.engine.batching import LengthGroupedBatches, ListDataset, TokenWeights, collate
 from bertkit.engine.checkpoints import load_newest_checkpoint, save_checkpoint
 from bertkit.engine.inference import model_outputs
 from bertkit.engine.setup import EngineOptions, linear_schedule, make_accelerator, make_optimizer, timed_schedule
@@ -114,11 +114,13 @@ class Engine:
             evaluate: Callable[[torch.nn.Module], dict] | None = None, main_metric: str = "accuracy",
             greater_is_better: bool = True, on_best: Callable[[torch.nn.Module, dict], None] | None = None,
             collate_fn: Callable | None = None, reporter=None, lengths: Sequence[int] | None = None,
-            on_epoch: Callable[[int], None] | None = None, resume_hint: str = "") -> FitResult:
+            on_epoch: Callable[[int], None] | None = None, resume_hint: str = "",
+            loss_over_tokens: bool = False) -> FitResult:
         """Train `model` on `features`; the returned metrics are those of the best evaluation (the saved model).
 
         `lengths` (each feature's length) spares reading every feature to group them, e.g. from a disk cache.
         `on_epoch(epoch)` is called as each epoch starts (e.g. to draw new masks).
+        `loss_over_tokens`: the model's loss is a mean over labelled tokens; weight batches by them (TokenWeights).
         With `settings.time_budget_seconds`, the learning-rate schedule runs over the training time instead of
         a step count and training stops cleanly when the budget is spent.
         SIGINT/SIGTERM save a checkpoint at the next step and raise RunInterrupted (exit 130/143), whose message
@@ -159,7 +161,8 @@ class Engine:
                                 steps_per_epoch=steps_per_epoch)
 
         run = _Run(model, loader, sampler, optimizer, scheduler, total_steps, batches_per_epoch, run_dir,
-                   lambda: self._evaluate(model, evaluate, state, main_metric, greater_is_better, on_best))
+                   lambda: self._evaluate(model, evaluate, state, main_metric, greater_is_better, on_best),
+                   TokenWeights(features, s.batch_size) if loss_over_tokens else None)
         with StopRequests() as stops:
             stopped_early = self._train(run, state, stops)
         self._bank_time(state)
@@ -197,8 +200,8 @@ class Engine:
                 with accelerator.accumulate(model):
                     with accelerator.autocast():
                         loss = model(**{k: v for k, v in batch.items() if k != "index"}).loss
-                    accelerator.backward(loss)
-                    step_loss += loss.detach() / s.grad_accum
+                    step_loss += loss.detach() / s.grad_accum  # logged unweighted: the model's own loss
+                    accelerator.backward(loss * run.weigh(batch) if run.weigh else loss)
                     if accelerator.sync_gradients:  # the accumulation is complete: one optimizer step
                         value, stop = self._agree(step_loss, bool(stops.requested))
                         if math.isfinite(value):

@@ -52,6 +52,7 @@ class _Run:
     batches_per_epoch: int
     run_dir: Path
     evaluate: Callable[[], bool]  # evaluate now; False when there is no evaluation data
+    weigh: Callable[[dict], Any] | None = None  # the batch's loss weight (TokenWeights), or None
 
 
 @dataclass

@@ -114,6 +114,9 @@ class FinetuneSettings(TrainingSettings):
     eval: Optional[Path] = opt(None, "Evaluation file in the same format; picks the best checkpoint and early stopping.")
     max_length: Optional[int] = opt(None, "Longest input in WordPieces; longer texts are truncated (and counted in "
                                           "the log). Default: the task's own (128 for most).")
+    token_weighted_loss: bool = opt(True, "Per-token tasks (tagging): weight each batch's loss by its labelled tokens, "
+                                    "so length-grouped batches of short texts do not outweigh long ones; off: every "
+                                    "batch counts the same, as in the Trainer.", off="--batch-weighted-loss")
     # --- strategies ---
     strategy: str = opt("full", "What trains: full (everything), frozen (the head only), adapters (bottleneck adapters "
                         "in every layer + head) or lora (low-rank updates via peft + head).",

@@ -28,6 +28,9 @@ class Task(Protocol):
     auto_model: str  # the transformers Auto class whose head the task trains
     pipeline_tag: str  # the transformers pipeline the saved model works in (model card)
     sequence_level: bool  # one output per text (a pooler reads one vector: --pooling applies)
+    # The loss is a mean over labelled tokens: the engine weights each batch by its labelled tokens, so
+    # length-grouped batches of short texts do not count as much as batches of long ones.
+    loss_over_tokens: bool
     # The model outputs decode reads, each marked True when it has one value per token.
     outputs: Mapping[str, bool]
     default_max_length: int  # --max-length when the user gives none

@@ -65,6 +65,7 @@ class QATask:
     auto_model: str = "AutoModelForQuestionAnswering"
     pipeline_tag: str = "question-answering"
     sequence_level: bool = False
+    loss_over_tokens: bool = False
     outputs = {"start_logits": True, "end_logits": True}
     default_max_length: int = 384
 

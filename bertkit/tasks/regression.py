@@ -50,6 +50,7 @@ class RegressionTask:
     auto_model: str = "AutoModelForSequenceClassification"
     pipeline_tag: str = "text-classification"
     sequence_level: bool = True
+    loss_over_tokens: bool = False
     outputs = {"logits": False}
     default_max_length: int = 128
 

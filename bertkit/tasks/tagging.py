@@ -61,6 +61,7 @@ class TaggingTask:
     auto_model: str = "AutoModelForTokenClassification"
     pipeline_tag: str = "token-classification"
     sequence_level: bool = False
+    loss_over_tokens: bool = True
     outputs = {"logits": True}
     default_max_length: int = 128
 
