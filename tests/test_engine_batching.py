@@ -86,6 +86,9 @@ def test_token_weights_make_every_labelled_token_count_alike():
     long = [{"input_ids": [1] * 8, "labels": [-100, 1, 2, 3, 4, 5, 6, -100]} for _ in range(4)]  # 6 each
     weights = TokenWeights(short + long, batch_size=4)
     assert weights.mean_per_batch == 14.0  # 28 labelled tokens over 8 texts, 4 per batch
+    import datasets  # an Arrow feature cache (--cache-encoded) is counted in Arrow: the same figure
+
+    assert TokenWeights(datasets.Dataset.from_list(short + long), batch_size=4).mean_per_batch == 14.0
     short_batch, long_batch = collate(short), collate(long)
     assert abs(float(weights(short_batch)) - 4 / 14) < 1e-6 and abs(float(weights(long_batch)) - 24 / 14) < 1e-6
     # Mean loss x weight = summed token loss / the mean count: each token counts 1/14, in either batch.

@@ -107,8 +107,16 @@ class TokenWeights:
     """
 
     def __init__(self, features: Sequence[dict], batch_size: int):
-        labelled = sum(int((np.asarray(feature["labels"]) != PAD_VALUES["labels"]).sum()) for feature in features)
-        self.mean_per_batch = max(1.0, labelled / max(1, len(features)) * batch_size)
+        self.mean_per_batch = max(1.0, _labelled_tokens(features) / max(1, len(features)) * batch_size)
 
     def __call__(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return (batch["labels"] != PAD_VALUES["labels"]).sum() / self.mean_per_batch
+
+
+def _labelled_tokens(features) -> int:
+    if "labels" in (getattr(features, "column_names", None) or ()):  # an Arrow cache: counted in Arrow, not row by row
+        import pyarrow.compute as pc
+
+        tokens = pc.list_flatten(features.data.column("labels"))
+        return int(pc.sum(pc.not_equal(tokens, PAD_VALUES["labels"])).as_py() or 0)
+    return sum(int((np.asarray(feature["labels"]) != PAD_VALUES["labels"]).sum()) for feature in features)
