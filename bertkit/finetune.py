@@ -77,6 +77,9 @@ def finetune(settings: FinetuneSettings) -> dict:
     settings.validate()
     task = get_task(settings.task)
     max_length = settings.max_length or task.default_max_length
+    if settings.micro_batches is None:  # the task's default, where the batch divides into it (saved resolved)
+        default = task.default_micro_batches
+        settings = dataclasses.replace(settings, micro_batches=default if settings.batch_size % default == 0 else 1)
     model_name = resolve_model_dir(settings.model)
     engine = start_engine(settings)
     # Under several processes the main process of each machine prepares the data once.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from conftest import EXAMPLES, assert_loads_completely
 
@@ -136,3 +137,31 @@ def test_tagging_options_are_checked_before_anything_runs(tiny_model, cli, tmp_p
     result = cli(*common, "--task", "tagging", "--tag-column", "1")
     assert result.exit_code == 2 and "--tag-column is 1" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_micro_batches_step_as_the_batch_split_by_hand(tiny_model, cli, tmp_path):
+    """--micro-batches 4 at batch 16 is batch 4 with 4 accumulated: same steps, same weights, resolved and saved."""
+    from safetensors.torch import load_file
+
+    def run(name, *flags):
+        output = tmp_path / name
+        result = cli("finetune", "--task", "tagging", "--model", tiny_model, "--train", TAGGING / "train.conll",
+                     "--output", output, "--epochs", "1", "--lr", "1e-3", "--seed", "3", *flags)
+        assert result.exit_code == 0, result.output
+        return output
+
+    default = run("default", "--batch-size", "16")  # tagging's default: 4 micro-batches
+    by_hand = run("by-hand", "--batch-size", "4", "--grad-accum", "4", "--micro-batches", "1")
+    assert json.loads((default / "metrics.json").read_text())["steps"] == \
+        json.loads((by_hand / "metrics.json").read_text())["steps"]
+    first, second = load_file(default / "model/model.safetensors"), load_file(by_hand / "model/model.safetensors")
+    assert all(torch.equal(first[name], second[name]) for name in first)
+    assert "micro_batches: 4" in (default / "settings.yaml").read_text()
+    plain = run("plain", "--batch-size", "16", "--micro-batches", "1")
+    assert not torch.equal(load_file(plain / "model/model.safetensors")["classifier.weight"], first["classifier.weight"])
+
+
+def test_micro_batches_must_divide_the_batch(tiny_model, cli, tmp_path):
+    result = cli("finetune", "--task", "tagging", "--model", tiny_model, "--train", TAGGING / "train.conll",
+                 "--output", tmp_path / "run", "--batch-size", "10", "--micro-batches", "4")
+    assert result.exit_code != 0 and "--micro-batches is 4; give a divisor of --batch-size 10" in result.output

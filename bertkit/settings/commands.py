@@ -117,6 +117,10 @@ class FinetuneSettings(TrainingSettings):
     token_weighted_loss: bool = opt(True, "Per-token tasks (tagging): weight each batch's loss by its labelled tokens, "
                                     "so length-grouped batches of short texts do not outweigh long ones; off: every "
                                     "batch counts the same, as in the Trainer.", off="--batch-weighted-loss")
+    micro_batches: Optional[int] = opt(None, "Compute each batch as N length-grouped micro-batches of --batch-size / N "
+                                             "whose gradients make one step: little padding, yet every step mixes "
+                                             "lengths. Default: the task's (4 for tagging, else 1; 1 when --batch-size "
+                                             "is not a multiple of it).")
     # --- strategies ---
     strategy: str = opt("full", "What trains: full (everything), frozen (the head only), adapters (bottleneck adapters "
                         "in every layer + head) or lora (low-rank updates via peft + head).",
@@ -147,6 +151,9 @@ class FinetuneSettings(TrainingSettings):
             raise BertkitError(f"--max-length is {self.max_length}; it must be at least 8")
         if self.reinit_layers < 0:
             raise BertkitError(f"--reinit-layers is {self.reinit_layers}; it cannot be negative")
+        if self.micro_batches is not None and (self.micro_batches < 1 or self.batch_size % self.micro_batches):
+            raise BertkitError(f"--micro-batches is {self.micro_batches}; give a divisor of --batch-size "
+                               f"{self.batch_size} (1: no micro-batches)")
         from bertkit.modeling.strategies import validate_strategy
 
         task = get_task(self.task)

@@ -34,6 +34,7 @@ class Task(Protocol):
     # The model outputs decode reads, each marked True when it has one value per token.
     outputs: Mapping[str, bool]
     default_max_length: int  # --max-length when the user gives none
+    default_micro_batches: int  # --micro-batches when the user gives none (see FinetuneSettings)
 
     def read(self, path: Path, options: Any, labelled: bool) -> list:
         """Examples of a file; each knows its location (file and line or record) for error messages."""

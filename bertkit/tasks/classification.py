@@ -43,6 +43,7 @@ class ClassificationTask:
     loss_over_tokens: bool = False
     outputs = {"logits": False}
     default_max_length: int = 128
+    default_micro_batches: int = 1
 
     def read(self, path: Path, options: TextColumns, labelled: bool) -> list[TextExample]:
         return read_text_examples(path, options, labelled, plain_label, pair_required=self.pair_required)

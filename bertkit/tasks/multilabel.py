@@ -64,6 +64,7 @@ class MultilabelTask:
     loss_over_tokens: bool = False
     outputs = {"logits": False}
     default_max_length: int = 128
+    default_micro_batches: int = 1
 
     def read(self, path: Path, options: MultilabelOptions, labelled: bool) -> list[TextExample]:
         def parse(value: Any, where: str, column: str) -> list[str]:

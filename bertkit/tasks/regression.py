@@ -53,6 +53,7 @@ class RegressionTask:
     loss_over_tokens: bool = False
     outputs = {"logits": False}
     default_max_length: int = 128
+    default_micro_batches: int = 1
 
     def read(self, path: Path, options: TextColumns, labelled: bool) -> list[TextExample]:
         return read_text_examples(path, options, labelled, parse_score, label_columns=SCORE_COLUMNS)

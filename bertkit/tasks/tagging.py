@@ -64,6 +64,7 @@ class TaggingTask:
     loss_over_tokens: bool = True
     outputs = {"logits": True}
     default_max_length: int = 128
+    default_micro_batches: int = 4
 
     def read(self, path: Path, options: TaggingOptions, labelled: bool) -> list[TaggedSentence]:
         return read_tagged(path, labelled, options.tag_column, options.tag_field, tags_column=options.label_column)
