@@ -23,6 +23,9 @@ def test_every_task_implements_the_whole_protocol(task):
     assert dataclasses.is_dataclass(task.options_type)
     assert all(f.metadata.get("help") for f in dataclasses.fields(task.options_type))  # each option is a flag
     assert set(task.outputs) and all(isinstance(per_token, bool) for per_token in task.outputs.values())
+    # the record export checks and serve build from two texts: a predict input of this task
+    record = task.input_record(0, "Paris is big .", "Rome is old .")
+    assert isinstance(record, dict) and {"text", "tokens", "question"} & set(record), (task.name, record)
 
 
 def test_every_task_option_is_a_flag_of_the_commands_that_take_it():

@@ -10,6 +10,7 @@ of changing any settings.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Protocol, Sequence
 
@@ -111,8 +112,8 @@ def share_agreeing(same: Iterable[bool], measure: str, **details: Any) -> dict:
 
 # The parts of the contract a task may have nothing to do for, spelled once; a task still names each one
 # (`configure = keep_options`), so the contract stays explicit in every task.
-def text_record(task: Any, number: int, text: str, other: str) -> dict:
-    return {"text": text}
+def single_text_input(task: Any, number: int, text: str, other: str) -> dict:
+    return {"text": text}  # input_record of a task that reads one text
 
 
 def no_stream(task: Any, path: Path, options: Any, labelled: bool, folder: Path) -> None:
@@ -134,3 +135,16 @@ def nothing_tuned(task: Any, metrics: dict, options: Any) -> dict:
 def no_files(task: Any, directory: Path, examples: Sequence, predictions: Sequence[Prediction], options: Any,
              tuned: dict) -> None:
     return None
+
+
+@dataclass
+class OneOutputPerText:
+    """What the tasks with one output per text (a sequence-classification head) declare alike."""
+
+    auto_model: str = "AutoModelForSequenceClassification"
+    pipeline_tag: str = "text-classification"
+    sequence_level: bool = True
+    loss_over_tokens: bool = False
+    outputs = {"logits": False}  # a class attribute, as in the Task protocol
+    default_max_length: int = 128
+    default_micro_batches: int = 1

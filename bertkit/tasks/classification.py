@@ -17,7 +17,7 @@ import numpy as np
 
 from bertkit.errors import BertkitError
 from bertkit.metrics.classification import classification_metrics, per_class_table
-from bertkit.tasks.base import keep_options, label_head, no_files, nothing_tuned, share_agreeing
+from bertkit.tasks.base import OneOutputPerText, keep_options, label_head, no_files, nothing_tuned, share_agreeing
 from bertkit.tasks.text import (
     TextColumns,
     TextExample,
@@ -33,17 +33,10 @@ from bertkit.tasks.text import (
 
 
 @dataclass
-class ClassificationTask:
+class ClassificationTask(OneOutputPerText):
     name: str = "classification"
     pair_required: bool = False
     options_type: type = TextColumns
-    auto_model: str = "AutoModelForSequenceClassification"
-    pipeline_tag: str = "text-classification"
-    sequence_level: bool = True
-    loss_over_tokens: bool = False
-    outputs = {"logits": False}
-    default_max_length: int = 128
-    default_micro_batches: int = 1
 
     def read(self, path: Path, options: TextColumns, labelled: bool) -> list[TextExample]:
         return read_text_examples(path, options, labelled, plain_label, pair_required=self.pair_required)

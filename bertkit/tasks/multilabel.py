@@ -21,7 +21,8 @@ from bertkit.errors import BertkitError
 from bertkit.metrics.classification import per_class_table
 from bertkit.metrics.multilabel import best_threshold, multilabel_metrics
 from bertkit.settings.options import opt
-from bertkit.tasks.base import keep_options, label_head, no_files, no_stream, share_agreeing, text_record
+from bertkit.tasks.base import (OneOutputPerText, keep_options, label_head, no_files, no_stream, share_agreeing,
+                                single_text_input)
 from bertkit.tasks.text import (
     TextColumns,
     TextExample,
@@ -55,16 +56,9 @@ class MultilabelOptions(TextColumns):
 
 
 @dataclass
-class MultilabelTask:
+class MultilabelTask(OneOutputPerText):
     name: str = "multilabel"
     options_type: type = MultilabelOptions
-    auto_model: str = "AutoModelForSequenceClassification"
-    pipeline_tag: str = "text-classification"
-    sequence_level: bool = True
-    loss_over_tokens: bool = False
-    outputs = {"logits": False}
-    default_max_length: int = 128
-    default_micro_batches: int = 1
 
     def read(self, path: Path, options: MultilabelOptions, labelled: bool) -> list[TextExample]:
         def parse(value: Any, where: str, column: str) -> list[str]:
@@ -123,7 +117,7 @@ class MultilabelTask:
     def metrics_table(self, metrics: dict):
         return per_class_table(metrics, title="Per label")
 
-    input_record = text_record
+    input_record = single_text_input
 
     def prediction_record(self, example: TextExample, prediction: dict) -> dict:
         return {**text_record(example), "labels": prediction["labels"],

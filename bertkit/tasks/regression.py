@@ -17,8 +17,8 @@ from typing import Any, Iterable
 
 from bertkit.errors import BertkitError
 from bertkit.metrics.regression import regression_metrics
-from bertkit.tasks.base import (keep_options, label_head, no_files, no_stream, no_table, nothing_tuned,
-                                share_agreeing, text_record)
+from bertkit.tasks.base import (OneOutputPerText, keep_options, label_head, no_files, no_stream, no_table,
+                                nothing_tuned, share_agreeing, single_text_input)
 from bertkit.tasks.text import TextColumns, TextExample, encode_texts, read_text_examples, text_record
 
 SCORE = "score"  # the name of the one output, as config.json's id2label and the pipeline show it
@@ -44,16 +44,9 @@ def parse_score(value: Any, where: str, column: str) -> float:
 
 
 @dataclass
-class RegressionTask:
+class RegressionTask(OneOutputPerText):
     name: str = "regression"
     options_type: type = TextColumns
-    auto_model: str = "AutoModelForSequenceClassification"
-    pipeline_tag: str = "text-classification"
-    sequence_level: bool = True
-    loss_over_tokens: bool = False
-    outputs = {"logits": False}
-    default_max_length: int = 128
-    default_micro_batches: int = 1
 
     def read(self, path: Path, options: TextColumns, labelled: bool) -> list[TextExample]:
         return read_text_examples(path, options, labelled, parse_score, label_columns=SCORE_COLUMNS)
@@ -89,7 +82,7 @@ class RegressionTask:
 
     metrics_table = no_table
 
-    input_record = text_record
+    input_record = single_text_input
 
     def prediction_record(self, example: TextExample, prediction: dict) -> dict:
         return {**text_record(example), "score": round(prediction["score"], 6)}
