@@ -17,6 +17,10 @@ TASK_RUNS = {
                 EXAMPLES / "tagging" / "sentences.txt", EXAMPLES / "tagging" / "dev.conll"),
     "qa": (["--train", EXAMPLES / "qa" / "train.jsonl", "--max-steps", "6", "--max-length", "96", "--doc-stride", "32"],
            EXAMPLES / "qa" / "questions.jsonl", EXAMPLES / "qa" / "dev.json"),
+    "regression": (["--train", EXAMPLES / "regression" / "train.csv", "--max-steps", "6"],
+                   EXAMPLES / "regression" / "dev.csv", EXAMPLES / "regression" / "dev.csv"),
+    "multilabel": (["--train", EXAMPLES / "multilabel" / "train.csv", "--max-steps", "6"],
+                   EXAMPLES / "multilabel" / "dev.csv", EXAMPLES / "multilabel" / "dev.csv"),
 }
 
 
