@@ -42,7 +42,9 @@ class Engine:
         self.options = options
         self.reporter = None
         # accelerator_options: e.g. log_with/project_dir for --report-to (bertkit/tracking.py)
-        self.accelerator = make_accelerator(options.precision, options.grad_accum * options.micro_batches,
+        # Settings objects work too; their micro_batches is None until the task's default fills it in.
+        self.micro_batches = getattr(options, "micro_batches", None) or 1
+        self.accelerator = make_accelerator(options.precision, options.grad_accum * self.micro_batches,
                                             options.distributed_timeout,
                                             **accelerator_options)
         self._clock = time.perf_counter()
@@ -133,7 +135,7 @@ class Engine:
             lengths = [len(f["input_ids"]) for f in features]
         # One global batch per step, split across processes (see make_accelerator).
         # --micro-batches N: the sampler draws micro-batches of batch_size / N and N of them make one batch.
-        micro_batch = s.batch_size // s.micro_batches
+        micro_batch = s.batch_size // self.micro_batches
         sampler = LengthGroupedBatches(lengths, micro_batch * accelerator.num_processes, s.seed, s.length_grouping)
         # Its own generator: each new iterator draws a seed from it, and drawing from the global RNG
         # would shift dropout after a mid-epoch resume (a fresh iterator that the uninterrupted run never made).
@@ -144,7 +146,7 @@ class Engine:
         model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
 
         batches_per_epoch = len(sampler)  # before any set_position: the whole epoch
-        steps_per_epoch = max(1, math.ceil(batches_per_epoch / (s.grad_accum * s.micro_batches)))
+        steps_per_epoch = max(1, math.ceil(batches_per_epoch / (s.grad_accum * self.micro_batches)))
         state = TrainState()
         self.budget = s.time_budget_seconds
         if self.budget:  # the schedule runs over the time budget; --max-steps (if given) still caps the run
@@ -203,7 +205,7 @@ class Engine:
                 with accelerator.accumulate(model):
                     with accelerator.autocast():
                         loss = model(**{k: v for k, v in batch.items() if k != "index"}).loss
-                    step_loss += loss.detach() / (s.grad_accum * s.micro_batches)  # logged unweighted
+                    step_loss += loss.detach() / (s.grad_accum * self.micro_batches)  # logged unweighted
                     accelerator.backward(loss * run.weigh(batch) if run.weigh else loss)
                     if accelerator.sync_gradients:  # the accumulation is complete: one optimizer step
                         value, stop = self._agree(step_loss, bool(stops.requested))
