@@ -27,7 +27,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from common import DATA, ROOT, require_data, save_results
+from common import DATA, RESULTS, ROOT, require_data, save_results
 
 CORPUS = DATA / "corpus" / "gutenberg" / "corpus.txt"
 TASKS = {
@@ -125,6 +125,8 @@ def main() -> None:
     parser.add_argument("--mr-rows", type=int, default=4000, help="MR training rows (smoke tests use fewer)")
     parser.add_argument("--epochs", type=float, default=3, help="fine-tuning epochs")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench-pretrain-value")
+    parser.add_argument("--add", action="store_true",
+                        help="add these budgets to bench/results/pretrain-value.json instead of starting it anew")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     prepare(args.work, args.megabytes, args.mr_rows)
@@ -132,10 +134,17 @@ def main() -> None:
     sides = args.sides.split(",")
     results: dict = {"budgets_minutes": budgets, "seeds": args.seeds, "megabytes": args.megabytes, "vocab": VOCAB,
                      "pretraining": {}, "scores": {side: {} for side in sides}}
+    previous = RESULTS / "pretrain-value.json"
+    if args.add and previous.is_file():  # budgets run in several sittings share one table and plot
+        results = json.loads(previous.read_text())
+        results.pop("machine", None)
+        results["budgets_minutes"] = sorted(set(results["budgets_minutes"]) | set(budgets))
+        for side in sides:
+            results["scores"].setdefault(side, {})
     random_model = pretrain_bertkit(args.work, 0, "budget") if 0 in budgets else None
     for minutes in budgets:
         for side in sides:
-            if minutes == 0 and side != sides[0]:  # random weights: one model, scored once, the same for every side
+            if minutes == 0 and side != sides[0] and "0" in results["scores"][sides[0]]:  # random weights: one model, scored once, the same for every side
                 results["scores"][side]["0"] = results["scores"][sides[0]]["0"]
                 continue
             if minutes == 0:
@@ -157,7 +166,7 @@ def main() -> None:
                     print(side, f"{minutes:g} min", task, pooling, scores[f"{task}/{pooling}"], flush=True)
             results["scores"][side][f"{minutes:g}"] = scores
             save_results("pretrain-value", results)  # after every model: a stopped run keeps what it measured
-    plot(results, ROOT / "bench" / "results" / "pretrain-value.png")
+    plot(results, RESULTS / "pretrain-value.png")
     print(json.dumps(results["scores"], indent=2))
 
 
