@@ -177,3 +177,13 @@ def test_resume_with_another_batch_layout_is_refused(tiny_model, files, cli, tmp
     again = cli(*finetune_args(tiny_model, *files, output), "--max-steps", "6", "--resume", "--batch-size", "8")
     assert again.exit_code == 2
     assert "made with 1 process(es) and --batch-size 4" in again.stderr
+
+
+def test_resume_with_other_micro_batches_is_refused(tiny_model, files, cli, tmp_path):
+    """The saved data position counts micro-batches, so their number is part of the layout too."""
+    output = tmp_path / "run"
+    first = cli(*finetune_args(tiny_model, *files, output), "--max-steps", "6")
+    assert first.exit_code == 0, first.output
+    again = cli(*finetune_args(tiny_model, *files, output), "--max-steps", "8", "--resume", "--micro-batches", "2")
+    assert again.exit_code == 2
+    assert "made with --micro-batches 1; resume with the same --micro-batches" in again.stderr

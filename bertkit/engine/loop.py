@@ -346,13 +346,17 @@ class Engine:
                              f"continue with: {self.resume_hint}", EXIT_CODES.get(number, 143))
 
     def _check_layout(self, state: TrainState, run_dir: Path) -> None:
-        """A checkpoint continues only with the processes and global batch it was made with."""
+        """A checkpoint continues only with the processes, global batch and micro-batches it was made with
+        (the saved data position counts the sampler's micro-batches)."""
         processes, global_batch = self.accelerator.num_processes, self.options.batch_size * self.accelerator.num_processes
         if state.global_batch and (state.processes, state.global_batch) != (processes, global_batch):
             raise BertkitError(f"{run_dir}: its checkpoint was made with {state.processes} process(es) and "
                                f"--batch-size {state.global_batch // state.processes}; resume with the same "
                                "--num-processes and --batch-size")
-        state.processes, state.global_batch = processes, global_batch
+        if state.global_batch and (state.micro_batches or 1) != self.micro_batches:
+            raise BertkitError(f"{run_dir}: its checkpoint was made with --micro-batches {state.micro_batches or 1}; "
+                               "resume with the same --micro-batches")
+        state.processes, state.global_batch, state.micro_batches = processes, global_batch, self.micro_batches
 
     def resume(self, run_dir: Path) -> TrainState:
         """Restore the newest complete checkpoint (model, optimizer, scheduler, RNG, data position)."""

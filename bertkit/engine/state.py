@@ -28,8 +28,9 @@ class TrainState:
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
     history: list[dict] = field(default_factory=list)  # evaluation results by step
-    processes: int = 1  # the batch order and RNG states depend on these two: a resume must match them
+    processes: int = 1  # the batch order and RNG states depend on these three: a resume must match them
     global_batch: int = 0
+    micro_batches: int = 0  # 0: a checkpoint from before --micro-batches (1 was the only choice)
 
 
 @dataclass
