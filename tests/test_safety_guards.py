@@ -170,20 +170,15 @@ def test_publishing_a_directory_can_be_recovered_after_a_kill_between_renames(tm
     assert (tmp_path / "model/weights").read_text() == "new"
 
 
-def test_resume_with_another_batch_layout_is_refused(tiny_model, files, cli, tmp_path):
+@pytest.mark.parametrize("change, message", [
+    (("--batch-size", "8"), "made with 1 process(es) and --batch-size 4"),
+    # the saved data position counts micro-batches, so their number is part of the layout too
+    (("--micro-batches", "2"), "made with --micro-batches 1; resume with the same --micro-batches"),
+], ids=["batch-size", "micro-batches"])
+def test_resume_with_another_batch_layout_is_refused(tiny_model, files, cli, tmp_path, change, message):
     output = tmp_path / "run"
     first = cli(*finetune_args(tiny_model, *files, output), "--max-steps", "6")
     assert first.exit_code == 0, first.output
-    again = cli(*finetune_args(tiny_model, *files, output), "--max-steps", "6", "--resume", "--batch-size", "8")
+    again = cli(*finetune_args(tiny_model, *files, output), "--max-steps", "8", "--resume", *change)
     assert again.exit_code == 2
-    assert "made with 1 process(es) and --batch-size 4" in again.stderr
-
-
-def test_resume_with_other_micro_batches_is_refused(tiny_model, files, cli, tmp_path):
-    """The saved data position counts micro-batches, so their number is part of the layout too."""
-    output = tmp_path / "run"
-    first = cli(*finetune_args(tiny_model, *files, output), "--max-steps", "6")
-    assert first.exit_code == 0, first.output
-    again = cli(*finetune_args(tiny_model, *files, output), "--max-steps", "8", "--resume", "--micro-batches", "2")
-    assert again.exit_code == 2
-    assert "made with --micro-batches 1; resume with the same --micro-batches" in again.stderr
+    assert message in again.stderr
