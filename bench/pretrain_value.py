@@ -144,7 +144,8 @@ def main() -> None:
     random_model = pretrain_bertkit(args.work, 0, "budget") if 0 in budgets else None
     for minutes in budgets:
         for side in sides:
-            if minutes == 0 and side != sides[0] and "0" in results["scores"][sides[0]]:  # random weights: one model, scored once, the same for every side
+            # random weights: one model, scored once, the same for every side
+            if minutes == 0 and side != sides[0] and "0" in results["scores"][sides[0]]:
                 results["scores"][side]["0"] = results["scores"][sides[0]]["0"]
                 continue
             if minutes == 0:
