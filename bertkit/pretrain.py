@@ -32,6 +32,7 @@ from bertkit.pretraining.corpus import iter_blocks, layout_of, resolve_corpus
 from bertkit.pretraining.masking import MaskingCollator, MaskingRule
 from bertkit.pretraining.metrics import evaluate_pretraining
 from bertkit.pretraining.model import PretrainingModel
+from bertkit.pretraining.rescale import at_initial_embedding_scale
 from bertkit.report import console, model_card
 from bertkit.settings import PretrainSettings, settings_to_dict
 
@@ -80,7 +81,9 @@ def pretrain(settings: PretrainSettings) -> dict:
     def save_best(current, metrics: dict) -> None:
         card = model_card("pretraining", "fill-mask", None, info["settings"], metrics, settings.model,
                           *card_lines(settings))
-        save_model_dir(current.model, tokenizer, run_dir / "model", {**info, "metrics": metrics}, card)
+        saved, factor = at_initial_embedding_scale(current.model)
+        save_model_dir(saved, tokenizer, run_dir / "model", {**info, "embedding_rescale": factor, "metrics": metrics},
+                       card)
 
     result = engine.fit(model, splits["train"], run_dir=run_dir, evaluate=evaluate if validation else None,
                         main_metric="mlm_loss", greater_is_better=False, on_best=save_best, reporter=reporter,

@@ -69,6 +69,33 @@ def test_pretrained_model_fine_tunes_well_above_chance_with_the_cls_head(pretrai
     assert json.loads((tmp_path / "ft/metrics.json").read_text())["accuracy"] >= 0.7
 
 
+def test_saved_model_has_its_embeddings_at_the_initial_scale(pretrained):
+    import torch
+    from transformers import BertForPreTraining
+
+    from bertkit.pretraining.rescale import at_initial_embedding_scale, embedding_scale
+
+    model = BertForPreTraining.from_pretrained(pretrained["trained"] / "model").eval()
+    initial = 0.02 * 64 ** 0.5  # initializer_range x sqrt(hidden)
+    norms = model.bert.embeddings.word_embeddings.weight.norm(dim=1)
+    assert abs(norms.mean().item() - initial) < 1e-3 * initial
+    info = json.loads((pretrained["trained"] / "model/bertkit.json").read_text())
+    assert info["embedding_rescale"] < 0.95  # 80 steps at lr 3e-3 grew the embeddings; the saved copy undid it
+
+    # The rescaling is the same function: hidden states and masked-LM logits keep, whatever the factor.
+    with torch.no_grad():
+        model.bert.embeddings.word_embeddings.weight.mul_(3.0)
+    rescaled, factor = at_initial_embedding_scale(model)
+    assert abs(factor - 1 / 3) < 1e-3 and abs(embedding_scale(rescaled) - 1) < 1e-5
+    assert model.bert.embeddings.word_embeddings.weight.norm(dim=1).mean() > 2.9 * initial  # the original untouched
+    ids = torch.tensor([[2, 40, 41, 99, 150, 3]])
+    with torch.no_grad():
+        before, after = model(input_ids=ids), rescaled(input_ids=ids)
+    assert torch.allclose(before.prediction_logits, after.prediction_logits, atol=1e-4)
+    hidden = [m.bert(input_ids=ids).last_hidden_state for m in (model, rescaled)]
+    assert torch.allclose(*hidden, atol=1e-5)
+
+
 def test_recipes_fill_what_the_user_left_unset():
     from bertkit.settings import PretrainSettings
 
