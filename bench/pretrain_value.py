@@ -59,17 +59,36 @@ def prepare(work: Path, megabytes: float, mr_rows: int) -> None:
         (work / f"{name}-train.tsv").write_text("\n".join(keep) + "\n", encoding="utf-8")
 
 
-def pretrain_bertkit(work: Path, minutes: float, recipe: str) -> Path:
+def pretrain_bertkit(work: Path, minutes: float, recipe: str, reuse: bool = False) -> Path:
     output = work / f"bertkit-{recipe}-{minutes:g}m"
+    if reuse and (output / "model" / "bertkit.json").is_file():
+        return rescaled_as_saved_now(output / "model")
     length = ["--max-steps", "0"] if minutes == 0 else ["--time-budget", f"{minutes:g}m"]
     bertkit("pretrain", work / "train.txt", "--output", output, "--overwrite", "--tokenizer", work / "tokenizer",
             "--size", "mini", "--recipe", recipe, "--seed", "1", "--log-every", "20", *length)
     return output / "model"
 
 
-def pretrain_trainer(work: Path, minutes: float) -> Path:
+def rescaled_as_saved_now(model_dir: Path) -> Path:
+    """A model saved before `bertkit pretrain` rescaled its embeddings gets the rescale it would get now
+    (the same function, so the run's metrics stand); one saved since is left as it is."""
+    from transformers import BertForPreTraining
+
+    from bertkit.pretraining.rescale import at_initial_embedding_scale
+
+    info = json.loads((model_dir / "bertkit.json").read_text())
+    if "embedding_rescale" not in info:
+        model, info["embedding_rescale"] = at_initial_embedding_scale(BertForPreTraining.from_pretrained(model_dir))
+        model.save_pretrained(model_dir)
+        (model_dir / "bertkit.json").write_text(json.dumps(info, indent=2))
+    return model_dir
+
+
+def pretrain_trainer(work: Path, minutes: float, reuse: bool = False) -> Path:
     """bench/pretrain.py's run_mlm-style Trainer side, in its own folder, for `minutes` of training."""
     side = work / f"trainer-{minutes:g}m"
+    if reuse and (side / "trainer-model").is_dir():
+        return side / "trainer-model"
     side.mkdir(exist_ok=True)
     shutil.copy(work / "train.txt", side / "train.txt")
     shutil.copytree(work / "tokenizer", side / "tokenizer", dirs_exist_ok=True)
@@ -125,6 +144,8 @@ def main() -> None:
     parser.add_argument("--mr-rows", type=int, default=4000, help="MR training rows (smoke tests use fewer)")
     parser.add_argument("--epochs", type=float, default=3, help="fine-tuning epochs")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench-pretrain-value")
+    parser.add_argument("--reuse", action="store_true",
+                        help="fine-tune the models an earlier run pretrained under --work instead of pretraining anew")
     parser.add_argument("--add", action="store_true",
                         help="add these budgets to bench/results/pretrain-value.json instead of starting it anew")
     args = parser.parse_args()
@@ -141,7 +162,7 @@ def main() -> None:
         results["budgets_minutes"] = sorted(set(results["budgets_minutes"]) | set(budgets))
         for side in sides:
             results["scores"].setdefault(side, {})
-    random_model = pretrain_bertkit(args.work, 0, "budget") if 0 in budgets else None
+    random_model = pretrain_bertkit(args.work, 0, "budget", args.reuse) if 0 in budgets else None
     for minutes in budgets:
         for side in sides:
             # random weights: one model, scored once, the same for every side
@@ -151,9 +172,9 @@ def main() -> None:
             if minutes == 0:
                 model = random_model
             elif side == "trainer":
-                model = pretrain_trainer(args.work, minutes)
+                model = pretrain_trainer(args.work, minutes, args.reuse)
             else:
-                model = pretrain_bertkit(args.work, minutes, side.split("-")[1])
+                model = pretrain_bertkit(args.work, minutes, side.split("-")[1], args.reuse)
             metrics_file = model.parent / "metrics.json"
             if minutes and metrics_file.is_file():
                 results["pretraining"][f"{side}/{minutes:g}"] = {
