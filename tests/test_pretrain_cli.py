@@ -104,6 +104,7 @@ def test_recipes_fill_what_the_user_left_unset():
                                                                                                    0.15, 0.1)
     budget = PretrainSettings(size="small", nsp=True, learning_rate=2e-4)
     assert budget.recipe == "budget" and budget.vocab_size == 16384 and budget.dropout == 0.0
+    assert (bert.weight_decay, budget.weight_decay) == (0.01, 0.1)
     assert budget.nsp is True and budget.learning_rate == 2e-4  # what the user set wins
 
 

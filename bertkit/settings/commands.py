@@ -235,8 +235,10 @@ def validate_launch(s: TrainingSettings) -> None:
 # compute is short (measured here: BENCHMARKS.md, "Pretraining that pays off").
 RECIPES: dict[str, dict[str, Any]] = {
     "bert": {"vocab_size": 30522, "learning_rate": 5e-4, "warmup_ratio": 0.1, "dropout": 0.1, "nsp": True,
-             "mlm_probability": 0.15},
-    "budget": {"learning_rate": 1e-3, "warmup_ratio": 0.06, "dropout": 0.0, "nsp": False, "mlm_probability": 0.25},
+             "mlm_probability": 0.15, "weight_decay": 0.01},
+    # weight decay 0.1 keeps the encoder's weights near the scale fine-tuning's learning rate is made for
+    "budget": {"learning_rate": 1e-3, "warmup_ratio": 0.06, "dropout": 0.0, "nsp": False, "mlm_probability": 0.25,
+               "weight_decay": 0.1},
 }
 # Budget vocabulary by model size: the embedding matrix stays a modest share of the parameters, so the
 # few steps a short budget buys go to the encoder, and each piece is seen often enough to be learned.
@@ -257,6 +259,8 @@ class PretrainSettings(TrainingSettings):
                                                "about 1e-4 or less to continue a pretrained --model).", short="--lr")
     warmup_ratio: Optional[float] = opt(None, "Share of the steps (or of --time-budget) over which the learning rate "
                                               "rises from 0 (by --recipe: budget 0.06, bert 0.1).")
+    weight_decay: Optional[float] = opt(None, "AdamW weight decay, not on biases and LayerNorm (by --recipe: budget "
+                                              "0.1, bert 0.01).")
     dropout: Optional[float] = opt(None, "Dropout while pretraining (by --recipe: budget 0, bert 0.1); the saved "
                                          "model keeps BERT's 0.1 for fine-tuning.")
     corpus: list[Path] = opt([], "Text files, globs or directories; documents are separated by blank lines.",
