@@ -123,7 +123,8 @@ def plot(results: dict, target: Path) -> None:
     figure, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 4), squeeze=False)
     for axis, (task, pooling) in zip(axes[0], keys):
         for side, budgets in results["scores"].items():
-            points = sorted((float(b), s[f"{task}/{pooling}"]["mean"]) for b, s in budgets.items())
+            points = sorted((float(b), s[f"{task}/{pooling}"]["mean"]) for b, s in budgets.items()
+                            if f"{task}/{pooling}" in s)  # a pooling may be measured at some budgets only
             axis.plot([p[0] for p in points], [100 * p[1] for p in points], marker="o", label=side)
         axis.set_title(f"{task}, {pooling} head")
         axis.set_xlabel("pretraining minutes")
@@ -186,7 +187,8 @@ def main() -> None:
                               for seed in range(1, args.seeds + 1)]
                     scores[f"{task}/{pooling}"] = summary(values)
                     print(side, f"{minutes:g} min", task, pooling, scores[f"{task}/{pooling}"], flush=True)
-            results["scores"][side][f"{minutes:g}"] = scores
+            # merged, not replaced: [CLS] and mean pooling (or tasks) may come from separate sittings
+            results["scores"][side].setdefault(f"{minutes:g}", {}).update(scores)
             save_results("pretrain-value", results)  # after every model: a stopped run keeps what it measured
     plot(results, RESULTS / "pretrain-value.png")
     print(json.dumps(results["scores"], indent=2))
