@@ -130,6 +130,8 @@ def plot(results: dict, target: Path) -> None:
         axis.set_xlabel("pretraining minutes")
         axis.set_ylabel("accuracy (%)")
         axis.legend()
+    if results.get("plot_note"):  # e.g. budgets measured on machines of different speed
+        figure.suptitle(results["plot_note"], fontsize=9)
     figure.tight_layout()
     figure.savefig(target, dpi=100)
 
