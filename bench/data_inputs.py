@@ -56,7 +56,7 @@ def synthesise(rows: int) -> tuple[Path, Path]:
     WORK.mkdir(parents=True, exist_ok=True)
     with open(tsv, "w", encoding="utf-8") as stream:
         stream.write("text\tlabel\n")
-        stream.writelines(f"{t}\t{l}\n" for t, l in zip(texts, labels))
+        stream.writelines(f"{text}\t{label}\n" for text, label in zip(texts, labels))
     pq.write_table(pa.table({"text": texts, "label": labels}), parquet)
     return tsv, parquet
 
@@ -90,8 +90,13 @@ def worker(mode: str, path: Path, rows: int) -> dict:
         return features, read, time.perf_counter() - started
 
     features, read, total = prepare()
-    result.update(read_s=round(read, 2), total_s=round(total, 2), rows_per_s=round(rows / total),
-                  features=len(features), peak_rss_mb=peak_mb())
+    result.update(
+        read_s=round(read, 2),
+        total_s=round(total, 2),
+        rows_per_s=round(rows / total),
+        features=len(features),
+        peak_rss_mb=peak_mb(),
+    )
     if mode != "today":
         del features
         again, _, repeat = prepare()
@@ -113,8 +118,13 @@ def pretrain_worker() -> dict:
     started = time.perf_counter()
     tokens = 0
     for begin in range(0, len(lines), 1000):
-        encoded = tokenizer(lines[begin:begin + 1000], add_special_tokens=False, return_attention_mask=False,
-                            return_token_type_ids=False, verbose=False)["input_ids"]
+        encoded = tokenizer(
+            lines[begin : begin + 1000],
+            add_special_tokens=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+            verbose=False,
+        )["input_ids"]
         tokens += sum(len(ids) for ids in encoded)
     raw = time.perf_counter() - started
     folder = WORK / "pretrain-cache"
@@ -124,21 +134,37 @@ def pretrain_worker() -> dict:
     build_cache([corpus], tokenizer, settings, folder, notify=lambda _: None)
     build = time.perf_counter() - started
     megabytes = corpus.stat().st_size / 1e6
-    return {"corpus_mb": round(megabytes, 1), "lines": len(lines), "tokens": tokens, "raw_tokenize_s": round(raw, 2),
-            "raw_mb_per_s": round(megabytes / raw, 2), "cache_build_s": round(build, 2),
-            "cache_mb_per_s": round(megabytes / build, 2), "cache_over_raw": round(build / raw, 2),
-            "peak_rss_mb": peak_mb()}
+    return {
+        "corpus_mb": round(megabytes, 1),
+        "lines": len(lines),
+        "tokens": tokens,
+        "raw_tokenize_s": round(raw, 2),
+        "raw_mb_per_s": round(megabytes / raw, 2),
+        "cache_build_s": round(build, 2),
+        "cache_mb_per_s": round(megabytes / build, 2),
+        "cache_over_raw": round(build / raw, 2),
+        "peak_rss_mb": peak_mb(),
+    }
 
 
 def run_worker(args: list[str], timeout: int) -> dict:
     """One measurement in a fresh process, with a fresh `datasets` cache (no run reuses another's conversions)."""
     cache = WORK / "hf-datasets-cache"
     shutil.rmtree(cache, ignore_errors=True)
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-           "HF_DATASETS_CACHE": str(cache)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        "HF_DATASETS_CACHE": str(cache),
+    }
     try:
-        done = subprocess.run([sys.executable, __file__, "--worker", *args], capture_output=True, text=True,
-                              timeout=timeout, env=env, cwd=ROOT / "bench")
+        done = subprocess.run(
+            [sys.executable, __file__, "--worker", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            cwd=ROOT / "bench",
+        )
     except subprocess.TimeoutExpired:
         return {"missed": f"did not finish in {timeout} s"}
     if done.returncode != 0:
@@ -153,8 +179,11 @@ def scaling(measured: dict, sizes: list[int]) -> dict:
     for mode in ("today", "arrow", "streamed"):
         first, last = measured.get(f"{mode}-{small}", {}), measured.get(f"{mode}-{large}", {})
         if small < large and "total_s" in first and "total_s" in last:
-            found[mode] = {"rows_ratio": large / small, "time_ratio": round(last["total_s"] / first["total_s"], 2),
-                           "memory_ratio": round(last["peak_rss_mb"] / first["peak_rss_mb"], 2)}
+            found[mode] = {
+                "rows_ratio": large / small,
+                "time_ratio": round(last["total_s"] / first["total_s"], 2),
+                "memory_ratio": round(last["peak_rss_mb"] / first["peak_rss_mb"], 2),
+            }
     return found
 
 
@@ -162,10 +191,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[200_000, 2_000_000])
     parser.add_argument("--timeout", type=int, default=290, help="seconds allowed to each measurement")
-    parser.add_argument("--modes", nargs="+", default=["today", "arrow", "streamed"],
-                        choices=["today", "arrow", "streamed"])
-    parser.add_argument("--today-max", type=int, default=400_000,
-                        help="largest size measured with today's reader (about 13 KB a row: 2M rows do not fit)")
+    parser.add_argument(
+        "--modes", nargs="+", default=["today", "arrow", "streamed"], choices=["today", "arrow", "streamed"]
+    )
+    parser.add_argument(
+        "--today-max",
+        type=int,
+        default=400_000,
+        help="largest size measured with today's reader (about 13 KB a row: 2M rows do not fit)",
+    )
     parser.add_argument("--skip-pretrain", action="store_true")
     parser.add_argument("--worker", nargs="*")
     args = parser.parse_args()

@@ -39,9 +39,21 @@ def finetune_minilm(train_file: Path, work: Path) -> Path:
     from bertkit.finetune import finetune
     from bertkit.settings import FinetuneSettings
 
-    finetune(FinetuneSettings(task="classification", model=str(minilm_dir()), train=train_file, output=work / "run",
-                              overwrite=True, epochs=1, batch_size=32, learning_rate=1e-4, max_length=128,
-                              warmup_ratio=0.1, seed=42))
+    finetune(
+        FinetuneSettings(
+            task="classification",
+            model=str(minilm_dir()),
+            train=train_file,
+            output=work / "run",
+            overwrite=True,
+            epochs=1,
+            batch_size=32,
+            learning_rate=1e-4,
+            max_length=128,
+            warmup_ratio=0.1,
+            seed=42,
+        )
+    )
     return work / "run" / "model"
 
 
@@ -53,8 +65,11 @@ def export_both(model_dir: Path, work: Path, result: dict, args) -> dict[str, Pa
     for quantize in ("none", "int8"):
         name = "onnx_fp32" if quantize == "none" else "onnx_int8"
         with timer(result, f"export_{name}_seconds"):
-            dirs[name] = export_model(ExportSettings(model=str(model_dir), output=work / name, quantize=quantize,
-                                                     min_agreement=args.min_agreement))
+            dirs[name] = export_model(
+                ExportSettings(
+                    model=str(model_dir), output=work / name, quantize=quantize, min_agreement=args.min_agreement
+                )
+            )
         result[f"export_{name}_check"] = json.loads((dirs[name] / "bertkit.json").read_text())["export"]["check"]
     return dirs
 
@@ -89,15 +104,19 @@ def run_accuracy(dirs: dict[str, Path]) -> dict:
     from bertkit.inference import evaluate_file
     from bertkit.settings import EvaluateSettings
 
-    return {name: evaluate_file(EvaluateSettings(input=MR / "test.tsv", model=str(d)))["accuracy"]
-            for name, d in dirs.items()}
+    return {
+        name: evaluate_file(EvaluateSettings(input=MR / "test.tsv", model=str(d)))["accuracy"]
+        for name, d in dirs.items()
+    }
 
 
 def weight_sizes(dirs: dict[str, Path]) -> dict:
     sizes = {"torch": (dirs["torch"] / "model.safetensors").stat().st_size}
     sizes.update({name: (dirs[name] / "model.onnx").stat().st_size for name in ("onnx_fp32", "onnx_int8")})
-    return {**{f"{k}_mib": round(v / 2**20, 1) for k, v in sizes.items()},
-            "int8_share_of_fp32": round(sizes["onnx_int8"] / sizes["onnx_fp32"], 3)}
+    return {
+        **{f"{k}_mib": round(v / 2**20, 1) for k, v in sizes.items()},
+        "int8_share_of_fp32": round(sizes["onnx_int8"] / sizes["onnx_fp32"], 3),
+    }
 
 
 # ---------------------------------------------------------------- serving
@@ -179,8 +198,14 @@ def load_clients(port: int, texts: list[str], clients: int, seconds: float) -> d
     elapsed = time.perf_counter() - started
     latencies.sort()
     pick = lambda q: round(1000 * latencies[min(len(latencies) - 1, int(q * len(latencies)))], 1)  # noqa: E731
-    return {"requests": len(latencies), "errors": errors[0], "seconds": round(elapsed, 1),
-            "requests_per_second": round(len(latencies) / elapsed, 1), "p50_ms": pick(0.50), "p99_ms": pick(0.99)}
+    return {
+        "requests": len(latencies),
+        "errors": errors[0],
+        "seconds": round(elapsed, 1),
+        "requests_per_second": round(len(latencies) / elapsed, 1),
+        "p50_ms": pick(0.50),
+        "p99_ms": pick(0.99),
+    }
 
 
 def free_port() -> int:
@@ -198,7 +223,9 @@ def run_serving(dirs: dict[str, Path], texts: list[str], work: Path, args) -> di
     result: dict = {"clients": args.clients, "seconds_each": args.serve_seconds}
     for name, command in servers.items():
         port = free_port()
-        options = ["--port", str(port)] + (["--log-level", "warning", "--max-batch-size", "32"] if "bertkit" in name else [])
+        options = ["--port", str(port)] + (
+            ["--log-level", "warning", "--max-batch-size", "32"] if "bertkit" in name else []
+        )
         process = start_server([sys.executable, *command, *options], port, work / f"{name}.log")
         try:
             load_clients(port, texts, args.clients, 2)  # warm-up
@@ -209,7 +236,9 @@ def run_serving(dirs: dict[str, Path], texts: list[str], work: Path, args) -> di
         print(name, result[name], flush=True)
     naive = result["naive_pipeline_server"]
     for name in ("bertkit_serve_onnx_int8", "bertkit_serve_torch"):
-        result[f"{name}_throughput_ratio"] = round(result[name]["requests_per_second"] / naive["requests_per_second"], 2)
+        result[f"{name}_throughput_ratio"] = round(
+            result[name]["requests_per_second"] / naive["requests_per_second"], 2
+        )
     return result
 
 
@@ -231,7 +260,9 @@ def main() -> None:
     texts, labels = read_tsv(MR / "train.tsv")
     rows = args.rows or len(texts)
     train_file = work / "train.tsv"
-    train_file.write_text("text\tlabel\n" + "".join(f"{t}\t{l}\n" for t, l in zip(texts[:rows], labels[:rows])))
+    train_file.write_text(
+        "text\tlabel\n" + "".join(f"{text}\t{label}\n" for text, label in zip(texts[:rows], labels[:rows]))
+    )
     results: dict = {"rows": rows, "load_before": load()}
     if args.model:  # a model this script fine-tuned before (its finetune step alone takes 20 minutes under load)
         model_dir = args.model
@@ -241,7 +272,7 @@ def main() -> None:
     dirs = export_both(model_dir, work, results, args)
     results["sizes"] = weight_sizes(dirs)
     results["accuracy"] = run_accuracy(dirs)
-    results["predict"] = run_predict(dirs, texts[:args.predict_texts or len(texts)], work)
+    results["predict"] = run_predict(dirs, texts[: args.predict_texts or len(texts)], work)
     test_texts, _ = read_tsv(MR / "test.tsv")
     results["serve"] = run_serving(dirs, test_texts, work, args)
     results["load_after"] = load()

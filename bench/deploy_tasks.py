@@ -26,7 +26,7 @@ from pathlib import Path
 
 import qa as qa_bench
 import tagging as tagging_bench
-from common import DATA, RESULTS, minilm_dir, require_data, save_results
+from common import RESULTS, minilm_dir, require_data, save_results
 
 # Everything bertkit is imported now, so a long run measures the code it started with.
 from bertkit.deploy.export import export_model
@@ -73,9 +73,17 @@ def export_all(model: Path, work: Path, variants: list[str], result: dict, bits:
     plans = [("onnx_fp32", "none", "none")] + [(int8_name(v), "int8", v) for v in variants]
     for name, quantize, keep in plans:
         started = time.perf_counter()
-        dirs[name] = export_model(ExportSettings(model=str(model), output=work / name, quantize=quantize,
-                                                 int8_keep_fp32=keep, int8_weight_bits=bits,
-                                                 min_agreement=0.0, overwrite=True))
+        dirs[name] = export_model(
+            ExportSettings(
+                model=str(model),
+                output=work / name,
+                quantize=quantize,
+                int8_keep_fp32=keep,
+                int8_weight_bits=bits,
+                min_agreement=0.0,
+                overwrite=True,
+            )
+        )
         result.setdefault("export_seconds", {})[name] = round(time.perf_counter() - started, 1)
         info = json.loads((dirs[name] / "bertkit.json").read_text())
         result.setdefault("export_check", {})[name] = info["export"]["check"]
@@ -103,8 +111,9 @@ def measure(task: str, dirs: dict[str, Path], scored: Path, work: Path, repeats:
         predictions[name] = [json.loads(line) for line in open(work / f"{name}.jsonl", encoding="utf-8")]
         weights = model / ("model.safetensors" if name == "torch" else "model.onnx")
         result["weights_mib"][name] = round(weights.stat().st_size / 2**20, 1)
-        print(task, name, result["quality"][name].get(MAIN_METRIC[task]), result["predict_seconds"][name], "s",
-              flush=True)
+        print(
+            task, name, result["quality"][name].get(MAIN_METRIC[task]), result["predict_seconds"][name], "s", flush=True
+        )
     finetuned_task = load_finetuned(PredictSettings(input=scored, model=str(dirs["torch"]))).task
     for name in dirs:
         if name != "torch":
@@ -119,12 +128,16 @@ def summary(task: str, result: dict) -> dict:
     quality, seconds, sizes = result["quality"], result["predict_seconds"], result["weights_mib"]
     rows = {}
     for name in [n for n in quality if n.startswith("onnx_int8")] + ["onnx_fp32"]:
-        rows[name] = {"points_vs_fp32": round(scale * (quality[name][metric] - quality["onnx_fp32"][metric]), 2),
-                      "speed_vs_torch": round(seconds["torch"] / seconds[name], 2),
-                      "size_vs_fp32": round(sizes[name] / sizes["onnx_fp32"], 3)}
-        rows[name]["targets_met"] = {"quality": rows[name]["points_vs_fp32"] >= -TARGET_POINTS[task],
-                                     "speed_2x": rows[name]["speed_vs_torch"] >= 2.0,
-                                     "size_30pct": rows[name]["size_vs_fp32"] <= 0.30}
+        rows[name] = {
+            "points_vs_fp32": round(scale * (quality[name][metric] - quality["onnx_fp32"][metric]), 2),
+            "speed_vs_torch": round(seconds["torch"] / seconds[name], 2),
+            "size_vs_fp32": round(sizes[name] / sizes["onnx_fp32"], 3),
+        }
+        rows[name]["targets_met"] = {
+            "quality": rows[name]["points_vs_fp32"] >= -TARGET_POINTS[task],
+            "speed_2x": rows[name]["speed_vs_torch"] >= 2.0,
+            "size_30pct": rows[name]["size_vs_fp32"] <= 0.30,
+        }
     return rows
 
 
@@ -137,10 +150,16 @@ def main() -> None:
     parser.add_argument("--eval-questions", type=int, default=500)
     parser.add_argument("--sentences", type=int, default=2000, help="EWT training sentences")
     variants = ("none", "head", "last-ffn", "last-layer")
-    parser.add_argument("--int8-variants-qa", nargs="+", default=list(variants), choices=variants,
-                        help="--int8-keep-fp32 values to export and measure for QA")
-    parser.add_argument("--int8-variants-tagging", nargs="+", default=["none"], choices=variants,
-                        help="the same for tagging")
+    parser.add_argument(
+        "--int8-variants-qa",
+        nargs="+",
+        default=list(variants),
+        choices=variants,
+        help="--int8-keep-fp32 values to export and measure for QA",
+    )
+    parser.add_argument(
+        "--int8-variants-tagging", nargs="+", default=["none"], choices=variants, help="the same for tagging"
+    )
     parser.add_argument("--int8-weight-bits", type=int, default=7, choices=(7, 8), help="bertkit export's option")
     parser.add_argument("--repeats", type=int, default=2, help="predict calls per model (the fastest counts)")
     parser.add_argument("--finetune-only", action="store_true", help="fine-tune, print the model directories, stop")
@@ -151,12 +170,15 @@ def main() -> None:
         args.train_questions, args.eval_questions, args.sentences, args.repeats = 40, 20, 600, 1
         args.name = f"{args.name}-quick"
     work = WORK / ("quick" if args.quick else "full")
-    results: dict = {"load_before": load(), "int8_weight_bits": args.int8_weight_bits,
-                     "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
-                     "settings": {"qa": {**qa_bench.SETTINGS, "train_questions": args.train_questions,
-                                         "eval_questions": args.eval_questions},
-                                  "tagging": {**tagging_bench.HYPER, "seed": 1, "sentences": args.sentences,
-                                              "epochs": 1}}}
+    results: dict = {
+        "load_before": load(),
+        "int8_weight_bits": args.int8_weight_bits,
+        "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+        "settings": {
+            "qa": {**qa_bench.SETTINGS, "train_questions": args.train_questions, "eval_questions": args.eval_questions},
+            "tagging": {**tagging_bench.HYPER, "seed": 1, "sentences": args.sentences, "epochs": 1},
+        },
+    }
     models, scored = {}, {}
     for task in args.tasks:
         (work / task).mkdir(parents=True, exist_ok=True)
@@ -171,8 +193,9 @@ def main() -> None:
         return
     for task in args.tasks:
         result = results[task] = {"model": str(models[task])}
-        dirs = export_all(models[task], work / task, getattr(args, f"int8_variants_{task}"), result,
-                          args.int8_weight_bits)
+        dirs = export_all(
+            models[task], work / task, getattr(args, f"int8_variants_{task}"), result, args.int8_weight_bits
+        )
         result.update(measure(task, dirs, scored[task], work / task, args.repeats))
         save_results(args.name, results)  # keep what is done should a later step fail
     results["load_after"] = load()

@@ -25,6 +25,7 @@ WORK = RESULTS / "deploy-tasks-work" / "full" / "qa"
 
 def variants(names: list[str]) -> dict[str, dict]:
     """quantize_dynamic options per probe: which nodes stay fp32, which op types are quantized, ..."""
+
     def matching(pattern: str) -> list[str]:
         return [n for n in names if re.search(pattern, n)]
 
@@ -63,10 +64,13 @@ def main() -> None:
         metrics = evaluate_file(EvaluateSettings(input=scored, model=str(target)))
         started = time.perf_counter()
         predict_file(PredictSettings(input=scored, model=str(target), output=target / "predictions.jsonl"))
-        results[name] = {"f1": round(metrics["f1"], 2), "exact_match": round(metrics["exact_match"], 2),
-                         "predict_seconds": round(time.perf_counter() - started, 2),
-                         "mib": round((target / "model.onnx").stat().st_size / 2**20, 1),
-                         "excluded_nodes": len(options.get("nodes_to_exclude", []))}
+        results[name] = {
+            "f1": round(metrics["f1"], 2),
+            "exact_match": round(metrics["exact_match"], 2),
+            "predict_seconds": round(time.perf_counter() - started, 2),
+            "mib": round((target / "model.onnx").stat().st_size / 2**20, 1),
+            "excluded_nodes": len(options.get("nodes_to_exclude", [])),
+        }
         print(name, results[name], flush=True)
         save_results(args.name, results)
 

@@ -18,7 +18,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
 from common import DATA, minilm_dir, read_rows, require_data, run_trainer_peer, save_results, timer
 
 GOEMOTIONS = DATA / "multilabel" / "goemotions"
@@ -36,26 +35,42 @@ def run_bertkit(train_file: Path, work: Path) -> dict:
     from bertkit.settings import EvaluateSettings, FinetuneSettings
 
     result: dict = {}
-    settings = FinetuneSettings(task="multilabel", model=str(minilm_dir()), train=train_file, output=work / "bertkit",
-                                overwrite=True, epochs=HYPER["epochs"], batch_size=HYPER["batch_size"],
-                                learning_rate=HYPER["learning_rate"], max_length=HYPER["max_length"],
-                                warmup_ratio=HYPER["warmup_ratio"], seed=HYPER["seed"], threshold=THRESHOLD,
-                                save_every=10**9)
+    settings = FinetuneSettings(
+        task="multilabel",
+        model=str(minilm_dir()),
+        train=train_file,
+        output=work / "bertkit",
+        overwrite=True,
+        epochs=HYPER["epochs"],
+        batch_size=HYPER["batch_size"],
+        learning_rate=HYPER["learning_rate"],
+        max_length=HYPER["max_length"],
+        warmup_ratio=HYPER["warmup_ratio"],
+        seed=HYPER["seed"],
+        threshold=THRESHOLD,
+        save_every=10**9,
+    )
     with timer(result, "wall_seconds"):
         with timer(result, "train_wall_seconds"):
             summary = finetune(settings)
         with timer(result, "eval_seconds"):
             metrics = evaluate_file(EvaluateSettings(input=GOEMOTIONS / "test.tsv", model=str(work / "bertkit/model")))
-    result.update({key: metrics[key] for key in ("micro_f1", "macro_f1", "samples_f1", "exact_match")},
-                  train_seconds=summary["train_seconds"])
+    result.update(
+        {key: metrics[key] for key in ("micro_f1", "macro_f1", "samples_f1", "exact_match")},
+        train_seconds=summary["train_seconds"],
+    )
     return result
 
 
 def run_trainer(train: list[dict], test: list[dict], labels: list[str], work: Path, pad_to_max: bool) -> dict:
     from bertkit.metrics.multilabel import multilabel_metrics, one_hot
 
-    head = {"num_labels": len(labels), "problem_type": "multi_label_classification",
-            "id2label": dict(enumerate(labels)), "label2id": {label: i for i, label in enumerate(labels)}}
+    head = {
+        "num_labels": len(labels),
+        "problem_type": "multi_label_classification",
+        "id2label": dict(enumerate(labels)),
+        "label2id": {label: i for i, label in enumerate(labels)},
+    }
     targets = one_hot(label_sets(train), labels).astype(np.float32).tolist()
     texts = lambda rows: ([r["text"] for r in rows], None)  # noqa: E731
     result, logits = run_trainer_peer(texts(train), targets, texts(test), head, work, pad_to_max, HYPER)
@@ -69,8 +84,11 @@ def run_trainer(train: list[dict], test: list[dict], labels: list[str], work: Pa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=8000, help="training rows (default 8000)")
-    parser.add_argument("--peers", default="pad128,dynamic",
-                        help="which Trainer set-ups to run: pad128 (run_glue.py's default), dynamic, or both")
+    parser.add_argument(
+        "--peers",
+        default="pad128,dynamic",
+        help="which Trainer set-ups to run: pad128 (run_glue.py's default), dynamic, or both",
+    )
     args = parser.parse_args()
     require_data(GOEMOTIONS / "train.tsv")
     work = Path(tempfile.mkdtemp(prefix="bertkit-bench-"))
@@ -89,7 +107,9 @@ def main() -> None:
     for peer, _ in peers:
         theirs = results[peer]["train_seconds"] + results[peer]["eval_seconds"]
         results[f"time_ratio_vs_{peer}"] = round(ours / theirs, 3)
-        results[f"micro_f1_gap_points_vs_{peer}"] = round(100 * (results["bertkit"]["micro_f1"] - results[peer]["micro_f1"]), 2)
+        results[f"micro_f1_gap_points_vs_{peer}"] = round(
+            100 * (results["bertkit"]["micro_f1"] - results[peer]["micro_f1"]), 2
+        )
     print(save_results("multilabel", results).read_text())
     shutil.rmtree(work, ignore_errors=True)
 

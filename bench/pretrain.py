@@ -40,7 +40,7 @@ def matmul_peak(size: int = 2048, repeats: int = 12) -> float:
     for _ in range(repeats):
         started = time.perf_counter()
         torch.mm(a, b)
-        best = max(best, 2 * size ** 3 / (time.perf_counter() - started) / 1e9)
+        best = max(best, 2 * size**3 / (time.perf_counter() - started) / 1e9)
     return best
 
 
@@ -49,33 +49,69 @@ def prepare(work: Path, books: int) -> dict:
     from bertkit.modeling.scratch import train_wordpiece
 
     blocks = require_data(CORPUS).read_text(encoding="utf-8").split("\n\n")
-    train, valid = blocks[:books], blocks[books:books + 2]
+    train, valid = blocks[:books], blocks[books : books + 2]
     (work / "train.txt").write_text("\n\n".join(train) + "\n", encoding="utf-8")
     (work / "valid.txt").write_text("\n\n".join(valid) + "\n", encoding="utf-8")
     lines = [line for block in train for line in block.splitlines() if line.strip()]
     train_wordpiece(lines, vocab_size=30522).save_pretrained(work / "tokenizer")
-    return {"train_books": len(train), "train_words": sum(len(b.split()) for b in train),
-            "valid_words": sum(len(b.split()) for b in valid)}
+    return {
+        "train_books": len(train),
+        "train_words": sum(len(b.split()) for b in train),
+        "valid_words": sum(len(b.split()) for b in valid),
+    }
 
 
 def run_bertkit(work: Path, budget: float, nsp: bool) -> dict:
     name = "bertkit-nsp" if nsp else "bertkit"
     # No held-out evaluation inside the run: both sides are scored afterwards by heldout_accuracy.
-    command = [sys.executable, "-m", "bertkit", "pretrain", str(work / "train.txt"), "--validation-fraction", "0",
-               "--tokenizer", str(work / "tokenizer"), "--output", str(work / name),
-               "--overwrite", "--size", "mini", "--max-seq-length", str(HYPER["seq"]), "--time-budget", f"{budget}s",
-               "--batch-size", str(HYPER["batch_size"]), "--lr", str(HYPER["learning_rate"]),
-               "--warmup-ratio", str(HYPER["warmup_ratio"]), "--weight-decay", str(HYPER["weight_decay"]),
-               "--seed", str(HYPER["seed"]), "--log-every", "20", "--nsp" if nsp else "--no-nsp"]
+    command = [
+        sys.executable,
+        "-m",
+        "bertkit",
+        "pretrain",
+        str(work / "train.txt"),
+        "--validation-fraction",
+        "0",
+        "--tokenizer",
+        str(work / "tokenizer"),
+        "--output",
+        str(work / name),
+        "--overwrite",
+        "--size",
+        "mini",
+        "--max-seq-length",
+        str(HYPER["seq"]),
+        "--time-budget",
+        f"{budget}s",
+        "--batch-size",
+        str(HYPER["batch_size"]),
+        "--lr",
+        str(HYPER["learning_rate"]),
+        "--warmup-ratio",
+        str(HYPER["warmup_ratio"]),
+        "--weight-decay",
+        str(HYPER["weight_decay"]),
+        "--seed",
+        str(HYPER["seed"]),
+        "--log-every",
+        "20",
+        "--nsp" if nsp else "--no-nsp",
+    ]
     started = time.perf_counter()
     subprocess.run(command, check=True, cwd=ROOT)
     wall = time.perf_counter() - started
     metrics = json.loads((work / name / "metrics.json").read_text())
     predictions, lengths_sq, lengths = bertkit_shape(work / name)
-    return {"tokens_per_second": metrics["tokens_per_second"], "train_tokens": metrics["train_tokens"],
-            "train_seconds": metrics["train_seconds"], "steps": metrics["steps"], "wall_seconds": round(wall, 1),
-            "predictions_per_token": predictions, "attention_length": lengths_sq / lengths,
-            "model": str(work / name / "model")}
+    return {
+        "tokens_per_second": metrics["tokens_per_second"],
+        "train_tokens": metrics["train_tokens"],
+        "train_seconds": metrics["train_seconds"],
+        "steps": metrics["steps"],
+        "wall_seconds": round(wall, 1),
+        "predictions_per_token": predictions,
+        "attention_length": lengths_sq / lengths,
+        "model": str(work / name / "model"),
+    }
 
 
 def bertkit_shape(run: Path) -> tuple[float, float, float]:
@@ -85,32 +121,41 @@ def bertkit_shape(run: Path) -> tuple[float, float, float]:
     from bertkit.pretraining.instances import instance_lengths
 
     split = run / "cache" / "train"
-    lengths = instance_lengths(np.load(split / "instances.npy"), np.load(split / "sentences.npy"),
-                               np.load(split / "documents.npy")).astype(np.float64)
+    lengths = instance_lengths(
+        np.load(split / "instances.npy"), np.load(split / "sentences.npy"), np.load(split / "documents.npy")
+    ).astype(np.float64)
     specials = 2 + (np.load(split / "instances.npy").shape[1] == 5)  # [CLS] + [SEP]s (a lower bound when packed)
     predictions = np.minimum(20, np.floor((lengths - specials) * 0.15 + 0.5))
-    return float(predictions.sum() / lengths.sum()), float((lengths ** 2).sum()), float(lengths.sum())
+    return float(predictions.sum() / lengths.sum()), float((lengths**2).sum()), float(lengths.sum())
 
 
 def trainer_side(work: Path, budget: float, calibrate_steps: int = 0) -> dict:
     """The Trainer as run_mlm.py sets it up; with calibrate_steps it only times that many steps."""
     import torch
     from datasets import load_dataset
-    from transformers import (BertForMaskedLM, BertTokenizerFast, DataCollatorForLanguageModeling, Trainer,
-                              TrainerCallback, TrainingArguments, set_seed)
+    from transformers import (
+        BertForMaskedLM,
+        BertTokenizerFast,
+        DataCollatorForLanguageModeling,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+        set_seed,
+    )
 
     from bertkit.modeling.scratch import bert_config
 
     tokenizer = BertTokenizerFast.from_pretrained(work / "tokenizer")
     raw = load_dataset("text", data_files={"train": str(work / "train.txt")}, cache_dir=str(work / "hf-cache"))
-    tokenized = raw.map(lambda batch: tokenizer(batch["text"], return_special_tokens_mask=True), batched=True,
-                        remove_columns=["text"])
+    tokenized = raw.map(
+        lambda batch: tokenizer(batch["text"], return_special_tokens_mask=True), batched=True, remove_columns=["text"]
+    )
     seq = HYPER["seq"]
 
     def group_texts(examples):  # run_mlm.py's: concatenate, then cut into blocks of `seq`
         joined = {k: sum(examples[k], []) for k in examples}
         total = len(joined["input_ids"]) // seq * seq
-        return {k: [t[i:i + seq] for i in range(0, total, seq)] for k, t in joined.items()}
+        return {k: [t[i : i + seq] for i in range(0, total, seq)] for k, t in joined.items()}
 
     blocks = tokenized.map(group_texts, batched=True)["train"]
     set_seed(HYPER["seed"])
@@ -130,24 +175,42 @@ def trainer_side(work: Path, budget: float, calibrate_steps: int = 0) -> dict:
 
     steps = calibrate_steps or max(10, int(json.loads((work / "calibration.json").read_text())["steps_in_budget"]))
     arguments = TrainingArguments(
-        output_dir=str(work / "trainer"), per_device_train_batch_size=HYPER["batch_size"], max_steps=steps,
-        learning_rate=HYPER["learning_rate"], warmup_steps=int(HYPER["warmup_ratio"] * steps), weight_decay=HYPER["weight_decay"],
-        lr_scheduler_type="linear", logging_steps=20, save_strategy="no", report_to=[], seed=HYPER["seed"],
-        dataloader_num_workers=0, disable_tqdm=True)
+        output_dir=str(work / "trainer"),
+        per_device_train_batch_size=HYPER["batch_size"],
+        max_steps=steps,
+        learning_rate=HYPER["learning_rate"],
+        warmup_steps=int(HYPER["warmup_ratio"] * steps),
+        weight_decay=HYPER["weight_decay"],
+        lr_scheduler_type="linear",
+        logging_steps=20,
+        save_strategy="no",
+        report_to=[],
+        seed=HYPER["seed"],
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
     collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15)
     Trainer(model=model, args=arguments, train_dataset=blocks, data_collator=collator, callbacks=[Budget()]).train()
     seconds = clock["end"] - clock["start"]
     if calibrate_steps:
         per_step = (clock["end"] - clock["after_warmup"]) / (clock["steps"] - 3)
-        (work / "calibration.json").write_text(json.dumps({"seconds_per_step": per_step,
-                                                           "steps_in_budget": budget / per_step}))
+        (work / "calibration.json").write_text(
+            json.dumps({"seconds_per_step": per_step, "steps_in_budget": budget / per_step})
+        )
         return {}
     model.save_pretrained(work / "trainer-model")
     tokenizer.save_pretrained(work / "trainer-model")
     tokens = clock["steps"] * HYPER["batch_size"] * seq
-    return {"tokens_per_second": tokens / seconds, "train_tokens": tokens, "train_seconds": seconds,
-            "steps": clock["steps"], "predictions_per_token": 1.0, "attention_length": float(seq),
-            "model": str(work / "trainer-model"), "torch_threads": torch.get_num_threads()}
+    return {
+        "tokens_per_second": tokens / seconds,
+        "train_tokens": tokens,
+        "train_seconds": seconds,
+        "steps": clock["steps"],
+        "predictions_per_token": 1.0,
+        "attention_length": float(seq),
+        "model": str(work / "trainer-model"),
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 def heldout_accuracy(model_dir: str, work: Path) -> float:
@@ -156,16 +219,20 @@ def heldout_accuracy(model_dir: str, work: Path) -> float:
     from transformers import BertForMaskedLM, BertTokenizerFast, DataCollatorForLanguageModeling
 
     tokenizer = BertTokenizerFast.from_pretrained(work / "tokenizer")
-    ids = [t for line in (work / "valid.txt").read_text(encoding="utf-8").splitlines() if line.strip()
-           for t in tokenizer(line)["input_ids"]]
-    blocks = [{"input_ids": ids[i:i + HYPER["seq"]]} for i in range(0, len(ids) - HYPER["seq"], HYPER["seq"])]
+    ids = [
+        t
+        for line in (work / "valid.txt").read_text(encoding="utf-8").splitlines()
+        if line.strip()
+        for t in tokenizer(line)["input_ids"]
+    ]
+    blocks = [{"input_ids": ids[i : i + HYPER["seq"]]} for i in range(0, len(ids) - HYPER["seq"], HYPER["seq"])]
     blocks = blocks[:EVAL_BLOCKS]
     collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15, seed=123)
     model = BertForMaskedLM.from_pretrained(model_dir).eval()
     correct = total = 0
     with torch.inference_mode():
         for start in range(0, len(blocks), 50):
-            batch = collator(blocks[start:start + 50])
+            batch = collator(blocks[start : start + 50])
             logits = model(input_ids=batch["input_ids"]).logits
             chosen = batch["labels"] != -100
             correct += int((logits.argmax(-1)[chosen] == batch["labels"][chosen]).sum())
@@ -188,15 +255,17 @@ def markdown(results: dict) -> str:
     """The BENCHMARKS.md table of a results file."""
     sides, peak = results["sides"], max(results["peak_gflops_before"], results["peak_gflops_after"])
     rows = ["| | " + " | ".join(sides) + " |", "|---|" + "---|" * len(sides)]
-    lines = {"real tokens / s": lambda s: f"{s['tokens_per_second']:,.0f}",
-             "tokens trained": lambda s: f"{s['train_tokens']:,}",
-             "training seconds": lambda s: f"{s['train_seconds']:.0f}",
-             "optimizer steps": lambda s: f"{s['steps']}",
-             "held-out MLM accuracy": lambda s: f"{s['heldout_mlm_accuracy']:.4f}",
-             "model FLOPs / token (M)": lambda s: f"{s['flops_per_token']['total'] / 1e6:.1f}",
-             "  of which MLM head (M)": lambda s: f"{s['flops_per_token']['mlm_head'] / 1e6:.1f}",
-             "model GFLOP/s": lambda s: f"{s['model_gflops']:.1f}",
-             f"share of the matmul peak ({peak:.0f} GFLOP/s)": lambda s: f"{100 * s['share_of_peak']:.0f}%"}
+    lines = {
+        "real tokens / s": lambda s: f"{s['tokens_per_second']:,.0f}",
+        "tokens trained": lambda s: f"{s['train_tokens']:,}",
+        "training seconds": lambda s: f"{s['train_seconds']:.0f}",
+        "optimizer steps": lambda s: f"{s['steps']}",
+        "held-out MLM accuracy": lambda s: f"{s['heldout_mlm_accuracy']:.4f}",
+        "model FLOPs / token (M)": lambda s: f"{s['flops_per_token']['total'] / 1e6:.1f}",
+        "  of which MLM head (M)": lambda s: f"{s['flops_per_token']['mlm_head'] / 1e6:.1f}",
+        "model GFLOP/s": lambda s: f"{s['model_gflops']:.1f}",
+        f"share of the matmul peak ({peak:.0f} GFLOP/s)": lambda s: f"{100 * s['share_of_peak']:.0f}%",
+    }
     for label, show in lines.items():
         rows.append(f"| {label} | " + " | ".join(show(side) for side in sides.values()) + " |")
     return "\n".join(rows)
@@ -223,22 +292,25 @@ def main() -> None:
     results["data"] = prepare(args.work, args.books)
     sides = {"bertkit": run_bertkit(args.work, args.budget, nsp=False)}
     for side in ("calibrate", "trainer"):
-        subprocess.run([sys.executable, __file__, "--side", side, "--budget", str(args.budget), "--work",
-                        str(args.work)], check=True)
+        subprocess.run(
+            [sys.executable, __file__, "--side", side, "--budget", str(args.budget), "--work", str(args.work)],
+            check=True,
+        )
     sides["trainer"] = json.loads((args.work / "trainer.json").read_text())
     if args.nsp_too:
         sides["bertkit-nsp"] = run_bertkit(args.work, args.budget, nsp=True)
     results["peak_gflops_after"] = matmul_peak()
     peak = max(results["peak_gflops_before"], results["peak_gflops_after"])
-    for name, side in sides.items():
+    for side in sides.values():
         side["heldout_mlm_accuracy"] = heldout_accuracy(side["model"], args.work)
         side["flops_per_token"] = model_flops_per_token(side)
         side["model_gflops"] = side["flops_per_token"]["total"] * side["tokens_per_second"] / 1e9
         side["share_of_peak"] = side["model_gflops"] / peak
     results["sides"] = sides
-    results["ratios"] = {"tokens_per_second": sides["bertkit"]["tokens_per_second"] / sides["trainer"]["tokens_per_second"],
-                         "heldout_accuracy_gain": sides["bertkit"]["heldout_mlm_accuracy"]
-                         - sides["trainer"]["heldout_mlm_accuracy"]}
+    results["ratios"] = {
+        "tokens_per_second": sides["bertkit"]["tokens_per_second"] / sides["trainer"]["tokens_per_second"],
+        "heldout_accuracy_gain": sides["bertkit"]["heldout_mlm_accuracy"] - sides["trainer"]["heldout_mlm_accuracy"],
+    }
     print(json.dumps(results, indent=2))
     print(markdown(results))
     print(f"results: {save_results('pretrain', results)}")

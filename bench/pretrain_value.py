@@ -31,31 +31,34 @@ from common import DATA, RESULTS, ROOT, require_data, save_results
 
 CORPUS = DATA / "corpus" / "gutenberg" / "corpus.txt"
 TASKS = {
-    "mr": {"task": "classification", "train_rows": 4000,
-           "train": DATA / "classification/mr-polarity/train.tsv", "test": DATA / "classification/mr-polarity/test.tsv"},
+    "mr": {
+        "task": "classification",
+        "train_rows": 4000,
+        "train": DATA / "classification/mr-polarity/train.tsv",
+        "test": DATA / "classification/mr-polarity/test.tsv",
+    },
     "sick": {"task": "nli", "train_rows": 0, "train": DATA / "nli/sick/train.tsv", "test": DATA / "nli/sick/test.tsv"},
 }
 VOCAB = 8192
 
 
 def bertkit(*args) -> None:
-    subprocess.run([sys.executable, "-m", "bertkit", *map(str, args)], check=True, cwd=ROOT,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "bertkit", *map(str, args)], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
 
 
 def prepare(work: Path, megabytes: float, mr_rows: int) -> None:
     """train.txt (whole paragraphs, blank lines kept), the shared tokenizer, and the task files."""
     from bertkit.modeling.scratch import train_wordpiece
 
-    text = require_data(CORPUS).read_bytes()[:int(megabytes * 1e6)].decode("utf-8", errors="ignore")
-    text = text[:text.rfind("\n")] + "\n"  # the last line may be cut
+    text = require_data(CORPUS).read_bytes()[: int(megabytes * 1e6)].decode("utf-8", errors="ignore")
+    text = text[: text.rfind("\n")] + "\n"  # the last line may be cut
     (work / "train.txt").write_text(text, encoding="utf-8")
     lines = [line for line in text.splitlines() if line.strip()]
     train_wordpiece(lines, vocab_size=VOCAB).save_pretrained(work / "tokenizer")
     for name, spec in TASKS.items():
         rows = require_data(spec["train"]).read_text(encoding="utf-8").splitlines()
         limit = mr_rows if name == "mr" else spec["train_rows"]
-        keep = rows[:limit + 1] if limit else rows
+        keep = rows[: limit + 1] if limit else rows
         (work / f"{name}-train.tsv").write_text("\n".join(keep) + "\n", encoding="utf-8")
 
 
@@ -64,8 +67,24 @@ def pretrain_bertkit(work: Path, minutes: float, recipe: str, reuse: bool = Fals
     if reuse and (output / "model" / "bertkit.json").is_file():
         return rescaled_as_saved_now(output / "model")
     length = ["--max-steps", "0"] if minutes == 0 else ["--time-budget", f"{minutes:g}m"]
-    bertkit("pretrain", work / "train.txt", "--output", output, "--overwrite", "--tokenizer", work / "tokenizer",
-            "--size", "mini", "--recipe", recipe, "--seed", "1", "--log-every", "20", *length)
+    bertkit(
+        "pretrain",
+        work / "train.txt",
+        "--output",
+        output,
+        "--overwrite",
+        "--tokenizer",
+        work / "tokenizer",
+        "--size",
+        "mini",
+        "--recipe",
+        recipe,
+        "--seed",
+        "1",
+        "--log-every",
+        "20",
+        *length,
+    )
     return output / "model"
 
 
@@ -93,23 +112,60 @@ def pretrain_trainer(work: Path, minutes: float, reuse: bool = False) -> Path:
     shutil.copy(work / "train.txt", side / "train.txt")
     shutil.copytree(work / "tokenizer", side / "tokenizer", dirs_exist_ok=True)
     for role in ("calibrate", "trainer"):
-        subprocess.run([sys.executable, str(ROOT / "bench/pretrain.py"), "--side", role, "--budget", str(minutes * 60),
-                        "--work", str(side)], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "bench/pretrain.py"),
+                "--side",
+                role,
+                "--budget",
+                str(minutes * 60),
+                "--work",
+                str(side),
+            ],
+            check=True,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+        )
     return side / "trainer-model"
 
 
 def finetune(work: Path, model: Path, task: str, pooling: str, seed: int, epochs: float) -> float:
     spec = TASKS[task]
     output = work / "finetune" / f"{model.parent.name}-{task}-{pooling}-{seed}"
-    bertkit("finetune", "--task", spec["task"], "--model", model, "--train", work / f"{task}-train.tsv",
-            "--eval", spec["test"], "--output", output, "--overwrite", "--epochs", epochs, "--lr", "1e-4",
-            "--batch-size", "32", "--pooling", pooling, "--seed", seed)
+    bertkit(
+        "finetune",
+        "--task",
+        spec["task"],
+        "--model",
+        model,
+        "--train",
+        work / f"{task}-train.tsv",
+        "--eval",
+        spec["test"],
+        "--output",
+        output,
+        "--overwrite",
+        "--epochs",
+        epochs,
+        "--lr",
+        "1e-4",
+        "--batch-size",
+        "32",
+        "--pooling",
+        pooling,
+        "--seed",
+        seed,
+    )
     return json.loads((output / "metrics.json").read_text())["accuracy"]
 
 
 def summary(values: list[float]) -> dict:
-    return {"mean": statistics.mean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "values": values}
+    return {
+        "mean": statistics.mean(values),
+        "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "values": values,
+    }
 
 
 def plot(results: dict, target: Path) -> None:
@@ -118,13 +174,20 @@ def plot(results: dict, target: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = sorted({(task, pooling) for side in results["scores"].values() for budget in side.values()
-                   for task, pooling in (key.split("/") for key in budget)})
+    keys = sorted(
+        {
+            (task, pooling)
+            for side in results["scores"].values()
+            for budget in side.values()
+            for task, pooling in (key.split("/") for key in budget)
+        }
+    )
     figure, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 4), squeeze=False)
     for axis, (task, pooling) in zip(axes[0], keys):
         for side, budgets in results["scores"].items():
-            points = sorted((float(b), s[f"{task}/{pooling}"]["mean"]) for b, s in budgets.items()
-                            if f"{task}/{pooling}" in s)  # a pooling may be measured at some budgets only
+            points = sorted(
+                (float(b), s[f"{task}/{pooling}"]["mean"]) for b, s in budgets.items() if f"{task}/{pooling}" in s
+            )  # a pooling may be measured at some budgets only
             axis.plot([p[0] for p in points], [100 * p[1] for p in points], marker="o", label=side)
         axis.set_title(f"{task}, {pooling} head")
         axis.set_xlabel("pretraining minutes")
@@ -147,17 +210,29 @@ def main() -> None:
     parser.add_argument("--mr-rows", type=int, default=4000, help="MR training rows (smoke tests use fewer)")
     parser.add_argument("--epochs", type=float, default=3, help="fine-tuning epochs")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench-pretrain-value")
-    parser.add_argument("--reuse", action="store_true",
-                        help="fine-tune the models an earlier run pretrained under --work instead of pretraining anew")
-    parser.add_argument("--add", action="store_true",
-                        help="add these budgets to bench/results/pretrain-value.json instead of starting it anew")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="fine-tune the models an earlier run pretrained under --work instead of pretraining anew",
+    )
+    parser.add_argument(
+        "--add",
+        action="store_true",
+        help="add these budgets to bench/results/pretrain-value.json instead of starting it anew",
+    )
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     prepare(args.work, args.megabytes, args.mr_rows)
     budgets = [float(b) for b in args.budgets.split(",")]
     sides = args.sides.split(",")
-    results: dict = {"budgets_minutes": budgets, "seeds": args.seeds, "megabytes": args.megabytes, "vocab": VOCAB,
-                     "pretraining": {}, "scores": {side: {} for side in sides}}
+    results: dict = {
+        "budgets_minutes": budgets,
+        "seeds": args.seeds,
+        "megabytes": args.megabytes,
+        "vocab": VOCAB,
+        "pretraining": {},
+        "scores": {side: {} for side in sides},
+    }
     previous = RESULTS / "pretrain-value.json"
     if args.add and previous.is_file():  # budgets run in several sittings share one table and plot
         results = json.loads(previous.read_text())
@@ -181,12 +256,15 @@ def main() -> None:
             metrics_file = model.parent / "metrics.json"
             if minutes and metrics_file.is_file():
                 results["pretraining"][f"{side}/{minutes:g}"] = {
-                    k: v for k, v in json.loads(metrics_file.read_text()).items() if not isinstance(v, (list, dict))}
+                    k: v for k, v in json.loads(metrics_file.read_text()).items() if not isinstance(v, (list, dict))
+                }
             scores = {}
             for task in args.tasks.split(","):
                 for pooling in args.poolings.split(","):
-                    values = [finetune(args.work, model, task, pooling, seed, args.epochs)
-                              for seed in range(1, args.seeds + 1)]
+                    values = [
+                        finetune(args.work, model, task, pooling, seed, args.epochs)
+                        for seed in range(1, args.seeds + 1)
+                    ]
                     scores[f"{task}/{pooling}"] = summary(values)
                     print(side, f"{minutes:g} min", task, pooling, scores[f"{task}/{pooling}"], flush=True)
             # merged, not replaced: [CLS] and mean pooling (or tasks) may come from separate sittings

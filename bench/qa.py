@@ -24,8 +24,17 @@ from pathlib import Path
 from common import DATA, RESULTS, ROOT, minilm_dir, over_seeds, require_data, save_results, seed_line
 
 SQUAD = DATA / "qa" / "squad-v1.1"
-SETTINGS = {"epochs": 2, "batch_size": 16, "lr": 2e-4, "warmup": 0.1, "max_length": 256, "stride": 128,
-            "n_best": 20, "max_answer_length": 30, "seed": 42}
+SETTINGS = {
+    "epochs": 2,
+    "batch_size": 16,
+    "lr": 2e-4,
+    "warmup": 0.1,
+    "max_length": 256,
+    "stride": 128,
+    "n_best": 20,
+    "max_answer_length": 30,
+    "seed": 42,
+}
 
 
 def first_questions(source: Path, count: int, target: Path) -> Path:
@@ -49,26 +58,74 @@ def first_questions(source: Path, count: int, target: Path) -> Path:
 def run_bertkit(model: str, train: Path, dev: Path, work: Path, extra: tuple[str, ...] = ()) -> dict:
     """`bertkit finetune` through the CLI, evaluating once at the end; wall time includes start-up."""
     s = SETTINGS
-    command = [sys.executable, "-m", "bertkit", "finetune", "--task", "qa", "--model", model, "--train", str(train),
-               "--eval", str(dev), "--output", str(work / "bertkit"), "--overwrite", "--epochs", str(s["epochs"]),
-               "--batch-size", str(s["batch_size"]), "--lr", str(s["lr"]), "--warmup-ratio", str(s["warmup"]),
-               "--weight-decay", "0", "--max-length", str(s["max_length"]), "--doc-stride", str(s["stride"]),
-               "--n-best", str(s["n_best"]), "--max-answer-length", str(s["max_answer_length"]),
-               "--seed", str(s["seed"]), "--eval-every", "1000000", "--save-every", "0", *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "bertkit",
+        "finetune",
+        "--task",
+        "qa",
+        "--model",
+        model,
+        "--train",
+        str(train),
+        "--eval",
+        str(dev),
+        "--output",
+        str(work / "bertkit"),
+        "--overwrite",
+        "--epochs",
+        str(s["epochs"]),
+        "--batch-size",
+        str(s["batch_size"]),
+        "--lr",
+        str(s["lr"]),
+        "--warmup-ratio",
+        str(s["warmup"]),
+        "--weight-decay",
+        "0",
+        "--max-length",
+        str(s["max_length"]),
+        "--doc-stride",
+        str(s["stride"]),
+        "--n-best",
+        str(s["n_best"]),
+        "--max-answer-length",
+        str(s["max_answer_length"]),
+        "--seed",
+        str(s["seed"]),
+        "--eval-every",
+        "1000000",
+        "--save-every",
+        "0",
+        *extra,
+    ]
     started = time.perf_counter()
     subprocess.run(command, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     seconds = time.perf_counter() - started
     metrics = json.loads((work / "bertkit" / "metrics.json").read_text())
-    return {"exact_match": metrics["exact_match"], "f1": metrics["f1"], "wall_seconds": seconds,
-            "train_seconds": metrics["train_seconds"], "eval_seconds": metrics["eval_seconds"]}
+    return {
+        "exact_match": metrics["exact_match"],
+        "f1": metrics["f1"],
+        "wall_seconds": seconds,
+        "train_seconds": metrics["train_seconds"],
+        "eval_seconds": metrics["eval_seconds"],
+    }
 
 
 def trainer_features(tokenizer, examples: list[dict], training: bool) -> dict:
     """run_qa.py's preprocessing: windows padded to max length, answer positions or offsets."""
     s = SETTINGS
-    encoded = tokenizer([e["question"].lstrip() for e in examples], [e["context"] for e in examples],
-                        truncation="only_second", max_length=s["max_length"], stride=s["stride"],
-                        return_overflowing_tokens=True, return_offsets_mapping=True, padding="max_length")
+    encoded = tokenizer(
+        [e["question"].lstrip() for e in examples],
+        [e["context"] for e in examples],
+        truncation="only_second",
+        max_length=s["max_length"],
+        stride=s["stride"],
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+        padding="max_length",
+    )
     samples = encoded.pop("overflow_to_sample_mapping")
     starts, ends, example_ids = [], [], []
     for i, offsets in enumerate(encoded["offset_mapping"]):
@@ -112,13 +169,13 @@ def trainer_answers(examples: list[dict], features: dict, start_logits, end_logi
     for i, example_id in enumerate(features["example_id"]):
         offsets, context = features["offset_mapping"][i], examples[example_id]["context"]
         null[example_id] = min(null.get(example_id, np.inf), float(start_logits[i][0] + end_logits[i][0]))
-        for a in np.argsort(start_logits[i])[-1:-n_best - 1:-1]:
-            for b in np.argsort(end_logits[i])[-1:-n_best - 1:-1]:
+        for a in np.argsort(start_logits[i])[-1 : -n_best - 1 : -1]:
+            for b in np.argsort(end_logits[i])[-1 : -n_best - 1 : -1]:
                 if offsets[a] is None or offsets[b] is None or b < a or b - a + 1 > longest:
                     continue
                 score = float(start_logits[i][a] + end_logits[i][b])
                 if example_id not in best or score > best[example_id][0]:
-                    best[example_id] = (score, context[offsets[a][0]:offsets[b][1]])
+                    best[example_id] = (score, context[offsets[a][0] : offsets[b][1]])
     spans = [best.get(i, (-np.inf, ""))[1] for i in range(len(examples))]
     odds = [null[i] - best.get(i, (-np.inf, ""))[0] for i in range(len(examples))]
     return spans, odds
@@ -126,8 +183,12 @@ def trainer_answers(examples: list[dict], features: dict, start_logits, end_logi
 
 def flat_examples(path: Path) -> list[dict]:
     data = json.loads(path.read_text(encoding="utf-8"))
-    return [{"question": qa["question"], "context": p["context"], "answers": qa["answers"]}
-            for article in data["data"] for p in article["paragraphs"] for qa in p["qas"]]
+    return [
+        {"question": qa["question"], "context": p["context"], "answers": qa["answers"]}
+        for article in data["data"]
+        for p in article["paragraphs"]
+        for qa in p["qas"]
+    ]
 
 
 def train_trainer(model: str, train: Path, work: Path):
@@ -139,11 +200,21 @@ def train_trainer(model: str, train: Path, work: Path):
     transformers.set_seed(SETTINGS["seed"])
     tokenizer = AutoTokenizer.from_pretrained(model)
     train_set = datasets.Dataset.from_dict(dict(trainer_features(tokenizer, flat_examples(train), training=True)))
-    args = TrainingArguments(output_dir=str(work / "trainer"), per_device_train_batch_size=SETTINGS["batch_size"],
-                             per_device_eval_batch_size=64, learning_rate=SETTINGS["lr"],
-                             num_train_epochs=SETTINGS["epochs"], warmup_steps=SETTINGS["warmup"], seed=SETTINGS["seed"],
-                             save_strategy="no", eval_strategy="no", report_to="none", logging_steps=20,
-                             use_cpu=True, disable_tqdm=True)
+    args = TrainingArguments(
+        output_dir=str(work / "trainer"),
+        per_device_train_batch_size=SETTINGS["batch_size"],
+        per_device_eval_batch_size=64,
+        learning_rate=SETTINGS["lr"],
+        num_train_epochs=SETTINGS["epochs"],
+        warmup_steps=SETTINGS["warmup"],
+        seed=SETTINGS["seed"],
+        save_strategy="no",
+        eval_strategy="no",
+        report_to="none",
+        logging_steps=20,
+        use_cpu=True,
+        disable_tqdm=True,
+    )
     trainer = Trainer(model=AutoModelForQuestionAnswering.from_pretrained(model), args=args, train_dataset=train_set)
     trainer.train()
     return trainer, tokenizer
@@ -171,8 +242,13 @@ def run_trainer(model: str, train: Path, dev: Path, work: Path) -> dict:
     golds, answers, _ = trainer_predict(trainer, tokenizer, dev)
     metrics = squad_metrics(golds, answers, version_2=False)
     done = time.perf_counter()
-    return {"exact_match": metrics["exact_match"], "f1": metrics["f1"], "wall_seconds": done - started,
-            "train_seconds": trained - started, "eval_seconds": done - trained}
+    return {
+        "exact_match": metrics["exact_match"],
+        "f1": metrics["f1"],
+        "wall_seconds": done - started,
+        "train_seconds": trained - started,
+        "eval_seconds": done - trained,
+    }
 
 
 def main() -> None:
@@ -181,8 +257,13 @@ def main() -> None:
     parser.add_argument("--eval-questions", type=int, default=500)
     parser.add_argument("--only", choices=("bertkit", "trainer"), help="run one side only (for a quick check)")
     parser.add_argument("--data", type=Path, default=SQUAD, help="folder holding SQuAD train.json and eval.json")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[SETTINGS["seed"]], help="random seeds, each run by "
-                        "both sides (report: mean, sd and per-seed values)")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[SETTINGS["seed"]],
+        help="random seeds, each run by both sides (report: mean, sd and per-seed values)",
+    )
     parser.add_argument("--name", default="qa", help="results file name (bench/results/NAME.json)")
     options = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -191,10 +272,17 @@ def main() -> None:
     train = first_questions(require_data(options.data / "train.json"), options.train_questions, work / "train.json")
     dev = first_questions(require_data(options.data / "eval.json"), options.eval_questions, work / "eval.json")
     model = str(minilm_dir())
-    results: dict = {"settings": {**SETTINGS, "seed": options.seeds, "train_questions": options.train_questions,
-                                  "eval_questions": options.eval_questions}}
+    results: dict = {
+        "settings": {
+            **SETTINGS,
+            "seed": options.seeds,
+            "train_questions": options.train_questions,
+            "eval_questions": options.eval_questions,
+        }
+    }
     sides = {"bertkit": run_bertkit, "trainer": run_trainer}
     for side in [options.only] if options.only else sides:
+
         def run_one(seed: int, run=sides[side]) -> dict:
             SETTINGS["seed"] = seed
             return run(model, train, dev, work)
@@ -203,8 +291,11 @@ def main() -> None:
         print(seed_line(side, results[side], ("f1", "exact_match", "wall_seconds")), flush=True)
     if "bertkit" in results and "trainer" in results:
         b, t = results["bertkit"]["mean"], results["trainer"]["mean"]
-        results["ratios"] = {"wall_time": b["wall_seconds"] / t["wall_seconds"], "f1_diff": b["f1"] - t["f1"],
-                             "em_diff": b["exact_match"] - t["exact_match"]}
+        results["ratios"] = {
+            "wall_time": b["wall_seconds"] / t["wall_seconds"],
+            "f1_diff": b["f1"] - t["f1"],
+            "em_diff": b["exact_match"] - t["exact_match"],
+        }
     print(json.dumps(results, indent=2))
     print(f"written to {save_results(options.name, results)}")
 

@@ -29,17 +29,31 @@ def run_bertkit(work: Path, epochs: float) -> dict:
     from bertkit.settings import EvaluateSettings, FinetuneSettings
 
     result: dict = {}
-    settings = FinetuneSettings(task="regression", model=str(minilm_dir()), train=SICK / "train.tsv",
-                                output=work / "bertkit", overwrite=True, epochs=epochs, batch_size=HYPER["batch_size"],
-                                learning_rate=HYPER["learning_rate"], max_length=HYPER["max_length"],
-                                warmup_ratio=HYPER["warmup_ratio"], seed=HYPER["seed"], save_every=10**9)
+    settings = FinetuneSettings(
+        task="regression",
+        model=str(minilm_dir()),
+        train=SICK / "train.tsv",
+        output=work / "bertkit",
+        overwrite=True,
+        epochs=epochs,
+        batch_size=HYPER["batch_size"],
+        learning_rate=HYPER["learning_rate"],
+        max_length=HYPER["max_length"],
+        warmup_ratio=HYPER["warmup_ratio"],
+        seed=HYPER["seed"],
+        save_every=10**9,
+    )
     with timer(result, "wall_seconds"):
         with timer(result, "train_wall_seconds"):
             summary = finetune(settings)
         with timer(result, "eval_seconds"):
             metrics = evaluate_file(EvaluateSettings(input=SICK / "test.tsv", model=str(work / "bertkit/model")))
-    result.update(pearson=metrics["pearson"], spearman=metrics["spearman"], mse=metrics["mse"],
-                  train_seconds=summary["train_seconds"])
+    result.update(
+        pearson=metrics["pearson"],
+        spearman=metrics["spearman"],
+        mse=metrics["mse"],
+        train_seconds=summary["train_seconds"],
+    )
     return result
 
 
@@ -49,8 +63,15 @@ def run_trainer(work: Path, pad_to_max: bool, epochs: float) -> dict:
     train, test = read_rows(SICK / "train.tsv"), read_rows(SICK / "test.tsv")
     pairs = lambda rows: ([r["sentence1"] for r in rows], [r["sentence2"] for r in rows])  # noqa: E731
     head = {"num_labels": 1, "problem_type": "regression"}
-    result, logits = run_trainer_peer(pairs(train), [float(r["score"]) for r in train], pairs(test), head, work,
-                                      pad_to_max, {**HYPER, "epochs": epochs})
+    result, logits = run_trainer_peer(
+        pairs(train),
+        [float(r["score"]) for r in train],
+        pairs(test),
+        head,
+        work,
+        pad_to_max,
+        {**HYPER, "epochs": epochs},
+    )
     result.update(regression_metrics([float(r["score"]) for r in test], logits.reshape(-1).tolist()))
     return result
 
@@ -58,8 +79,11 @@ def run_trainer(work: Path, pad_to_max: bool, epochs: float) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=float, default=HYPER["epochs"])
-    parser.add_argument("--peers", default="pad128,dynamic",
-                        help="which Trainer set-ups to run: pad128 (run_glue.py's default), dynamic, or both")
+    parser.add_argument(
+        "--peers",
+        default="pad128,dynamic",
+        help="which Trainer set-ups to run: pad128 (run_glue.py's default), dynamic, or both",
+    )
     args = parser.parse_args()
     require_data(SICK / "train.tsv")
     work = Path(tempfile.mkdtemp(prefix="bertkit-bench-"))

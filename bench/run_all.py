@@ -15,8 +15,20 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("classification", "tagging", "strategies", "pretrain", "qa", "regression", "multilabel", "deploy",
-              "deploy_tasks", "tokenizer", "pretrain_value", "qa_v2")
+BENCHMARKS = (
+    "classification",
+    "tagging",
+    "strategies",
+    "pretrain",
+    "qa",
+    "regression",
+    "multilabel",
+    "deploy",
+    "deploy_tasks",
+    "tokenizer",
+    "pretrain_value",
+    "qa_v2",
+)
 
 
 def main() -> None:

@@ -31,9 +31,14 @@ RUNS = {  # the targets' runs first: partial results are saved after each run
     "weighted layers": ({"layer_mix": "weighted"}, 1e-4),
     "mean pooling": ({"pooling": "mean"}, 1e-4),
 }
-APPLE = ["I ate an apple for lunch", "She peeled a ripe apple with a knife", "The pie was made with apple and cinnamon",
-         "Apple released a new phone today", "Apple shares rose after the iPhone launch",
-         "The new apple laptop has a faster chip"]
+APPLE = [
+    "I ate an apple for lunch",
+    "She peeled a ripe apple with a knife",
+    "The pie was made with apple and cinnamon",
+    "Apple released a new phone today",
+    "Apple shares rose after the iPhone launch",
+    "The new apple laptop has a faster chip",
+]
 
 
 def saved_megabytes(model_dir: Path) -> float:
@@ -46,14 +51,27 @@ def run_bertkit(name: str, train_file: Path, work: Path) -> dict:
 
     options, learning_rate = RUNS[name]
     output = work / name.replace(" ", "-")
-    settings = FinetuneSettings(task="classification", model=str(minilm_dir()), train=train_file, eval=MR / "test.tsv",
-                                output=output, overwrite=True, learning_rate=learning_rate, **BASE, **options)
+    settings = FinetuneSettings(
+        task="classification",
+        model=str(minilm_dir()),
+        train=train_file,
+        eval=MR / "test.tsv",
+        output=output,
+        overwrite=True,
+        learning_rate=learning_rate,
+        **BASE,
+        **options,
+    )
     result: dict = {"learning_rate": learning_rate}
     with timer(result, "wall_seconds"):
         summary = finetune(settings)
-    result.update(accuracy=summary["accuracy"], trainable=summary["trainable_parameters"],
-                  total=summary["total_parameters"], saved_mb=saved_megabytes(output / "model"),
-                  train_seconds=summary["train_seconds"])
+    result.update(
+        accuracy=summary["accuracy"],
+        trainable=summary["trainable_parameters"],
+        total=summary["total_parameters"],
+        saved_mb=saved_megabytes(output / "model"),
+        train_seconds=summary["train_seconds"],
+    )
     return result
 
 
@@ -61,8 +79,14 @@ def run_trainer(train_file: Path, work: Path, lora: bool) -> dict:
     """The peer: transformers Trainer with dynamic padding, optionally with peft LoRA like bertkit's run."""
     import numpy as np
     import torch
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
-                              TrainingArguments, set_seed)
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
 
     from bertkit.data.readers import read_table
 
@@ -88,18 +112,35 @@ def run_trainer(train_file: Path, work: Path, lora: bool) -> dict:
         from peft import LoraConfig, get_peft_model
 
         options, learning_rate = RUNS["lora"]
-        model = get_peft_model(model, LoraConfig(r=options["lora_rank"], lora_alpha=options["lora_alpha"],
-                                                 lora_dropout=0.1, target_modules=r".*encoder.*(query|key|value|dense)",
-                                                 modules_to_save=["bert.pooler", "classifier"]))
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=options["lora_rank"],
+                lora_alpha=options["lora_alpha"],
+                lora_dropout=0.1,
+                target_modules=r".*encoder.*(query|key|value|dense)",
+                modules_to_save=["bert.pooler", "classifier"],
+            ),
+        )
     steps = -(-len(train) // 32)
-    arguments = TrainingArguments(output_dir=str(work / f"trainer-{lora}"), per_device_train_batch_size=32,
-                                  learning_rate=learning_rate, num_train_epochs=1, warmup_steps=int(0.1 * steps),
-                                  save_strategy="no", report_to="none", seed=42, disable_tqdm=True,
-                                  logging_strategy="no", train_sampling_strategy="group_by_length")
+    arguments = TrainingArguments(
+        output_dir=str(work / f"trainer-{lora}"),
+        per_device_train_batch_size=32,
+        learning_rate=learning_rate,
+        num_train_epochs=1,
+        warmup_steps=int(0.1 * steps),
+        save_strategy="no",
+        report_to="none",
+        seed=42,
+        disable_tqdm=True,
+        logging_strategy="no",
+        train_sampling_strategy="group_by_length",
+    )
     result: dict = {"learning_rate": learning_rate}
     with timer(result, "wall_seconds"):
-        trainer = Trainer(model=model, args=arguments, train_dataset=Encoded(train),
-                          data_collator=DataCollatorWithPadding(tokenizer))
+        trainer = Trainer(
+            model=model, args=arguments, train_dataset=Encoded(train), data_collator=DataCollatorWithPadding(tokenizer)
+        )
         with timer(result, "train_seconds"):
             trainer.train()
         output = trainer.predict(Encoded(test))
@@ -119,11 +160,19 @@ def run_embed_demo() -> dict:
     vectors = embed(EmbedSettings(inputs=APPLE, model=str(minilm_dir()), word="apple", similarity=True, plot=plot))
     matrix = cosine_matrix(vectors).round(3).tolist()
     fruit, company = range(3), range(3, 6)
-    mean = lambda rows, cols: round(sum(matrix[r][c] for r in rows for c in cols if r != c) /  # noqa: E731
-                                    sum(1 for r in rows for c in cols if r != c), 3)
-    return {"sentences": APPLE, "similarity": matrix, "plot": str(plot.relative_to(RESULTS.parent.parent)),
-            "fruit_vs_fruit": mean(fruit, fruit), "company_vs_company": mean(company, company),
-            "fruit_vs_company": mean(fruit, company)}
+
+    def mean(rows, cols) -> float:
+        pairs = [matrix[r][c] for r in rows for c in cols if r != c]
+        return round(sum(pairs) / len(pairs), 3)
+
+    return {
+        "sentences": APPLE,
+        "similarity": matrix,
+        "plot": str(plot.relative_to(RESULTS.parent.parent)),
+        "fruit_vs_fruit": mean(fruit, fruit),
+        "company_vs_company": mean(company, company),
+        "fruit_vs_company": mean(fruit, company),
+    }
 
 
 def add_ratios(results: dict) -> None:
@@ -143,16 +192,22 @@ def add_ratios(results: dict) -> None:
 
 def markdown_table(results: dict) -> str:
     """The BENCHMARKS.md table of a results file: one row per bertkit strategy, then the peers."""
-    lines = ["| run | lr | trainable params | share | saved weights (MB) | share of full | accuracy | vs full | wall (s) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| run | lr | trainable params | share | saved weights (MB) | share of full | accuracy | vs full | wall (s) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, run in results["bertkit"].items():
-        lines.append(f"| bertkit {name} | {run['learning_rate']:g} | {run['trainable']:,} | "
-                     f"{100 * run.get('trainable_share', 0):.2f}% | {run['saved_mb']:.2f} | "
-                     f"{100 * run.get('size_share_of_full', 0):.1f}% | {run['accuracy']:.4f} | "
-                     f"{100 * run.get('accuracy_minus_full', 0):+.1f} pts | {run['wall_seconds']:.0f} |")
+        lines.append(
+            f"| bertkit {name} | {run['learning_rate']:g} | {run['trainable']:,} | "
+            f"{100 * run.get('trainable_share', 0):.2f}% | {run['saved_mb']:.2f} | "
+            f"{100 * run.get('size_share_of_full', 0):.1f}% | {run['accuracy']:.4f} | "
+            f"{100 * run.get('accuracy_minus_full', 0):+.1f} pts | {run['wall_seconds']:.0f} |"
+        )
     for name, run in results.get("peers", {}).items():
-        lines.append(f"| {name} (peer) | {run['learning_rate']:g} | {run['trainable']:,} | | {run['saved_mb']:.2f} | | "
-                     f"{run['accuracy']:.4f} | | {run['wall_seconds']:.0f} |")
+        lines.append(
+            f"| {name} (peer) | {run['learning_rate']:g} | {run['trainable']:,} | | {run['saved_mb']:.2f} | | "
+            f"{run['accuracy']:.4f} | | {run['wall_seconds']:.0f} |"
+        )
     return "\n".join(lines)
 
 

@@ -49,9 +49,18 @@ def run_bertkit(train: Path, test: Path, epochs: float, work: Path, tag_field: s
     result: dict = {}
     output = work / f"bertkit-{train.stem}"
     with timer(result, "wall_seconds"):
-        summary = finetune(FinetuneSettings(task="tagging", model=str(minilm_dir()), train=train, output=output,
-                                            overwrite=True, epochs=epochs, tag_field=tag_field,
-                                            **{**HYPER, **OVERRIDES}))
+        summary = finetune(
+            FinetuneSettings(
+                task="tagging",
+                model=str(minilm_dir()),
+                train=train,
+                output=output,
+                overwrite=True,
+                epochs=epochs,
+                tag_field=tag_field,
+                **{**HYPER, **OVERRIDES},
+            )
+        )
         with timer(result, "eval_seconds"):
             metrics = evaluate_file(EvaluateSettings(input=test, model=str(output / "model"), batch_size=64))
     result["train_seconds"] = summary["train_seconds"]
@@ -62,8 +71,14 @@ def run_bertkit(train: Path, test: Path, epochs: float, work: Path, tag_field: s
 def run_trainer(train: Path, test: Path, epochs: float, work: Path, tag_field: str = "upos") -> dict:
     import numpy as np
     import torch
-    from transformers import (AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification,
-                              Trainer, TrainingArguments, set_seed)
+    from transformers import (
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+        DataCollatorForTokenClassification,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
 
     from bertkit.data.conll import read_tagged
     from bertkit.metrics.tagging import tagging_metrics
@@ -93,21 +108,39 @@ def run_trainer(train: Path, test: Path, epochs: float, work: Path, tag_field: s
                 return len(self.labels)
 
             def __getitem__(self, i):
-                return {"input_ids": self.rows["input_ids"][i], "attention_mask": self.rows["attention_mask"][i],
-                        "token_type_ids": self.rows["token_type_ids"][i], "labels": self.labels[i]}
+                return {
+                    "input_ids": self.rows["input_ids"][i],
+                    "attention_mask": self.rows["attention_mask"][i],
+                    "token_type_ids": self.rows["token_type_ids"][i],
+                    "labels": self.labels[i],
+                }
 
         set_seed(HYPER["seed"])
         model = AutoModelForTokenClassification.from_pretrained(
-            minilm_dir(), num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label2id)
+            minilm_dir(), num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label2id
+        )
         train_data = Encoded(train_sentences)
         steps = int(epochs * -(-len(train_data) // HYPER["batch_size"]))
         arguments = TrainingArguments(
-            output_dir=str(work / f"trainer-{train.stem}"), per_device_train_batch_size=HYPER["batch_size"],
-            per_device_eval_batch_size=64, learning_rate=HYPER["learning_rate"], num_train_epochs=epochs,
-            warmup_steps=int(HYPER["warmup_ratio"] * steps), weight_decay=HYPER["weight_decay"], seed=HYPER["seed"],
-            save_strategy="no", report_to="none", disable_tqdm=True, logging_strategy="no")
-        trainer = Trainer(model=model, args=arguments, train_dataset=train_data,
-                          data_collator=DataCollatorForTokenClassification(tokenizer))
+            output_dir=str(work / f"trainer-{train.stem}"),
+            per_device_train_batch_size=HYPER["batch_size"],
+            per_device_eval_batch_size=64,
+            learning_rate=HYPER["learning_rate"],
+            num_train_epochs=epochs,
+            warmup_steps=int(HYPER["warmup_ratio"] * steps),
+            weight_decay=HYPER["weight_decay"],
+            seed=HYPER["seed"],
+            save_strategy="no",
+            report_to="none",
+            disable_tqdm=True,
+            logging_strategy="no",
+        )
+        trainer = Trainer(
+            model=model,
+            args=arguments,
+            train_dataset=train_data,
+            data_collator=DataCollatorForTokenClassification(tokenizer),
+        )
         with timer(result, "train_seconds"):
             trainer.train()
         trainer.save_model()
@@ -116,7 +149,9 @@ def run_trainer(train: Path, test: Path, epochs: float, work: Path, tag_field: s
             output = trainer.predict(test_data)
             best = np.argmax(output.predictions, axis=-1)
             gold = [[labels[g] for g in row if g != -100] for row in test_data.labels]
-            predicted = [[labels[p] for p, g in zip(best[i], row) if g != -100] for i, row in enumerate(test_data.labels)]
+            predicted = [
+                [labels[p] for p, g in zip(best[i], row) if g != -100] for i, row in enumerate(test_data.labels)
+            ]
             metrics = tagging_metrics(gold, predicted, labels)
     result["words_scored"] = sum(len(row) for row in gold)
     result.update(scalars(metrics))
@@ -152,8 +187,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--sentences", type=int, default=2000, help="EWT training sentences for upos (default 2000)")
     parser.add_argument("--only", choices=("bertkit", "trainer"), help="run one side")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="change one bertkit setting (e.g. length_grouping=1, weight_decay=0, max_length=512)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one bertkit setting (e.g. length_grouping=1, weight_decay=0, max_length=512)",
+    )
     parser.add_argument("--name", default="tagging", help="results file name (bench/results/NAME.json)")
     args = parser.parse_args()
     OVERRIDES.update(parse_override(text) for text in args.overrides)
@@ -165,7 +206,8 @@ def main() -> None:
         if name == "upos":
             train = first_sentences(require_data(train), work / "ewt-train.conllu", args.sentences)
         for side in [args.only] if args.only else sides:
-            def run_one(seed: int, run=sides[side]) -> dict:
+
+            def run_one(seed: int, run=sides[side], train=train, test=test, epochs=epochs) -> dict:
                 HYPER["seed"] = seed
                 return run(require_data(train), test, epochs, work)
 

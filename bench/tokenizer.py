@@ -34,8 +34,13 @@ def upstream_wordpiece(lines: list[str], vocab_size: int):
     from bertkit.modeling.scratch import SPECIAL_TOKENS, as_bert_tokenizer, bert_wordpiece_pipeline
 
     tokenizer = bert_wordpiece_pipeline(Tokenizer(models.WordPiece(unk_token="[UNK]")), lowercase=True)
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=2, special_tokens=SPECIAL_TOKENS,
-                                        continuing_subword_prefix="##", show_progress=False)
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size,
+        min_frequency=2,
+        special_tokens=SPECIAL_TOKENS,
+        continuing_subword_prefix="##",
+        show_progress=False,
+    )
     tokenizer.train_from_iterator(lines, trainer=trainer)
     return as_bert_tokenizer(tokenizer, lowercase=True)
 
@@ -58,8 +63,13 @@ def one_run(side: str, train: Path, held_out: Path, target: Path) -> dict:
             pieces += len(split)
             unknown += split[0].value == "[UNK]"
     digest = hashlib.sha256((target / "tokenizer.json").read_bytes()).hexdigest()[:16]
-    return {"seconds": round(seconds, 2), "pieces_per_word": pieces / words, "unk_share": unknown / words,
-            "held_out_words": words, "tokenizer_sha256": digest}
+    return {
+        "seconds": round(seconds, 2),
+        "pieces_per_word": pieces / words,
+        "unk_share": unknown / words,
+        "held_out_words": words,
+        "tokenizer_sha256": digest,
+    }
 
 
 def main() -> None:
@@ -73,7 +83,7 @@ def main() -> None:
         print(json.dumps(one_run(side, Path(train), Path(held_out), Path(target))))
         return
     work = Path(tempfile.mkdtemp(prefix="bench-tokenizer-"))
-    text = require_data(CORPUS).read_bytes()[:int(args.megabytes * 1e6)].decode("utf-8", errors="ignore")
+    text = require_data(CORPUS).read_bytes()[: int(args.megabytes * 1e6)].decode("utf-8", errors="ignore")
     lines = [line for line in text.splitlines() if line.strip()][:-1]  # the last line may be cut
     cut = int(len(lines) * 0.95)
     (work / "train.txt").write_text("\n".join(lines[:cut]) + "\n", encoding="utf-8")
@@ -82,17 +92,36 @@ def main() -> None:
     for side in ("upstream", "bertkit"):
         runs = []
         for number in range(args.runs):
-            done = subprocess.run([sys.executable, __file__, "--one", side, str(work / "train.txt"),
-                                   str(work / "held_out.txt"), str(work / f"{side}-{number}")],
-                                  capture_output=True, text=True, check=True, cwd=ROOT,
-                                  env={"PATH": "", "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": str(number),
-                                       "TOKENIZERS_PARALLELISM": "true"})
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--one",
+                    side,
+                    str(work / "train.txt"),
+                    str(work / "held_out.txt"),
+                    str(work / f"{side}-{number}"),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=ROOT,
+                env={
+                    "PATH": "",
+                    "PYTHONPATH": str(ROOT),
+                    "PYTHONHASHSEED": str(number),
+                    "TOKENIZERS_PARALLELISM": "true",
+                },
+            )
             runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
             print(side, number, runs[-1], flush=True)
-        results[side] = {"runs": runs, "distinct_vocabularies": len({r["tokenizer_sha256"] for r in runs}),
-                         "pieces_per_word": statistics.mean(r["pieces_per_word"] for r in runs),
-                         "unk_share": statistics.mean(r["unk_share"] for r in runs),
-                         "seconds": statistics.mean(r["seconds"] for r in runs)}
+        results[side] = {
+            "runs": runs,
+            "distinct_vocabularies": len({r["tokenizer_sha256"] for r in runs}),
+            "pieces_per_word": statistics.mean(r["pieces_per_word"] for r in runs),
+            "unk_share": statistics.mean(r["unk_share"] for r in runs),
+            "seconds": statistics.mean(r["seconds"] for r in runs),
+        }
     results["pieces_per_word_ratio"] = results["bertkit"]["pieces_per_word"] / results["upstream"]["pieces_per_word"]
     results["time_ratio"] = results["bertkit"]["seconds"] / results["upstream"]["seconds"]
     print(json.dumps({k: v for k, v in results.items() if k not in ("upstream", "bertkit")}, indent=2))

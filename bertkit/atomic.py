@@ -13,8 +13,8 @@ import contextlib
 import errno
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from bertkit.errors import BertkitError
 
@@ -61,7 +61,7 @@ def publish_directory(temporary: Path, target: Path) -> None:
 def recover_directories(parent: Path) -> None:
     """Put back any `.NAME.old` whose new version never took its name (a kill inside publish_directory)."""
     for old in parent.glob(".*.old"):
-        target = parent / old.name[1:-len(".old")]
+        target = parent / old.name[1 : -len(".old")]
         if old.is_dir() and not target.exists():
             old.rename(target)
 
@@ -77,8 +77,10 @@ def writing(temporary: Path, what: str, kept: str) -> Iterator[None]:
     except OSError as error:
         shutil.rmtree(temporary, ignore_errors=True) if temporary.is_dir() else remove_file(temporary)
         if error.errno in NO_SPACE:
-            raise BertkitError(f"{temporary.parent}: disk full while writing {what}; {kept}; "
-                               "free some space, then continue with --resume") from None
+            raise BertkitError(
+                f"{temporary.parent}: disk full while writing {what}; {kept}; "
+                "free some space, then continue with --resume"
+            ) from None
         raise
 
 

@@ -1,9 +1,9 @@
 """The beginning and the end that every training run shares (finetune and pretrain), so they cannot drift.
 
-    engine = start_engine(settings)                  # Accelerate, from the settings' engine options
-    run_dir = start_run(engine, settings)            # the main process alone creates and fills OUTPUT/
-    result = engine.fit(..., resume_hint=resume_hint())
-    finish_run(engine, run_dir, summary, history, curve_metric="accuracy", title="...")
+engine = start_engine(settings)                  # Accelerate, from the settings' engine options
+run_dir = start_run(engine, settings)            # the main process alone creates and fills OUTPUT/
+result = engine.fit(..., resume_hint=resume_hint())
+finish_run(engine, run_dir, summary, history, curve_metric="accuracy", title="...")
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ def start_engine(settings: Any) -> Engine:
 def start_run(engine: Engine, settings: Any, title: str) -> tuple[Path, Reporter]:
     """Create (or reopen, under --resume) the run directory and its settings.yaml on the main process only;
     every process gets the path and a reporter (which writes only on the main process)."""
+
     def create() -> Path:
         run_dir = prepare_run_dir(settings.output, settings.overwrite, settings.resume)
         save_settings(settings, run_dir / "settings.yaml")
@@ -44,8 +45,16 @@ def resume_hint() -> str:
     return resume_command()
 
 
-def finish_run(engine: Engine, run_dir: Path, summary: dict, history: list, curve_metric: str, title: str,
-               reporter: Reporter, extra_tables: tuple = ()) -> None:
+def finish_run(
+    engine: Engine,
+    run_dir: Path,
+    summary: dict,
+    history: list,
+    curve_metric: str,
+    title: str,
+    reporter: Reporter,
+    extra_tables: tuple = (),
+) -> None:
     """metrics.json, curves.png and the summary table, written by the main process; then the processes part."""
     if engine.is_main:
         write_json(run_dir / "metrics.json", {**summary, "history": history})

@@ -58,15 +58,23 @@ def embed(settings: EmbedSettings) -> np.ndarray:
     encoder = load_encoder(model_dir, allow_pickle=settings.allow_pickle, trust_remote_code=settings.trust_remote_code)
     layers = encoder.config.num_hidden_layers
     if not -(layers + 1) <= settings.layer <= layers:
-        raise BertkitError(f"--layer is {settings.layer}; this model has layers 0 (embeddings) to {layers} "
-                           "(negative numbers count from the last)")
-    encoded = tokenizer(texts, truncation=True, max_length=settings.max_length, return_offsets_mapping=True,
-                        verbose=False)
+        raise BertkitError(
+            f"--layer is {settings.layer}; this model has layers 0 (embeddings) to {layers} "
+            "(negative numbers count from the last)"
+        )
+    encoded = tokenizer(
+        texts, truncation=True, max_length=settings.max_length, return_offsets_mapping=True, verbose=False
+    )
     features = [{"input_ids": ids, "index": i} for i, ids in enumerate(encoded["input_ids"])]
     engine = Engine(options_from(EngineOptions, settings))
     encoder.to(engine.accelerator.device)
-    outputs = engine.run_model(LayerOutput(encoder, settings.layer), features, settings.batch_size,
-                               tokenizer.pad_token_id, outputs={"token_vectors": True})
+    outputs = engine.run_model(
+        LayerOutput(encoder, settings.layer),
+        features,
+        settings.batch_size,
+        tokenizer.pad_token_id,
+        outputs={"token_vectors": True},
+    )
     vectors = np.zeros((len(texts), encoder.config.hidden_size), dtype=np.float32)
     for index, output in outputs:
         tokens = output["token_vectors"]
@@ -112,10 +120,15 @@ def word_vector(tokens: np.ndarray, offsets: list, text: str, word: str, index: 
     """The mean of the word's WordPiece vectors at its first whole-word occurrence in `text`."""
     match = re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text, flags=re.IGNORECASE)
     if match is None:
-        raise BertkitError(f"input {index + 1} ('{shorten(text)}'): the word '{word}' does not occur in it; "
-                           "give sentences that contain --word")
-    pieces = [i for i, (start, end) in enumerate(offsets[: len(tokens)])
-              if end > start and start < match.end() and end > match.start()]
+        raise BertkitError(
+            f"input {index + 1} ('{shorten(text)}'): the word '{word}' does not occur in it; "
+            "give sentences that contain --word"
+        )
+    pieces = [
+        i
+        for i, (start, end) in enumerate(offsets[: len(tokens)])
+        if end > start and start < match.end() and end > match.start()
+    ]
     if not pieces:
         raise BertkitError(f"input {index + 1}: the word '{word}' lies beyond --max-length; raise --max-length")
     return tokens[pieces].mean(axis=0)
@@ -137,8 +150,11 @@ def write_vectors(path: Path, texts: list[str], vectors: np.ndarray, word: str |
         os.replace(temporary, path)
         return
     extra = {"word": word} if word else {}
-    write_records(path, ({"text": text, **extra, "vector": [round(float(v), 6) for v in row]}
-                         for text, row in zip(texts, vectors)), fmt="jsonl")
+    write_records(
+        path,
+        ({"text": text, **extra, "vector": [round(float(v), 6) for v in row]} for text, row in zip(texts, vectors)),
+        fmt="jsonl",
+    )
 
 
 def show_similarity(matrix: np.ndarray, texts: list[str], word: str | None) -> None:

@@ -1,9 +1,9 @@
 """`bertkit finetune` as a library function: files -> task encoder -> engine -> model directory.
 
-    from bertkit.finetune import finetune
-    from bertkit.settings import FinetuneSettings
-    finetune(FinetuneSettings(task="classification", model="runs/base/model", train=Path("train.tsv"),
-                              eval=Path("dev.tsv"), output=Path("runs/sentiment")))
+from bertkit.finetune import finetune
+from bertkit.settings import FinetuneSettings
+finetune(FinetuneSettings(task="classification", model="runs/base/model", train=Path("train.tsv"),
+                          eval=Path("dev.tsv"), output=Path("runs/sentiment")))
 """
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from bertkit import __version__
+from bertkit.data.datasets_io import source
+from bertkit.data.encoding import encode_training, encoded_dir, feature_lengths, wants_arrow
+from bertkit.data.streaming import tidy_on_error
 from bertkit.driver import finish_run, resume_hint, scalar_metrics, start_engine, start_run
 from bertkit.modeling.build import build_model, save_model, strategy_spec
 from bertkit.modeling.loading import load_tokenizer, resolve_model_dir, weights_format
@@ -22,9 +25,6 @@ from bertkit.settings import FinetuneSettings, settings_to_dict
 from bertkit.settings.options import options_from
 from bertkit.tasks import get_task
 from bertkit.tasks.base import Task
-from bertkit.data.datasets_io import source
-from bertkit.data.streaming import tidy_on_error
-from bertkit.data.encoding import encode_training, encoded_dir, feature_lengths, wants_arrow
 
 
 @dataclass
@@ -56,18 +56,23 @@ def prepare_inputs(task: Task, model_name: str, settings: FinetuneSettings, max_
         train_examples = task.read(train_source, options, labelled=True)
     labels = task.label_names(train_examples)
     options = task.configure(options, max_length, train_examples)
-    eval_examples = (task.read(source(settings.eval, settings.eval_split, "--eval-split"), options, labelled=True)
-                     if settings.eval else None)
+    eval_examples = (
+        task.read(source(settings.eval, settings.eval_split, "--eval-split"), options, labelled=True)
+        if settings.eval
+        else None
+    )
     if eval_examples is not None:
         task.check_labels(eval_examples, labels)
     label2id = {label: i for i, label in enumerate(labels)}
-    train_features, truncated = encode_training(task, train_examples, tokenizer, max_length, label2id, options,
-                                               settings)  # through Arrow with --cache-encoded / --num-workers
+    train_features, truncated = encode_training(
+        task, train_examples, tokenizer, max_length, label2id, options, settings
+    )  # through Arrow with --cache-encoded / --num-workers
     eval_features = None
     if eval_examples is not None:
         eval_features, _ = task.encode(eval_examples, tokenizer, max_length, label2id, options)
-    return Prepared(options, tokenizer, labels, len(train_examples), train_features, truncated, eval_examples,
-                    eval_features, spec)
+    return Prepared(
+        options, tokenizer, labels, len(train_examples), train_features, truncated, eval_examples, eval_features, spec
+    )
 
 
 def finetune(settings: FinetuneSettings) -> dict:
@@ -88,21 +93,38 @@ def finetune(settings: FinetuneSettings) -> dict:
     options, tokenizer, labels = data.options, data.tokenizer, data.labels
     eval_examples, eval_features = data.eval_examples, data.eval_features
     set_seed(settings.seed)
-    model = build_model(task, model_name, labels, data.strategy, allow_pickle=settings.allow_pickle,
-                        trust_remote_code=settings.trust_remote_code)
+    model = build_model(
+        task,
+        model_name,
+        labels,
+        data.strategy,
+        allow_pickle=settings.allow_pickle,
+        trust_remote_code=settings.trust_remote_code,
+    )
     run_dir, reporter = start_run(engine, settings, title=f"finetune {task.name}")
     if data.truncated:
-        reporter.note(f"{data.truncated} of {data.train_count} training inputs are longer than --max-length "
-                      f"{max_length} and were truncated")
+        reporter.note(
+            f"{data.truncated} of {data.train_count} training inputs are longer than --max-length "
+            f"{max_length} and were truncated"
+        )
     trainable, total = count_parameters(model)
-    reporter.note(f"{task.name}: {data.train_count} training examples, {len(labels)} labels; "
-                  f"strategy {settings.strategy}: {trainable:,} of {total:,} parameters trainable "
-                  f"({100 * trainable / total:.2f}%)")
+    reporter.note(
+        f"{task.name}: {data.train_count} training examples, {len(labels)} labels; "
+        f"strategy {settings.strategy}: {trainable:,} of {total:,} parameters trainable "
+        f"({100 * trainable / total:.2f}%)"
+    )
 
     # The saved settings hold the options as the task resolved them (predict decodes as evaluation did).
     saved_settings = {**settings_to_dict(settings), "max_length": max_length, **dataclasses.asdict(options)}
-    info = {"bertkit_version": __version__, "task": task.name, "labels": labels, "base_model": settings.model,
-            "max_length": max_length, "strategy": data.strategy, "settings": saved_settings}
+    info = {
+        "bertkit_version": __version__,
+        "task": task.name,
+        "labels": labels,
+        "base_model": settings.model,
+        "max_length": max_length,
+        "strategy": data.strategy,
+        "settings": saved_settings,
+    }
     latest: dict = {}  # the predictions of the latest evaluation, for the task's own output files
 
     def evaluate(current_model) -> dict:
@@ -116,8 +138,9 @@ def finetune(settings: FinetuneSettings) -> dict:
                 count += 1
                 yield number, output
 
-        outputs = engine.run_model(current_model, eval_features, settings.eval_batch_size, tokenizer.pad_token_id,
-                                   task.outputs)
+        outputs = engine.run_model(
+            current_model, eval_features, settings.eval_batch_size, tokenizer.pad_token_id, task.outputs
+        )
         latest["predictions"] = task.decode(eval_examples, eval_features, counted(outputs), labels, options)
         metrics = task.metrics(eval_examples, latest["predictions"], labels)
         # How many examples the evaluation covered, and from how many model outputs (every one exactly once).
@@ -127,21 +150,40 @@ def finetune(settings: FinetuneSettings) -> dict:
     def save_best(current_model, metrics: dict) -> None:
         tuned = task.tuned_options(metrics, options)
         card = model_card(task.name, task.pipeline_tag, labels, info["settings"], metrics, settings.model)
-        save_model(current_model, tokenizer, run_dir / "model",
-                   {**info, "tuned": tuned, "metrics": scalar_metrics(metrics)}, card)
+        save_model(
+            current_model,
+            tokenizer,
+            run_dir / "model",
+            {**info, "tuned": tuned, "metrics": scalar_metrics(metrics)},
+            card,
+        )
         if "predictions" in latest:
             task.write_outputs(run_dir, eval_examples, latest["predictions"], options, tuned)
 
     metric = task.main_metric(labels)
-    result = engine.fit(model, data.train_features, run_dir=run_dir, pad_token_id=tokenizer.pad_token_id,
-                        evaluate=evaluate if eval_examples is not None else None, main_metric=metric,
-                        on_best=save_best, reporter=reporter, resume_hint=resume_hint(),
-                        lengths=feature_lengths(data.train_features),
-                        loss_over_tokens=task.loss_over_tokens and settings.token_weighted_loss)
+    result = engine.fit(
+        model,
+        data.train_features,
+        run_dir=run_dir,
+        pad_token_id=tokenizer.pad_token_id,
+        evaluate=evaluate if eval_examples is not None else None,
+        main_metric=metric,
+        on_best=save_best,
+        reporter=reporter,
+        resume_hint=resume_hint(),
+        lengths=feature_lengths(data.train_features),
+        loss_over_tokens=task.loss_over_tokens and settings.token_weighted_loss,
+    )
     state = result.state
-    summary = {**result.final_metrics, "best_step": state.best_step, "steps": state.step,
-               "trainable_parameters": trainable, "total_parameters": total,
-               "train_seconds": round(state.train_seconds, 3), "eval_seconds": round(state.eval_seconds, 3)}
+    summary = {
+        **result.final_metrics,
+        "best_step": state.best_step,
+        "steps": state.step,
+        "trainable_parameters": trainable,
+        "total_parameters": total,
+        "train_seconds": round(state.train_seconds, 3),
+        "eval_seconds": round(state.eval_seconds, 3),
+    }
     extra = (task.metrics_table(result.final_metrics),) if eval_examples is not None else ()
     finish_run(engine, run_dir, summary, state.history, metric, f"{task.name}: final evaluation", reporter, extra)
     return summary

@@ -45,8 +45,10 @@ def load_finetuned(settings: PredictSettings) -> Finetuned:
     if "task" not in info:
         raise BertkitError(f"{model_dir}/bertkit.json: no task recorded; re-run the fine-tuning")
     if info["task"] == "pretraining":
-        raise BertkitError(f"{model_dir}: a pretrained model (no task head yet); fine-tune it first: "
-                           f"bertkit finetune --task TASK --model {model_dir} --train FILE --output DIR")
+        raise BertkitError(
+            f"{model_dir}: a pretrained model (no task head yet); fine-tune it first: "
+            f"bertkit finetune --task TASK --model {model_dir} --train FILE --output DIR"
+        )
     task = get_task(info["task"])
     fill_saved_settings(settings, {**info.get("settings", {}), **info.get("tuned", {})})
     options = options_from(task.options_type, settings)
@@ -62,8 +64,10 @@ def check_labels_match(model_dir: str, info: dict, model) -> None:
     """bertkit.json and config.json must agree on the labels, or predictions would be misnamed."""
     labels = info.get("labels")
     if labels and getattr(model.config, "num_labels", len(labels)) != len(labels):
-        raise BertkitError(f"{model_dir}/bertkit.json: lists {len(labels)} labels but the model has "
-                           f"{model.config.num_labels} outputs; the directory mixes two runs, copy model/ again")
+        raise BertkitError(
+            f"{model_dir}/bertkit.json: lists {len(labels)} labels but the model has "
+            f"{model.config.num_labels} outputs; the directory mixes two runs, copy model/ again"
+        )
 
 
 def fill_saved_settings(settings: PredictSettings, saved: dict) -> None:
@@ -83,8 +87,9 @@ def run_predictions(finetuned: Finetuned, examples: list, settings: PredictSetti
     task, options = finetuned.task, finetuned.options
     max_length = settings.max_length or finetuned.info.get("max_length", 512)
     features, _ = task.encode(examples, finetuned.tokenizer, max_length, None, options)
-    outputs = finetuned.engine.run_model(finetuned.model, features, settings.batch_size,
-                                         finetuned.tokenizer.pad_token_id, task.outputs)
+    outputs = finetuned.engine.run_model(
+        finetuned.model, features, settings.batch_size, finetuned.tokenizer.pad_token_id, task.outputs
+    )
     return task.decode(examples, features, outputs, finetuned.labels, options)
 
 

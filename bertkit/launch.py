@@ -45,10 +45,28 @@ def launch(command: str, settings: Any) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
     arguments = [
-        "--multi_gpu", "--num_processes", str(settings.num_processes), "--num_machines", str(settings.num_machines),
-        "--machine_rank", str(settings.machine_rank), "--main_process_ip", settings.main_process_ip,
-        "--main_process_port", str(settings.main_process_port), "--mixed_precision", "no", "--dynamo_backend", "no",
-        "--monitor_interval", "0.5", "-m", "bertkit", command, *settings_to_argv(settings)]
+        "--multi_gpu",
+        "--num_processes",
+        str(settings.num_processes),
+        "--num_machines",
+        str(settings.num_machines),
+        "--machine_rank",
+        str(settings.machine_rank),
+        "--main_process_ip",
+        settings.main_process_ip,
+        "--main_process_port",
+        str(settings.main_process_port),
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--monitor_interval",
+        "0.5",
+        "-m",
+        "bertkit",
+        command,
+        *settings_to_argv(settings),
+    ]
     parsed = launch_command_parser().parse_args(arguments)
     # The workers print their own one-line errors; torchrun's failure reports would only repeat them.
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)

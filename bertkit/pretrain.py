@@ -51,11 +51,16 @@ def pretrain(settings: PretrainSettings) -> dict:
     with engine.accelerator.main_process_first(), removed_on_error(run_dir, keep=settings.resume):
         tokenizer = get_tokenizer(settings, files, base, run_dir / "tokenizer", reporter)
         meta = build_cache(files, tokenizer, settings, run_dir / "cache", notify=reporter.note)
-    splits = {split: InstanceFeatures(run_dir / "cache" / split, meta["dtype"], tokenizer.cls_token_id,
-                                      tokenizer.sep_token_id) for split in SPLITS}
+    splits = {
+        split: InstanceFeatures(
+            run_dir / "cache" / split, meta["dtype"], tokenizer.cls_token_id, tokenizer.sep_token_id
+        )
+        for split in SPLITS
+    }
     reporter.note(describe(meta, settings))
-    rule = MaskingRule.for_tokenizer(tokenizer, settings.mlm_probability, settings.predictions_cap,
-                                     settings.whole_word_masking)
+    rule = MaskingRule.for_tokenizer(
+        tokenizer, settings.mlm_probability, settings.predictions_cap, settings.whole_word_masking
+    )
     collator = MaskingCollator(rule, tokenizer.pad_token_id, settings.seed, settings.static_masks)
     if settings.dump_instances and engine.is_main:
         count, target = settings.dump_instances
@@ -67,8 +72,13 @@ def pretrain(settings: PretrainSettings) -> dict:
     model = PretrainingModel(make_model(settings, tokenizer, base))
     if not base:
         start_at_unigram(model.model, splits["train"].tokens, len(tokenizer))
-    info = {"bertkit_version": __version__, "task": "pretraining", "base_model": settings.model or None,
-            "max_length": settings.max_seq_length, "settings": settings_to_dict(settings)}
+    info = {
+        "bertkit_version": __version__,
+        "task": "pretraining",
+        "base_model": settings.model or None,
+        "max_length": settings.max_seq_length,
+        "settings": settings_to_dict(settings),
+    }
     splits["validation"].keep_sample(settings.eval_instances, settings.seed)
     validation = splits["validation"] if len(splits["validation"]) else None
     if validation is None:
@@ -79,19 +89,38 @@ def pretrain(settings: PretrainSettings) -> dict:
         return evaluate_pretraining(current, validation, eval_collator, settings.eval_batch_size, engine.accelerator)
 
     def save_best(current, metrics: dict) -> None:
-        card = model_card("pretraining", "fill-mask", None, info["settings"], metrics, settings.model,
-                          *card_lines(settings))
+        card = model_card(
+            "pretraining", "fill-mask", None, info["settings"], metrics, settings.model, *card_lines(settings)
+        )
         saved, factor = at_initial_embedding_scale(current.model)
-        save_model_dir(saved, tokenizer, run_dir / "model", {**info, "embedding_rescale": factor, "metrics": metrics},
-                       card)
+        save_model_dir(
+            saved, tokenizer, run_dir / "model", {**info, "embedding_rescale": factor, "metrics": metrics}, card
+        )
 
-    result = engine.fit(model, splits["train"], run_dir=run_dir, evaluate=evaluate if validation else None,
-                        main_metric="mlm_loss", greater_is_better=False, on_best=save_best, reporter=reporter,
-                        collate_fn=collator, lengths=splits["train"].lengths, on_epoch=splits["train"].set_epoch,
-                        resume_hint=resume_hint())
+    result = engine.fit(
+        model,
+        splits["train"],
+        run_dir=run_dir,
+        evaluate=evaluate if validation else None,
+        main_metric="mlm_loss",
+        greater_is_better=False,
+        on_best=save_best,
+        reporter=reporter,
+        collate_fn=collator,
+        lengths=splits["train"].lengths,
+        on_epoch=splits["train"].set_epoch,
+        resume_hint=resume_hint(),
+    )
     summary = summarize(result, batches_per_epoch=-(-len(splits["train"]) // settings.batch_size))
-    finish_run(engine, run_dir, summary, result.state.history, "mlm_accuracy",
-               "pretraining: final held-out evaluation", reporter)
+    finish_run(
+        engine,
+        run_dir,
+        summary,
+        result.state.history,
+        "mlm_accuracy",
+        "pretraining: final held-out evaluation",
+        reporter,
+    )
     return summary
 
 
@@ -109,11 +138,15 @@ def removed_on_error(run_dir: Path, keep: bool):
 def summarize(result, batches_per_epoch: int) -> dict:
     """metrics.json's scalars: the final held-out metrics and how much was trained, how fast."""
     state = result.state
-    return {**result.final_metrics, "steps": state.step,
-            "epochs": round(state.epoch + state.batch_in_epoch / batches_per_epoch, 3),
-            "train_tokens": state.tokens_seen, "train_seconds": round(state.train_seconds, 3),
-            "tokens_per_second": round(state.tokens_seen / max(state.train_seconds, 1e-9), 1),
-            "eval_seconds": round(state.eval_seconds, 3)}
+    return {
+        **result.final_metrics,
+        "steps": state.step,
+        "epochs": round(state.epoch + state.batch_in_epoch / batches_per_epoch, 3),
+        "train_tokens": state.tokens_seen,
+        "train_seconds": round(state.train_seconds, 3),
+        "tokens_per_second": round(state.tokens_seen / max(state.train_seconds, 1e-9), 1),
+        "eval_seconds": round(state.eval_seconds, 3),
+    }
 
 
 def card_lines(settings: PretrainSettings) -> tuple[str, str]:
@@ -135,12 +168,15 @@ def get_tokenizer(settings: PretrainSettings, files: list[Path], base: str | Non
         return load_tokenizer(str(saved))
     layout = layout_of(settings)
     held_out = set() if settings.validation else held_out_for(files, settings)
-    reporter.note(f"Training a WordPiece tokenizer ({settings.vocab_size} pieces, "
-                  f"{'lower-cased' if settings.lowercase else 'cased'}) on the training documents ...")
+    reporter.note(
+        f"Training a WordPiece tokenizer ({settings.vocab_size} pieces, "
+        f"{'lower-cased' if settings.lowercase else 'cased'}) on the training documents ..."
+    )
 
     def training_lines():  # read twice by the trainer, never held in memory
-        return (line for number, block in enumerate(iter_blocks(files, layout)) if number not in held_out
-                for line in block)
+        return (
+            line for number, block in enumerate(iter_blocks(files, layout)) if number not in held_out for line in block
+        )
 
     tokenizer = train_wordpiece(training_lines, vocab_size=settings.vocab_size, lowercase=settings.lowercase)
     tokenizer.save_pretrained(saved)
@@ -154,15 +190,22 @@ def make_model(settings: PretrainSettings, tokenizer, base: str | None):
 
     set_seed(settings.seed)
     if base:
-        model = load_pretrained("BertForPreTraining", base, allow_pickle=settings.allow_pickle,
-                                trust_remote_code=settings.trust_remote_code)
+        model = load_pretrained(
+            "BertForPreTraining", base, allow_pickle=settings.allow_pickle, trust_remote_code=settings.trust_remote_code
+        )
         if model.config.vocab_size < len(tokenizer):
             model.resize_token_embeddings(len(tokenizer))
         return for_objective(model, settings)
     explicit = settings.layers and settings.hidden
-    config = bert_config(len(tokenizer), None if explicit else settings.size, layers=settings.layers or None,
-                         hidden=settings.hidden or None, heads=settings.heads or None,
-                         intermediate=settings.intermediate or None, max_position=max(512, settings.max_seq_length))
+    config = bert_config(
+        len(tokenizer),
+        None if explicit else settings.size,
+        layers=settings.layers or None,
+        hidden=settings.hidden or None,
+        heads=settings.heads or None,
+        intermediate=settings.intermediate or None,
+        max_position=max(512, settings.max_seq_length),
+    )
     return for_objective(BertForPreTraining(config), settings)
 
 
@@ -207,9 +250,11 @@ def with_dropout(model, probability: float):
 def describe(meta: dict, settings: PretrainSettings) -> str:
     train, held = meta["train"], meta["validation"]
     kind = "sentence pairs (NSP)" if settings.nsp else "packed sequences"
-    return (f"Corpus: {train['documents']} training documents, {train['tokens']:,} tokens -> {train['instances']:,} "
-            f"{kind} of up to {settings.max_seq_length}; held out: {held['documents']} documents, "
-            f"{held['instances']:,} instances")
+    return (
+        f"Corpus: {train['documents']} training documents, {train['tokens']:,} tokens -> {train['instances']:,} "
+        f"{kind} of up to {settings.max_seq_length}; held out: {held['documents']} documents, "
+        f"{held['instances']:,} instances"
+    )
 
 
 def dump_instances(features: InstanceFeatures, collator: MaskingCollator, tokenizer, count: int, target: Path) -> int:
@@ -221,9 +266,12 @@ def dump_instances(features: InstanceFeatures, collator: MaskingCollator, tokeni
         for index in range(min(count, len(features))):
             item = features[index]
             masked, positions, labels = collator.mask(item)
-            record = {"tokens": tokenizer.convert_ids_to_tokens(masked.tolist()),
-                      "segment_ids": item["token_type_ids"].tolist(), "masked_positions": positions.tolist(),
-                      "masked_labels": tokenizer.convert_ids_to_tokens(labels.tolist())}
+            record = {
+                "tokens": tokenizer.convert_ids_to_tokens(masked.tolist()),
+                "segment_ids": item["token_type_ids"].tolist(),
+                "masked_positions": positions.tolist(),
+                "masked_labels": tokenizer.convert_ids_to_tokens(labels.tolist()),
+            }
             if "next_sentence_label" in item:
                 record["is_random_next"] = bool(item["next_sentence_label"])
             stream.write(json.dumps(record, ensure_ascii=False) + "\n")

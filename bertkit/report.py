@@ -35,10 +35,17 @@ class Reporter:
         if not self.enabled:
             return
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[speed]} ex/s"),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
-            disable=not console.is_terminal)
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("{task.fields[speed]} ex/s"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+            disable=not console.is_terminal,
+        )
         self.progress.start()
         self.task_id = self.progress.add_task(self.title, total=total_steps, completed=done, loss="-", speed="-")
 
@@ -46,11 +53,24 @@ class Reporter:
         if self.progress is not None:
             self.progress.update(self.task_id, completed=step)
 
-    def log_step(self, step: int, epoch: float, loss: float, lr: float, examples_per_second: float,
-                 tokens_per_second: float = 0.0) -> None:
-        record = {"step": step, "epoch": round(epoch, 4), "loss": loss, "lr": lr,
-                  "examples_per_second": round(examples_per_second, 2),
-                  "tokens_per_second": round(tokens_per_second, 1), "time": time.time()}
+    def log_step(
+        self,
+        step: int,
+        epoch: float,
+        loss: float,
+        lr: float,
+        examples_per_second: float,
+        tokens_per_second: float = 0.0,
+    ) -> None:
+        record = {
+            "step": step,
+            "epoch": round(epoch, 4),
+            "loss": loss,
+            "lr": lr,
+            "examples_per_second": round(examples_per_second, 2),
+            "tokens_per_second": round(tokens_per_second, 1),
+            "time": time.time(),
+        }
         self.last = record
         self._append(record)
         if self.progress is not None:
@@ -136,12 +156,29 @@ def plot_curves(log_path: Path, target: Path, main_metric: str) -> bool:
     return True
 
 
-def model_card(task: str, pipeline_tag: str, labels: list[str] | None, settings: dict, metrics: dict, base_model: str,
-               made_by: str | None = None, usage: str | None = None) -> str:
+def model_card(
+    task: str,
+    pipeline_tag: str,
+    labels: list[str] | None,
+    settings: dict,
+    metrics: dict,
+    base_model: str,
+    made_by: str | None = None,
+    usage: str | None = None,
+) -> str:
     """A README.md for model/, as the Hugging Face convention has it; `pipeline_tag` comes from the task."""
-    lines = ["---", "library_name: transformers", f"pipeline_tag: {pipeline_tag}",
-             "tags: [bertkit]", "---", "", f"# bertkit {task} model", "",
-             made_by or f"Fine-tuned with `bertkit finetune --task {task}` from `{base_model}`.", ""]
+    lines = [
+        "---",
+        "library_name: transformers",
+        f"pipeline_tag: {pipeline_tag}",
+        "tags: [bertkit]",
+        "---",
+        "",
+        f"# bertkit {task} model",
+        "",
+        made_by or f"Fine-tuned with `bertkit finetune --task {task}` from `{base_model}`.",
+        "",
+    ]
     if labels:
         lines += ["## Labels", "", ", ".join(f"`{label}`" for label in labels), ""]
     lines += ["## Data", ""]
@@ -154,6 +191,19 @@ def model_card(task: str, pipeline_tag: str, labels: list[str] | None, settings:
         lines += ["| metric | value |", "|---|---|"] + [f"| {k} | {v:.4f} |" for k, v in scalars.items()]
     else:
         lines.append("No evaluation file was given.")
-    lines += ["", "## Settings", "", "```json", json.dumps(settings, indent=2, default=str), "```", "",
-              "## Use", "", "```", usage or "bertkit predict --model THIS_DIR inputs.txt --output predictions.jsonl", "```", ""]
+    lines += [
+        "",
+        "## Settings",
+        "",
+        "```json",
+        json.dumps(settings, indent=2, default=str),
+        "```",
+        "",
+        "## Use",
+        "",
+        "```",
+        usage or "bertkit predict --model THIS_DIR inputs.txt --output predictions.jsonl",
+        "```",
+        "",
+    ]
     return "\n".join(lines)

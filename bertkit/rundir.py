@@ -8,8 +8,8 @@ import os
 import shlex
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from bertkit.atomic import recover_directories
 from bertkit.errors import BertkitError
@@ -31,8 +31,10 @@ def prepare_run_dir(output: Path, overwrite: bool, resume: bool) -> Path:
         return output
     if holds_run:
         if not overwrite:
-            raise BertkitError(f"{output}: already holds a run; pass --resume to continue it, --overwrite to replace it, "
-                               "or choose another --output")
+            raise BertkitError(
+                f"{output}: already holds a run; pass --resume to continue it, --overwrite to replace it, "
+                "or choose another --output"
+            )
         shutil.rmtree(output)
     output.mkdir(parents=True, exist_ok=True)
     return output

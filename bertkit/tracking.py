@@ -21,8 +21,10 @@ from typing import Any
 from bertkit.errors import BertkitError
 
 # --report-to name -> (module that must be importable, what to install)
-TRACKERS = {"tensorboard": ("tensorboard", "'bertkit[tracking]' (tensorboard)"),
-            "mlflow": ("mlflow", "'bertkit[tracking]' (mlflow-skinny)")}
+TRACKERS = {
+    "tensorboard": ("tensorboard", "'bertkit[tracking]' (tensorboard)"),
+    "mlflow": ("mlflow", "'bertkit[tracking]' (mlflow-skinny)"),
+}
 SKIPPED_KEYS = ("step", "time")  # log.jsonl bookkeeping, not metrics
 
 
@@ -35,8 +37,9 @@ def tracker_names(report_to: str | None) -> list[str]:
         raise BertkitError(f"--report-to is '{report_to}'; 'none' cannot be combined with trackers")
     for name in names:
         if name not in TRACKERS:
-            raise BertkitError(f"--report-to names '{name}'; choose from {', '.join(TRACKERS)} or none "
-                               "(several comma-separated)")
+            raise BertkitError(
+                f"--report-to names '{name}'; choose from {', '.join(TRACKERS)} or none (several comma-separated)"
+            )
         module, package = TRACKERS[name]
         if importlib.util.find_spec(module) is None:
             raise BertkitError(f"--report-to {name}: the {module} package is not installed; pip install {package}")
@@ -86,8 +89,11 @@ class TrackedReporter:
         self._log("eval", metrics, step)
 
     def _log(self, prefix: str, values: dict, step: int) -> None:
-        scalars = {f"{prefix}/{key}": value for key, value in values.items()
-                   if key not in SKIPPED_KEYS and isinstance(value, (int, float)) and not isinstance(value, bool)}
+        scalars = {
+            f"{prefix}/{key}": value
+            for key, value in values.items()
+            if key not in SKIPPED_KEYS and isinstance(value, (int, float)) and not isinstance(value, bool)
+        }
         if scalars:
             self._accelerator.log(scalars, step=step)
 

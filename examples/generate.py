@@ -19,45 +19,156 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 
-SUBJECTS = ["the film", "the movie", "this book", "the soundtrack", "the acting", "the plot", "the ending",
-            "the camera", "this phone", "the hotel", "the service", "the meal", "the coffee", "the game",
-            "the story", "the dialogue", "the sequel", "the battery", "the screen", "the staff"]
-POSITIVE = ["wonderful", "brilliant", "delightful", "excellent", "superb", "charming", "moving", "great",
-            "fantastic", "lovely", "gripping", "stunning", "enjoyable", "memorable", "clever"]
-NEGATIVE = ["terrible", "boring", "awful", "dreadful", "dull", "clumsy", "tedious", "poor", "bland",
-            "disappointing", "messy", "annoying", "weak", "forgettable", "lifeless"]
+SUBJECTS = [
+    "the film",
+    "the movie",
+    "this book",
+    "the soundtrack",
+    "the acting",
+    "the plot",
+    "the ending",
+    "the camera",
+    "this phone",
+    "the hotel",
+    "the service",
+    "the meal",
+    "the coffee",
+    "the game",
+    "the story",
+    "the dialogue",
+    "the sequel",
+    "the battery",
+    "the screen",
+    "the staff",
+]
+POSITIVE = [
+    "wonderful",
+    "brilliant",
+    "delightful",
+    "excellent",
+    "superb",
+    "charming",
+    "moving",
+    "great",
+    "fantastic",
+    "lovely",
+    "gripping",
+    "stunning",
+    "enjoyable",
+    "memorable",
+    "clever",
+]
+NEGATIVE = [
+    "terrible",
+    "boring",
+    "awful",
+    "dreadful",
+    "dull",
+    "clumsy",
+    "tedious",
+    "poor",
+    "bland",
+    "disappointing",
+    "messy",
+    "annoying",
+    "weak",
+    "forgettable",
+    "lifeless",
+]
 INTENSIFIERS = ["", "", "really ", "truly ", "quite ", "absolutely ", "rather ", "very "]
-TAILS = ["", "", ".", " from start to finish.", " in every way.", ", as everyone said.", " for the price.",
-         " this time.", " and i would say so again.", " overall."]
+TAILS = [
+    "",
+    "",
+    ".",
+    " from start to finish.",
+    " in every way.",
+    ", as everyone said.",
+    " for the price.",
+    " this time.",
+    " and i would say so again.",
+    " overall.",
+]
 OPENERS = ["", "", "honestly, ", "in short, ", "i think ", "we felt ", "my friends said ", "to be fair, "]
 
-PEOPLE = ["a man", "a woman", "a boy", "a girl", "the chef", "the teacher", "an old man", "a young woman",
-          "the doctor", "a child", "the pilot", "a farmer"]
-ACTIONS = [("is playing", "a guitar"), ("is cooking", "pasta"), ("is reading", "a newspaper"),
-           ("is riding", "a bicycle"), ("is painting", "a fence"), ("is cutting", "an onion"),
-           ("is washing", "a car"), ("is eating", "an apple"), ("is writing", "a letter"),
-           ("is throwing", "a ball"), ("is carrying", "a box"), ("is feeding", "a dog")]
+PEOPLE = [
+    "a man",
+    "a woman",
+    "a boy",
+    "a girl",
+    "the chef",
+    "the teacher",
+    "an old man",
+    "a young woman",
+    "the doctor",
+    "a child",
+    "the pilot",
+    "a farmer",
+]
+ACTIONS = [
+    ("is playing", "a guitar"),
+    ("is cooking", "pasta"),
+    ("is reading", "a newspaper"),
+    ("is riding", "a bicycle"),
+    ("is painting", "a fence"),
+    ("is cutting", "an onion"),
+    ("is washing", "a car"),
+    ("is eating", "an apple"),
+    ("is writing", "a letter"),
+    ("is throwing", "a ball"),
+    ("is carrying", "a box"),
+    ("is feeding", "a dog"),
+]
 PLACES = ["", "", " in the park", " at home", " on the street", " in the kitchen", " near the river"]
 
 TOPICS = {
-    "garden": ["the garden was green after the rain", "tomatoes grew along the south wall",
-               "a robin watched the gardener dig", "the roses needed water every evening",
-               "weeds came back faster than anyone expected", "the old gate creaked in the wind"],
-    "harbour": ["fishing boats left the harbour before dawn", "the nets were heavy with silver fish",
-                "gulls followed the boats back to the quay", "the harbour master counted every boat",
-                "a storm kept the fleet at home for three days", "the lighthouse turned all night"],
-    "school": ["the children ran into the classroom", "the teacher wrote a question on the board",
-               "nobody knew the answer at first", "a girl at the back raised her hand",
-               "the bell rang before the lesson ended", "homework was due on friday"],
-    "kitchen": ["the soup simmered on the stove", "the cook chopped onions and carrots",
-                "bread was rising in a warm bowl", "the smell of garlic filled the house",
-                "everyone waited for dinner at the long table", "the pie cooled on the window sill"],
-    "mountain": ["the climbers set out before sunrise", "snow covered the upper slopes",
-                 "the path grew steep and narrow", "they rested beside a frozen lake",
-                 "clouds hid the summit for an hour", "the descent took longer than the climb"],
-    "market": ["the market opened at seven", "farmers sold apples and cheese", "a baker shouted his prices",
-               "children bought sweets with their coins", "the square was crowded by noon",
-               "the stalls closed when the rain began"],
+    "garden": [
+        "the garden was green after the rain",
+        "tomatoes grew along the south wall",
+        "a robin watched the gardener dig",
+        "the roses needed water every evening",
+        "weeds came back faster than anyone expected",
+        "the old gate creaked in the wind",
+    ],
+    "harbour": [
+        "fishing boats left the harbour before dawn",
+        "the nets were heavy with silver fish",
+        "gulls followed the boats back to the quay",
+        "the harbour master counted every boat",
+        "a storm kept the fleet at home for three days",
+        "the lighthouse turned all night",
+    ],
+    "school": [
+        "the children ran into the classroom",
+        "the teacher wrote a question on the board",
+        "nobody knew the answer at first",
+        "a girl at the back raised her hand",
+        "the bell rang before the lesson ended",
+        "homework was due on friday",
+    ],
+    "kitchen": [
+        "the soup simmered on the stove",
+        "the cook chopped onions and carrots",
+        "bread was rising in a warm bowl",
+        "the smell of garlic filled the house",
+        "everyone waited for dinner at the long table",
+        "the pie cooled on the window sill",
+    ],
+    "mountain": [
+        "the climbers set out before sunrise",
+        "snow covered the upper slopes",
+        "the path grew steep and narrow",
+        "they rested beside a frozen lake",
+        "clouds hid the summit for an hour",
+        "the descent took longer than the climb",
+    ],
+    "market": [
+        "the market opened at seven",
+        "farmers sold apples and cheese",
+        "a baker shouted his prices",
+        "children bought sweets with their coins",
+        "the square was crowded by noon",
+        "the stalls closed when the rain began",
+    ],
 }
 
 
@@ -82,8 +193,21 @@ def nli_pair(rng: random.Random) -> tuple[str, str, str]:
         hypothesis = f"{person} {other_verb} {other_thing}"
     return premise, hypothesis, label
 
-NAMES = [("anna", "she"), ("tom", "he"), ("maria", "she"), ("peter", "he"), ("lucy", "she"), ("omar", "he"),
-         ("nina", "she"), ("jack", "he"), ("sofia", "she"), ("ivan", "he"), ("clara", "she"), ("david", "he")]
+
+NAMES = [
+    ("anna", "she"),
+    ("tom", "he"),
+    ("maria", "she"),
+    ("peter", "he"),
+    ("lucy", "she"),
+    ("omar", "he"),
+    ("nina", "she"),
+    ("jack", "he"),
+    ("sofia", "she"),
+    ("ivan", "he"),
+    ("clara", "she"),
+    ("david", "he"),
+]
 CITIES = ["paris", "rome", "new york", "oslo", "cairo", "lima", "san francisco", "berlin", "tokyo", "buenos aires"]
 JOBS = ["baker", "nurse", "bus driver", "teacher", "lawyer", "fisherman", "software engineer", "painter", "pilot"]
 ANIMALS = ["dog", "cat", "parrot", "horse", "rabbit"]
@@ -93,24 +217,38 @@ COLOURS = ["red", "blue", "green", "yellow", "dark purple", "orange", "light gre
 FACTS = {
     "city": ("{Name} lives in {city}.", ["Where does {Name} live?", "In which city does {Name} live?"]),
     "job": ("{Pronoun} works as a {job}.", ["What is {Name}'s job?", "What does {Name} do for a living?"]),
-    "pet": ("{Name} has a {animal} called {pet}.", ["What is the name of {Name}'s {animal}?",
-                                                   "What is {Name}'s {animal} called?"]),
+    "pet": (
+        "{Name} has a {animal} called {pet}.",
+        ["What is the name of {Name}'s {animal}?", "What is {Name}'s {animal} called?"],
+    ),
     "year": ("{Pronoun} was born in {year}.", ["When was {Name} born?", "In which year was {Name} born?"]),
     "colour": ("{Possessive} favourite colour is {colour}.", ["What is {Name}'s favourite colour?"]),
 }
-FILLERS = ["The weather was mild that spring.", "Nobody remembers the old bridge anymore.",
-           "The library closes early on sundays.", "A new road was built near the river.",
-           "Many people visit the market on saturdays."]
+FILLERS = [
+    "The weather was mild that spring.",
+    "Nobody remembers the old bridge anymore.",
+    "The library closes early on sundays.",
+    "A new road was built near the river.",
+    "Many people visit the market on saturdays.",
+]
 MISSING = ["What is the name of {Name}'s car?", "Where does {Name}'s brother live?", "When did {Name} get married?"]
 
 
 def biography(rng: random.Random) -> tuple[str, dict[str, tuple[str, int]], dict[str, str]]:
     """A short passage about one person; returns it, each fact's (answer, start) and the slot values."""
     name, pronoun = rng.choice(NAMES)
-    values = {"name": name, "Name": name.title(), "Pronoun": pronoun.title(),
-              "Possessive": {"she": "Her", "he": "His"}[pronoun], "city": rng.choice(CITIES).title(),
-              "job": rng.choice(JOBS), "animal": rng.choice(ANIMALS), "pet": rng.choice(PET_NAMES).title(),
-              "year": str(rng.randint(1940, 2005)), "colour": rng.choice(COLOURS)}
+    values = {
+        "name": name,
+        "Name": name.title(),
+        "Pronoun": pronoun.title(),
+        "Possessive": {"she": "Her", "he": "His"}[pronoun],
+        "city": rng.choice(CITIES).title(),
+        "job": rng.choice(JOBS),
+        "animal": rng.choice(ANIMALS),
+        "pet": rng.choice(PET_NAMES).title(),
+        "year": str(rng.randint(1940, 2005)),
+        "colour": rng.choice(COLOURS),
+    }
     facts = rng.sample(list(FACTS), rng.randint(3, 5))
     sentences = [FACTS[fact][0] for fact in facts] + rng.sample(FILLERS, rng.randint(0, 2))
     rng.shuffle(sentences)
@@ -130,16 +268,28 @@ def biography(rng: random.Random) -> tuple[str, dict[str, tuple[str, int]], dict
 def qa_records(rng: random.Random, passages: int, unanswerable: float = 0.0) -> list[dict]:
     """Questions on generated passages (two or three each); a share asks about something not there."""
     records = []
-    for number in range(passages):
+    for _ in range(passages):
         context, answers, values = biography(rng)
         for fact in rng.sample(list(answers), min(len(answers), rng.randint(2, 3))):
             answer, start = answers[fact]
             question = rng.choice(FACTS[fact][1]).format(**values)
-            records.append({"id": f"q{len(records):04d}", "question": question, "context": context,
-                            "answers": {"text": [answer], "answer_start": [start]}})
+            records.append(
+                {
+                    "id": f"q{len(records):04d}",
+                    "question": question,
+                    "context": context,
+                    "answers": {"text": [answer], "answer_start": [start]},
+                }
+            )
         if rng.random() < unanswerable:
-            records.append({"id": f"q{len(records):04d}", "question": rng.choice(MISSING).format(**values),
-                            "context": context, "answers": {"text": [], "answer_start": []}})
+            records.append(
+                {
+                    "id": f"q{len(records):04d}",
+                    "question": rng.choice(MISSING).format(**values),
+                    "context": context,
+                    "answers": {"text": [], "answer_start": []},
+                }
+            )
     return records
 
 
@@ -147,13 +297,21 @@ def squad_json(records: list[dict], version: str) -> dict:
     """The records as SQuAD json, one article per passage."""
     by_context: dict[str, list[dict]] = {}
     for record in records:
-        qa = {"id": record["id"], "question": record["question"],
-              "answers": [{"text": t, "answer_start": s} for t, s in zip(record["answers"]["text"],
-                                                                        record["answers"]["answer_start"])]}
+        qa = {
+            "id": record["id"],
+            "question": record["question"],
+            "answers": [
+                {"text": t, "answer_start": s}
+                for t, s in zip(record["answers"]["text"], record["answers"]["answer_start"])
+            ],
+        }
         if version == "v2.0":
             qa["is_impossible"] = not qa["answers"]
         by_context.setdefault(record["context"], []).append(qa)
-    data = [{"title": f"passage {i}", "paragraphs": [{"context": c, "qas": qas}]} for i, (c, qas) in enumerate(by_context.items())]
+    data = [
+        {"title": f"passage {i}", "paragraphs": [{"context": c, "qas": qas}]}
+        for i, (c, qas) in enumerate(by_context.items())
+    ]
     return {"version": version, "data": data}
 
 
@@ -162,11 +320,15 @@ def write_qa(folder: Path) -> None:
     folder.mkdir(exist_ok=True)
     lines = [json.dumps(record) for record in qa_records(rng, 300)]
     (folder / "train.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (folder / "dev.json").write_text(json.dumps(squad_json(qa_records(rng, 60), "1.1"), indent=1) + "\n", encoding="utf-8")
-    (folder / "train-v2.json").write_text(json.dumps(squad_json(qa_records(rng, 150, 0.5), "v2.0"), indent=1) + "\n",
-                                          encoding="utf-8")
-    (folder / "dev-v2.json").write_text(json.dumps(squad_json(qa_records(rng, 40, 0.5), "v2.0"), indent=1) + "\n",
-                                        encoding="utf-8")
+    (folder / "dev.json").write_text(
+        json.dumps(squad_json(qa_records(rng, 60), "1.1"), indent=1) + "\n", encoding="utf-8"
+    )
+    (folder / "train-v2.json").write_text(
+        json.dumps(squad_json(qa_records(rng, 150, 0.5), "v2.0"), indent=1) + "\n", encoding="utf-8"
+    )
+    (folder / "dev-v2.json").write_text(
+        json.dumps(squad_json(qa_records(rng, 40, 0.5), "v2.0"), indent=1) + "\n", encoding="utf-8"
+    )
     questions = [{key: r[key] for key in ("id", "question", "context")} for r in qa_records(rng, 8)]
     (folder / "questions.jsonl").write_text("".join(json.dumps(q) + "\n" for q in questions), encoding="utf-8")
 
@@ -189,17 +351,58 @@ def corpus(rng: random.Random, documents: int) -> str:
     return "\n\n".join(blocks) + "\n"
 
 
-PERSONS = ["Anna Berg", "Tom", "Maria Lopez", "Ken Sato", "Olga", "Peter van Dam", "Lucy Moss", "Ivan Petrov",
-           "Sara", "Jonas Holm", "Amir Khan", "Nora Wells"]
-PLACES_NAMED = ["Paris", "Oslo", "New Harbor", "Lima", "Kyoto", "Cape Town", "Berlin", "Port Elias", "Quebec",
-                "Dublin", "San Miro", "Tallinn"]
-ORGANISATIONS = ["Acme Corp", "Northwind", "Blue Fox Bank", "Globex", "Initech Labs", "Umbra Studios",
-                 "Helios Energy", "Red Cross Society", "Vantor", "Pinewood Press"]
-TAG_TEMPLATES = ["{PER} works for {ORG} in {LOC} .", "yesterday {PER} flew to {LOC} .",
-                 "{ORG} opened a new office in {LOC} .", "{PER} met {PER} at a party near {LOC} .",
-                 "the weather in {LOC} was cold and wet .", "{PER} said that {ORG} will hire more people .",
-                 "after the match , {PER} went home to {LOC} .", "{ORG} and {ORG} signed a deal on friday .",
-                 "nobody in {LOC} had heard of {ORG} before .", "we visited {LOC} with {PER} last summer ."]
+PERSONS = [
+    "Anna Berg",
+    "Tom",
+    "Maria Lopez",
+    "Ken Sato",
+    "Olga",
+    "Peter van Dam",
+    "Lucy Moss",
+    "Ivan Petrov",
+    "Sara",
+    "Jonas Holm",
+    "Amir Khan",
+    "Nora Wells",
+]
+PLACES_NAMED = [
+    "Paris",
+    "Oslo",
+    "New Harbor",
+    "Lima",
+    "Kyoto",
+    "Cape Town",
+    "Berlin",
+    "Port Elias",
+    "Quebec",
+    "Dublin",
+    "San Miro",
+    "Tallinn",
+]
+ORGANISATIONS = [
+    "Acme Corp",
+    "Northwind",
+    "Blue Fox Bank",
+    "Globex",
+    "Initech Labs",
+    "Umbra Studios",
+    "Helios Energy",
+    "Red Cross Society",
+    "Vantor",
+    "Pinewood Press",
+]
+TAG_TEMPLATES = [
+    "{PER} works for {ORG} in {LOC} .",
+    "yesterday {PER} flew to {LOC} .",
+    "{ORG} opened a new office in {LOC} .",
+    "{PER} met {PER} at a party near {LOC} .",
+    "the weather in {LOC} was cold and wet .",
+    "{PER} said that {ORG} will hire more people .",
+    "after the match , {PER} went home to {LOC} .",
+    "{ORG} and {ORG} signed a deal on friday .",
+    "nobody in {LOC} had heard of {ORG} before .",
+    "we visited {LOC} with {PER} last summer .",
+]
 TAG_NAMES = {"PER": PERSONS, "LOC": PLACES_NAMED, "ORG": ORGANISATIONS}
 
 
@@ -221,8 +424,9 @@ def write_tagging(rng: random.Random, folder: Path) -> None:
     for name, count in (("train", 400), ("dev", 100)):
         blocks = ("".join(f"{word}\t{tag}\n" for word, tag in tagged_sentence(rng)) for _ in range(count))
         (folder / f"{name}.conll").write_text("\n".join(blocks), encoding="utf-8")
-    lines = (" ".join(word for word, _ in tagged_sentence(rng)).replace(" .", ".").replace(" ,", ",")
-             for _ in range(20))
+    lines = (
+        " ".join(word for word, _ in tagged_sentence(rng)).replace(" .", ".").replace(" ,", ",") for _ in range(20)
+    )
     (folder / "sentences.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -230,7 +434,9 @@ def scored_review(rng: random.Random) -> tuple[str, float]:
     """Three judgements, each positive or negative; the score (0-3) counts the positive ones."""
     positives = [rng.random() < 0.5 for _ in range(3)]
     subjects = rng.sample(SUBJECTS, 3)
-    parts = [f"{subject} was {rng.choice(POSITIVE if good else NEGATIVE)}" for subject, good in zip(subjects, positives)]
+    parts = [
+        f"{subject} was {rng.choice(POSITIVE if good else NEGATIVE)}" for subject, good in zip(subjects, positives)
+    ]
     return f"{parts[0]}, {parts[1]} and {parts[2]}", float(sum(positives))
 
 
@@ -251,14 +457,19 @@ def write_csv(path: Path, header: list[str], rows: list[tuple]) -> None:
 
 def write_regression_and_multilabel(rng: random.Random) -> None:
     """Regression (a review's score 0-3) and multi-label topics (labels joined by ','), as csv."""
-    for task, make, header in (("regression", scored_review, ["text", "score"]),
-                               ("multilabel", topic_text, ["text", "labels"])):
+    for task, make, header in (
+        ("regression", scored_review, ["text", "score"]),
+        ("multilabel", topic_text, ["text", "labels"]),
+    ):
         folder = HERE / task
         folder.mkdir(exist_ok=True)
         for name, count in (("train", 400), ("dev", 100)):
             rows = [make(rng) for _ in range(count)]
-            write_csv(folder / f"{name}.csv", header,
-                      [(text, ",".join(label) if isinstance(label, list) else label) for text, label in rows])
+            write_csv(
+                folder / f"{name}.csv",
+                header,
+                [(text, ",".join(label) if isinstance(label, list) else label) for text, label in rows],
+            )
 
 
 def main() -> None:
@@ -271,8 +482,9 @@ def main() -> None:
             positive = rng.random() < 0.5
             rows.append((review(rng, positive), "pos" if positive else "neg"))
         write_tsv(sentiment / f"{name}.tsv", ["text", "label"], rows)
-    (sentiment / "inputs.txt").write_text("\n".join(review(rng, rng.random() < 0.5) for _ in range(20)) + "\n",
-                                          encoding="utf-8")
+    (sentiment / "inputs.txt").write_text(
+        "\n".join(review(rng, rng.random() < 0.5) for _ in range(20)) + "\n", encoding="utf-8"
+    )
     nli = HERE / "nli"
     nli.mkdir(exist_ok=True)
     for name, count in (("train", 600), ("dev", 150)):

@@ -46,10 +46,23 @@ def assert_loads_completely(model_class, model_dir, allowed_unexpected: tuple[st
 
 # The texts the shared tiny vocabulary is trained on: a fixed list, so that example data added for a new
 # task does not change the vocabulary (and with it every learning test's exact outcome).
-VOCABULARY_FILES = ("corpus/stories.txt", "nli/dev.tsv", "nli/train.tsv", "qa/dev-v2.json", "qa/dev.json",
-                    "qa/questions.jsonl", "qa/train-v2.json", "qa/train.jsonl", "sentiment/dev.tsv",
-                    "sentiment/inputs.txt", "sentiment/test.tsv", "sentiment/train.tsv", "tagging/dev.conll",
-                    "tagging/sentences.txt", "tagging/train.conll")
+VOCABULARY_FILES = (
+    "corpus/stories.txt",
+    "nli/dev.tsv",
+    "nli/train.tsv",
+    "qa/dev-v2.json",
+    "qa/dev.json",
+    "qa/questions.jsonl",
+    "qa/train-v2.json",
+    "qa/train.jsonl",
+    "sentiment/dev.tsv",
+    "sentiment/inputs.txt",
+    "sentiment/test.tsv",
+    "sentiment/train.tsv",
+    "tagging/dev.conll",
+    "tagging/sentences.txt",
+    "tagging/train.conll",
+)
 
 
 def example_texts() -> list[str]:
@@ -66,8 +79,17 @@ def tiny_model(tmp_path_factory) -> Path:
     from bertkit.modeling.scratch import init_model_dir
 
     target = tmp_path_factory.mktemp("tiny-model")
-    return init_model_dir(example_texts(), target, size=None, layers=2, hidden=64, heads=2, intermediate=128,
-                          vocab_size=1500, max_position=256)
+    return init_model_dir(
+        example_texts(),
+        target,
+        size=None,
+        layers=2,
+        hidden=64,
+        heads=2,
+        intermediate=128,
+        vocab_size=1500,
+        max_position=256,
+    )
 
 
 @pytest.fixture
@@ -102,14 +124,28 @@ def word_model(tmp_path_factory) -> Path:
     core = Tokenizer(models.WordPiece({piece: i for i, piece in enumerate(vocab)}, unk_token="[UNK]"))
     core.normalizer = normalizers.BertNormalizer(lowercase=True)
     core.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    core.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-                                                        special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
-    tokenizer = BertTokenizerFast(tokenizer_object=core, unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]",
-                                  cls_token="[CLS]", mask_token="[MASK]", do_lower_case=True)
+    core.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
+    tokenizer = BertTokenizerFast(
+        tokenizer_object=core,
+        unk_token="[UNK]",
+        sep_token="[SEP]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        mask_token="[MASK]",
+        do_lower_case=True,
+    )
     tokenizer.save_pretrained(target)
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=128, max_position_embeddings=256)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=256,
+    )
     BertForPreTraining(config).save_pretrained(target, safe_serialization=True)
     return target
 

@@ -9,18 +9,36 @@ from conftest import EXAMPLES
 
 # task -> (training options, a predict input file, an evaluate file)
 TASK_RUNS = {
-    "classification": (["--train", EXAMPLES / "sentiment" / "train.tsv", "--epochs", "2", "--lr", "2e-3"],
-                       EXAMPLES / "sentiment" / "inputs.txt", EXAMPLES / "sentiment" / "test.tsv"),
-    "nli": (["--train", EXAMPLES / "nli" / "train.tsv", "--max-steps", "6"],
-            EXAMPLES / "nli" / "dev.tsv", EXAMPLES / "nli" / "dev.tsv"),
-    "tagging": (["--train", EXAMPLES / "tagging" / "train.conll", "--max-steps", "6"],
-                EXAMPLES / "tagging" / "sentences.txt", EXAMPLES / "tagging" / "dev.conll"),
-    "qa": (["--train", EXAMPLES / "qa" / "train.jsonl", "--max-steps", "6", "--max-length", "96", "--doc-stride", "32"],
-           EXAMPLES / "qa" / "questions.jsonl", EXAMPLES / "qa" / "dev.json"),
-    "regression": (["--train", EXAMPLES / "regression" / "train.csv", "--max-steps", "6"],
-                   EXAMPLES / "regression" / "dev.csv", EXAMPLES / "regression" / "dev.csv"),
-    "multilabel": (["--train", EXAMPLES / "multilabel" / "train.csv", "--max-steps", "6"],
-                   EXAMPLES / "multilabel" / "dev.csv", EXAMPLES / "multilabel" / "dev.csv"),
+    "classification": (
+        ["--train", EXAMPLES / "sentiment" / "train.tsv", "--epochs", "2", "--lr", "2e-3"],
+        EXAMPLES / "sentiment" / "inputs.txt",
+        EXAMPLES / "sentiment" / "test.tsv",
+    ),
+    "nli": (
+        ["--train", EXAMPLES / "nli" / "train.tsv", "--max-steps", "6"],
+        EXAMPLES / "nli" / "dev.tsv",
+        EXAMPLES / "nli" / "dev.tsv",
+    ),
+    "tagging": (
+        ["--train", EXAMPLES / "tagging" / "train.conll", "--max-steps", "6"],
+        EXAMPLES / "tagging" / "sentences.txt",
+        EXAMPLES / "tagging" / "dev.conll",
+    ),
+    "qa": (
+        ["--train", EXAMPLES / "qa" / "train.jsonl", "--max-steps", "6", "--max-length", "96", "--doc-stride", "32"],
+        EXAMPLES / "qa" / "questions.jsonl",
+        EXAMPLES / "qa" / "dev.json",
+    ),
+    "regression": (
+        ["--train", EXAMPLES / "regression" / "train.csv", "--max-steps", "6"],
+        EXAMPLES / "regression" / "dev.csv",
+        EXAMPLES / "regression" / "dev.csv",
+    ),
+    "multilabel": (
+        ["--train", EXAMPLES / "multilabel" / "train.csv", "--max-steps", "6"],
+        EXAMPLES / "multilabel" / "dev.csv",
+        EXAMPLES / "multilabel" / "dev.csv",
+    ),
 }
 
 
@@ -35,8 +53,21 @@ def invoke(*args) -> tuple[int, str]:
 
 
 def finetune(tiny_model: Path, output: Path, task: str, *extra) -> Path:
-    code, text = invoke("finetune", "--task", task, "--model", tiny_model, "--output", output, "--batch-size", "16",
-                        "--seed", "1", *TASK_RUNS[task][0], *extra)
+    code, text = invoke(
+        "finetune",
+        "--task",
+        task,
+        "--model",
+        tiny_model,
+        "--output",
+        output,
+        "--batch-size",
+        "16",
+        "--seed",
+        "1",
+        *TASK_RUNS[task][0],
+        *extra,
+    )
     assert code == 0, text
     return output / "model"
 

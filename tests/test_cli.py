@@ -7,16 +7,22 @@ import subprocess
 import sys
 
 import pytest
+from conftest import EXAMPLES
 
 from bertkit import __version__
-from conftest import EXAMPLES
 
 
 def run_main(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
     """`python -m bertkit ...` in a subprocess: the real entry point, as a user runs it."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "bertkit", *map(str, args)], capture_output=True, text=True,
-                          input=input, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "bertkit", *map(str, args)],
+        capture_output=True,
+        text=True,
+        input=input,
+        env=env,
+        timeout=300,
+    )
 
 
 def test_version(cli):
@@ -45,8 +51,15 @@ def test_unknown_option_is_one_line():
 
 
 def test_hub_name_while_offline_says_to_pass_a_local_path(cli, tmp_path):
-    result = cli("finetune", "--model", "bert-base-uncased", "--train", EXAMPLES / "sentiment/train.tsv",
-                 "--output", tmp_path / "run")
+    result = cli(
+        "finetune",
+        "--model",
+        "bert-base-uncased",
+        "--train",
+        EXAMPLES / "sentiment/train.tsv",
+        "--output",
+        tmp_path / "run",
+    )
     assert result.exit_code == 2
     assert "bert-base-uncased" in result.stderr and "local model directory" in result.stderr
     assert not (tmp_path / "run").exists()

@@ -10,16 +10,17 @@ import json
 import datasets
 import huggingface_hub
 import pytest
+from conftest import EXAMPLES
 
 from bertkit.data.datasets_io import Source, source
 from bertkit.data.readers import read_table
 from bertkit.errors import BertkitError
 from bertkit.settings import FinetuneSettings, PredictSettings, options_from
 from bertkit.tasks import get_task
-from conftest import EXAMPLES
 
-SENTIMENT = datasets.Features({"sentence": datasets.Value("string"),
-                               "label": datasets.ClassLabel(names=["neg", "pos"])})
+SENTIMENT = datasets.Features(
+    {"sentence": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])}
+)
 
 
 @pytest.fixture(autouse=True)
@@ -88,28 +89,40 @@ def test_column_flags_and_errors_name_the_record(tmp_path):
 
 def test_nli_pairs_from_parquet(tmp_path):
     path = tmp_path / "nli.parquet"
-    datasets.Dataset.from_dict({"premise": ["a man sleeps", "a dog runs"], "hypothesis": ["he rests", "a cat sits"],
-                                "label": [0, 1]},
-                               features=datasets.Features({"premise": datasets.Value("string"),
-                                                           "hypothesis": datasets.Value("string"),
-                                                           "label": datasets.ClassLabel(names=["entailment",
-                                                                                               "contradiction"])})
-                               ).to_parquet(str(path))
+    datasets.Dataset.from_dict(
+        {"premise": ["a man sleeps", "a dog runs"], "hypothesis": ["he rests", "a cat sits"], "label": [0, 1]},
+        features=datasets.Features(
+            {
+                "premise": datasets.Value("string"),
+                "hypothesis": datasets.Value("string"),
+                "label": datasets.ClassLabel(names=["entailment", "contradiction"]),
+            }
+        ),
+    ).to_parquet(str(path))
     examples = get_task("nli").read(str(path), settings(task="nli"), labelled=True)
     assert [(e.text_pair, e.label) for e in examples] == [("he rests", "entailment"), ("a cat sits", "contradiction")]
 
 
 def test_tagging_tokens_and_hub_tag_columns(tmp_path):
     tags = datasets.List(datasets.ClassLabel(names=["O", "B-PER", "I-PER"]))
-    data = datasets.Dataset.from_dict({"tokens": [["Ann", "Lee", "runs"], ["he", "sleeps"]],
-                                       "ner_tags": [[1, 2, 0], [0, 0]], "pos_tags": [[0, 0, 0], [0, 0]]},
-                                      features=datasets.Features({"tokens": datasets.List(datasets.Value("string")),
-                                                                  "ner_tags": tags, "pos_tags": tags}))
+    data = datasets.Dataset.from_dict(
+        {
+            "tokens": [["Ann", "Lee", "runs"], ["he", "sleeps"]],
+            "ner_tags": [[1, 2, 0], [0, 0]],
+            "pos_tags": [[0, 0, 0], [0, 0]],
+        },
+        features=datasets.Features(
+            {"tokens": datasets.List(datasets.Value("string")), "ner_tags": tags, "pos_tags": tags}
+        ),
+    )
     path = tmp_path / "ner"
     data.save_to_disk(str(path))
     task = get_task("tagging")
-    with pytest.raises(BertkitError, match=r"several columns could be the tags \(ner_tags, pos_tags\); choose one "
-                                           r"with --label-column"):
+    with pytest.raises(
+        BertkitError,
+        match=r"several columns could be the tags \(ner_tags, pos_tags\); choose one "
+        r"with --label-column",
+    ):
         task.read(str(path), settings(task="tagging"), labelled=True)
     sentences = task.read(str(path), settings(task="tagging", label_column="ner_tags"), labelled=True)
     assert sentences[0].tags == ["B-PER", "I-PER", "O"] and sentences[1].tokens == ["he", "sleeps"]
@@ -119,15 +132,27 @@ def test_tagging_tokens_and_hub_tag_columns(tmp_path):
 
 def squad_dataset() -> datasets.Dataset:
     """SQuAD as the hub ships it: id, title, context, question, answers {text: [...], answer_start: [...]}."""
-    records = [json.loads(line) for line in (EXAMPLES / "qa/train.jsonl").read_text(encoding="utf-8").splitlines()
-               if line.strip()]
-    answers = datasets.Features({"text": datasets.List(datasets.Value("string")),
-                                 "answer_start": datasets.List(datasets.Value("int32"))})
+    records = [
+        json.loads(line)
+        for line in (EXAMPLES / "qa/train.jsonl").read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    answers = datasets.Features(
+        {"text": datasets.List(datasets.Value("string")), "answer_start": datasets.List(datasets.Value("int32"))}
+    )
     columns = {key: [r[key] for r in records] for key in ("id", "question", "context")}
     columns["answers"] = [r["answers"] for r in records]
-    return datasets.Dataset.from_dict(columns, features=datasets.Features(
-        {"id": datasets.Value("string"), "question": datasets.Value("string"), "context": datasets.Value("string"),
-         "answers": answers}))
+    return datasets.Dataset.from_dict(
+        columns,
+        features=datasets.Features(
+            {
+                "id": datasets.Value("string"),
+                "question": datasets.Value("string"),
+                "context": datasets.Value("string"),
+                "answers": answers,
+            }
+        ),
+    )
 
 
 def test_qa_from_a_parquet_squad_layout(tmp_path):
@@ -137,23 +162,29 @@ def test_qa_from_a_parquet_squad_layout(tmp_path):
     examples = get_task("qa").read(str(path), settings(task="qa"), labelled=True)
     assert len(examples) == len(data)
     first = examples[0]
-    assert first.context[first.answers[0].start:first.answers[0].end] == first.answers[0].text
+    assert first.context[first.answers[0].start : first.answers[0].end] == first.answers[0].text
 
 
 def write_hub_cache(name: str, config: str, splits: dict) -> None:
     """Lay a dataset out in HF_DATASETS_CACHE exactly as a first online load_dataset(name, config) leaves it."""
-    from datasets.packaged_modules.arrow.arrow import Arrow
-
     import tempfile
     from pathlib import Path
+
+    from datasets.packaged_modules.arrow.arrow import Arrow
 
     folder = Path(tempfile.mkdtemp())
     files = {}
     for split, data in splits.items():
         data.save_to_disk(str(folder / split))
         files[split] = [str(p) for p in (folder / split).glob("*.arrow")]
-    builder = Arrow(data_files=files, dataset_name=name, config_name=config, config_id=config, hash="0123abcd",
-                    features=next(iter(splits.values())).features)
+    builder = Arrow(
+        data_files=files,
+        dataset_name=name,
+        config_name=config,
+        config_id=config,
+        hash="0123abcd",
+        features=next(iter(splits.values())).features,
+    )
     builder.download_and_prepare()
 
 
@@ -165,8 +196,11 @@ def test_hub_name_reads_the_local_cache_only(tmp_path):
     assert examples[0].where == "hf:tiny_sentiment:plain[train] record 1"
     also = task.read(source("hf:tiny_sentiment", "test"), settings(), labelled=True)  # the only config cached
     assert len(also) == len(sentiment_rows("dev")["label"])
-    with pytest.raises(BertkitError, match=r"hf:tiny_sentiment:other: .*not in the local cache .*available configs in "
-                                           r"the cache: \['plain'\]: give one as hf:tiny_sentiment:CONFIG\); fetch"):
+    with pytest.raises(
+        BertkitError,
+        match=r"hf:tiny_sentiment:other: .*not in the local cache .*available configs in "
+        r"the cache: \['plain'\]: give one as hf:tiny_sentiment:CONFIG\); fetch",
+    ):
         task.read(source("hf:tiny_sentiment:other", "train"), settings(), labelled=True)
 
 
@@ -183,8 +217,11 @@ def test_hub_name_reads_a_downloaded_snapshot(tmp_path):
 
 
 def test_missing_hub_dataset_says_how_to_fetch_it():
-    with pytest.raises(BertkitError, match=r"hf:someone/absent: dataset 'someone/absent' is not in the local cache "
-                                           r".*huggingface-cli download --repo-type dataset someone/absent"):
+    with pytest.raises(
+        BertkitError,
+        match=r"hf:someone/absent: dataset 'someone/absent' is not in the local cache "
+        r".*huggingface-cli download --repo-type dataset someone/absent",
+    ):
         read_table(source("hf:someone/absent", "train"))
 
 
@@ -197,11 +234,27 @@ def test_damaged_parquet_is_one_line(tmp_path):
 
 def test_finetune_predict_evaluate_from_saved_datasets(tiny_model, cli, tmp_path):
     path = tmp_path / "sentiment"
-    datasets.DatasetDict(train=sentiment_dataset("train"), validation=sentiment_dataset("dev"),
-                         test=sentiment_dataset("test")).save_to_disk(str(path))
+    datasets.DatasetDict(
+        train=sentiment_dataset("train"), validation=sentiment_dataset("dev"), test=sentiment_dataset("test")
+    ).save_to_disk(str(path))
     run = tmp_path / "run"
-    result = cli("finetune", "--model", tiny_model, "--train", path, "--eval", path, "--output", run,
-                 "--max-steps", "4", "--batch-size", "8", "--max-length", "32")
+    result = cli(
+        "finetune",
+        "--model",
+        tiny_model,
+        "--train",
+        path,
+        "--eval",
+        path,
+        "--output",
+        run,
+        "--max-steps",
+        "4",
+        "--batch-size",
+        "8",
+        "--max-length",
+        "32",
+    )
     assert result.exit_code == 0, result.output
     assert json.loads((run / "model/bertkit.json").read_text())["labels"] == ["neg", "pos"]
     predictions = tmp_path / "p.jsonl"

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 
 import numpy as np
-
 from conftest import EXAMPLES
 
-SENTENCES = ["the garden was green after the rain", "the roses needed water every evening",
-             "fishing boats left the harbour before dawn", "the harbour master counted every boat"]
+SENTENCES = [
+    "the garden was green after the rain",
+    "the roses needed water every evening",
+    "fishing boats left the harbour before dawn",
+    "the harbour master counted every boat",
+]
 
 
 def test_sentence_vectors_to_npy_from_a_plain_model(tiny_model, cli, tmp_path):

@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import pytest
+from conftest import EXAMPLES, free_port
 
 from bertkit.data import encoding
 from bertkit.data.encoding import encode_training, encoded_dir, feature_lengths
 from bertkit.modeling.loading import load_tokenizer
 from bertkit.settings import FinetuneSettings, options_from
 from bertkit.tasks import get_task
-from conftest import EXAMPLES, free_port
 
 INPUTS = {"classification": "sentiment/train.tsv", "tagging": "tagging/train.conll", "qa": "qa/train.jsonl"}
 
 
 def prepared(task_name: str, tmp_path, **values):
-    settings = FinetuneSettings(task=task_name, model="m", train=EXAMPLES / INPUTS[task_name], output=tmp_path / "run",
-                                max_length=48 if task_name != "qa" else 96, doc_stride=32, stride=16, **values)
+    settings = FinetuneSettings(
+        task=task_name,
+        model="m",
+        train=EXAMPLES / INPUTS[task_name],
+        output=tmp_path / "run",
+        max_length=48 if task_name != "qa" else 96,
+        doc_stride=32,
+        stride=16,
+        **values,
+    )
     task = get_task(task_name)
     options = options_from(task.options_type, settings)
     examples = task.read(settings.train, options, labelled=True)
@@ -26,8 +34,14 @@ def prepared(task_name: str, tmp_path, **values):
 
 
 def plain(features: list[dict]) -> list[dict]:
-    return [{key: list(value) if isinstance(value, (list, tuple)) else value for key, value in feature.items()
-             if not key.startswith("_")} for feature in features]
+    return [
+        {
+            key: list(value) if isinstance(value, (list, tuple)) else value
+            for key, value in feature.items()
+            if not key.startswith("_")
+        }
+        for feature in features
+    ]
 
 
 @pytest.mark.parametrize("task_name", list(INPUTS))
@@ -58,8 +72,22 @@ def test_a_repeated_run_reads_the_arrow_files_without_encoding(tiny_model, tmp_p
 
 
 def test_finetune_with_cache_encoded_and_overwrite_reuses_it(tiny_model, cli, tmp_path):
-    args = ["finetune", "--model", tiny_model, "--train", EXAMPLES / "sentiment/train.tsv", "--output",
-            tmp_path / "run", "--max-steps", "2", "--batch-size", "8", "--max-length", "32", "--cache-encoded"]
+    args = [
+        "finetune",
+        "--model",
+        tiny_model,
+        "--train",
+        EXAMPLES / "sentiment/train.tsv",
+        "--output",
+        tmp_path / "run",
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "8",
+        "--max-length",
+        "32",
+        "--cache-encoded",
+    ]
     assert cli(*args).exit_code == 0
     made = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "run.encoded").iterdir()}
     result = cli(*args, "--overwrite")
@@ -68,8 +96,9 @@ def test_finetune_with_cache_encoded_and_overwrite_reuses_it(tiny_model, cli, tm
 
 
 def test_num_workers_below_one_is_refused(tmp_path, tiny_model):
-    task, examples, label2id, options, settings = prepared("classification", tmp_path, cache_encoded=True,
-                                                           num_workers=0)
+    task, examples, label2id, options, settings = prepared(
+        "classification", tmp_path, cache_encoded=True, num_workers=0
+    )
     from bertkit.errors import BertkitError
 
     with pytest.raises(BertkitError, match="--num-workers is 0; it must be at least 1"):
@@ -81,8 +110,27 @@ def test_two_processes_share_the_arrow_features(tiny_model, tmp_path):
     """The main process encodes; the other loads the prepared data, whose features are the memory-mapped files."""
     from test_resume import run
 
-    done = run(["finetune", "--model", str(tiny_model), "--train", str(EXAMPLES / "sentiment/train.tsv"),
-                "--output", str(tmp_path / "two"), "--max-steps", "2", "--batch-size", "8", "--max-length", "32",
-                "--num-processes", "2", "--main-process-port", str(free_port()), "--cache-encoded"])
+    done = run(
+        [
+            "finetune",
+            "--model",
+            str(tiny_model),
+            "--train",
+            str(EXAMPLES / "sentiment/train.tsv"),
+            "--output",
+            str(tmp_path / "two"),
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "8",
+            "--max-length",
+            "32",
+            "--num-processes",
+            "2",
+            "--main-process-port",
+            str(free_port()),
+            "--cache-encoded",
+        ]
+    )
     assert done.returncode == 0, done.stderr
     assert len(list((tmp_path / "two.encoded").glob("*.json"))) == 1

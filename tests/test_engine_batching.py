@@ -10,8 +10,13 @@ from bertkit.engine.batching import LengthGroupedBatches, collate
 
 
 def test_collate_pads_to_the_longest_and_keeps_metadata_out():
-    batch = collate([{"input_ids": [2, 5, 3], "labels": [1, 0, 1], "index": 0, "_offsets": [(0, 1)]},
-                     {"input_ids": [2, 3], "labels": [1, 1], "index": 1, "_offsets": [(0, 1)]}], pad_token_id=0)
+    batch = collate(
+        [
+            {"input_ids": [2, 5, 3], "labels": [1, 0, 1], "index": 0, "_offsets": [(0, 1)]},
+            {"input_ids": [2, 3], "labels": [1, 1], "index": 1, "_offsets": [(0, 1)]},
+        ],
+        pad_token_id=0,
+    )
     assert batch["input_ids"].tolist() == [[2, 5, 3], [2, 3, 0]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
     assert batch["labels"].tolist() == [[1, 0, 1], [1, 1, -100]]
@@ -53,13 +58,23 @@ def test_run_model_trims_token_outputs_but_never_label_outputs():
     class Fake(torch.nn.Module):
         def forward(self, input_ids, attention_mask, **_):
             batch, width = input_ids.shape
-            return {"logits": torch.ones(batch, 3), "start_logits": torch.zeros(batch, width),
-                    "token_vectors": torch.zeros(batch, width, 4)}
+            return {
+                "logits": torch.ones(batch, 3),
+                "start_logits": torch.zeros(batch, width),
+                "token_vectors": torch.zeros(batch, width, 4),
+            }
 
     engine = Engine(EngineOptions(precision="fp32"))
     features = [{"input_ids": [1, 2, 3]}, {"input_ids": [1, 2]}]
-    outputs = dict(engine.run_model(Fake(), features, batch_size=2, pad_token_id=0,
-                                    outputs={"logits": False, "start_logits": True, "token_vectors": True}))
+    outputs = dict(
+        engine.run_model(
+            Fake(),
+            features,
+            batch_size=2,
+            pad_token_id=0,
+            outputs={"logits": False, "start_logits": True, "token_vectors": True},
+        )
+    )
     assert outputs[1]["logits"].shape == (3,)  # 3 labels, not cut to the feature's 2 tokens
     assert outputs[1]["start_logits"].shape == (2,) and outputs[1]["token_vectors"].shape == (2, 4)
     assert outputs[0]["start_logits"].shape == (3,)

@@ -12,7 +12,6 @@ import json
 
 import numpy as np
 import pytest
-
 from deploy_runs import TASK_RUNS, assert_same_records, export, finetune, invoke, read_jsonl
 
 TASKS = list(TASK_RUNS)
@@ -71,8 +70,9 @@ def test_evaluate_on_export_gives_the_same_metrics(task, models, exports, tmp_pa
     for model, name in ((models[task], "torch.json"), (exports[task], "onnx.json")):
         code, text = invoke("evaluate", "--model", model, labelled, "--output", tmp_path / name, "--threads", "1")
         assert code == 0, text
-    assert_same_records(json.loads((tmp_path / "onnx.json").read_text()),
-                        json.loads((tmp_path / "torch.json").read_text()))
+    assert_same_records(
+        json.loads((tmp_path / "onnx.json").read_text()), json.loads((tmp_path / "torch.json").read_text())
+    )
 
 
 def test_int8_is_smaller_and_agrees(models, exports, tmp_path):
@@ -91,10 +91,25 @@ def test_int8_is_smaller_and_agrees(models, exports, tmp_path):
     assert np.mean([a == b for a, b in zip(*labels)]) >= 0.9
 
 
-@pytest.mark.parametrize("options", [
-    ("--strategy", "lora", "--lora-rank", "4", "--lr", "1e-2"),
-    ("--strategy", "adapters", "--adapter-size", "8", "--layer-mix", "weighted", "--pooling", "mean", "--lr", "1e-2"),
-], ids=["lora", "adapters-weighted-mean"])
+@pytest.mark.parametrize(
+    "options",
+    [
+        ("--strategy", "lora", "--lora-rank", "4", "--lr", "1e-2"),
+        (
+            "--strategy",
+            "adapters",
+            "--adapter-size",
+            "8",
+            "--layer-mix",
+            "weighted",
+            "--pooling",
+            "mean",
+            "--lr",
+            "1e-2",
+        ),
+    ],
+    ids=["lora", "adapters-weighted-mean"],
+)
 def test_strategies_export_with_their_additions(options, tiny_model, tmp_path):
     import onnx
 
@@ -119,14 +134,32 @@ def test_export_errors_are_one_line(models, exports, tmp_path):
         (("export", "--model", models["classification"], "--output", exports["classification"]), "already exists"),
         (("export", "--model", exports["classification"], "--output", tmp_path / "again"), "already an ONNX export"),
         (("export", "--model", models["classification"], "--output", tmp_path / "file" / "sub"), "cannot write"),
-        (("predict", "--model", exports["classification"], TASK_RUNS["classification"][1], "--runtime", "torch"),
-         "no torch weights"),
-        (("predict", "--model", models["classification"], TASK_RUNS["classification"][1], "--runtime", "onnx"),
-         "bertkit export"),
-        (("predict", "--model", models["classification"], TASK_RUNS["classification"][1], "--threads", "-1"),
-         "--threads"),
-        (("export", "--model", models["classification"], "--output", tmp_path / "bits", "--quantize", "int8",
-          "--int8-weight-bits", "6"), "give 7 or 8"),
+        (
+            ("predict", "--model", exports["classification"], TASK_RUNS["classification"][1], "--runtime", "torch"),
+            "no torch weights",
+        ),
+        (
+            ("predict", "--model", models["classification"], TASK_RUNS["classification"][1], "--runtime", "onnx"),
+            "bertkit export",
+        ),
+        (
+            ("predict", "--model", models["classification"], TASK_RUNS["classification"][1], "--threads", "-1"),
+            "--threads",
+        ),
+        (
+            (
+                "export",
+                "--model",
+                models["classification"],
+                "--output",
+                tmp_path / "bits",
+                "--quantize",
+                "int8",
+                "--int8-weight-bits",
+                "6",
+            ),
+            "give 7 or 8",
+        ),
     ]
     for argv, words in cases:
         code, text = invoke(*argv)
@@ -151,8 +184,9 @@ def test_a_failed_check_stops_the_export(change, words, models, tmp_path, monkey
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("task, measure", [("tagging", "words with the same tag"),
-                                           ("qa", "mean answer F1 against PyTorch's answers")])
+@pytest.mark.parametrize(
+    "task, measure", [("tagging", "words with the same tag"), ("qa", "mean answer F1 against PyTorch's answers")]
+)
 def test_int8_check_compares_decoded_predictions(task, measure, models, tmp_path):
     """Tagging is checked per word (not per WordPiece logit), QA on the decoded answers (not start/end argmax)."""
     from bertkit.data.conll import read_tagged
@@ -172,16 +206,18 @@ def test_int8_check_compares_decoded_predictions(task, measure, models, tmp_path
 
 @pytest.mark.parametrize("task, measure", [("tagging", "words with the same tag"), ("qa", "mean answer F1")])
 def test_a_failed_int8_check_names_the_model_and_the_fix(task, measure, models, tmp_path):
-    code, text = invoke("export", "--model", models[task], "--output", tmp_path / "onnx", "--quantize", "int8",
-                        "--min-agreement", "1")
+    code, text = invoke(
+        "export", "--model", models[task], "--output", tmp_path / "onnx", "--quantize", "int8", "--min-agreement", "1"
+    )
     if code == 0:  # an int8 model may agree on everything; then demand more than everything
         from bertkit.deploy import export as export_module
         from bertkit.errors import BertkitError
         from bertkit.settings import ExportSettings
 
         with pytest.raises(BertkitError) as failure:
-            export_module.export_model(ExportSettings(model=str(models[task]), output=tmp_path / "again",
-                                                      quantize="int8", min_agreement=1.01))
+            export_module.export_model(
+                ExportSettings(model=str(models[task]), output=tmp_path / "again", quantize="int8", min_agreement=1.01)
+            )
         code, text = 2, str(failure.value)
     assert code == 2 and len(text.strip().splitlines()) == 1 and "Traceback" not in text, text
     for words in (str(models[task]), measure, "--min-agreement", "--quantize none"):
@@ -197,8 +233,11 @@ def test_int8_keep_fp32_leaves_the_named_products_unquantized(keep, words, model
     info = json.loads((exported / "bertkit.json").read_text())["export"]
     assert info["int8_keep_fp32"] == keep and f"{words} and the head in fp32" in (exported / "README.md").read_text()
     nodes = {node.name: node.op_type for node in onnx.load(str(exported / "model.onnx")).graph.node}
-    kept = ["/model/qa_outputs/MatMul", "/model/bert/encoder/layer.1/output/dense/MatMul",
-            "/model/bert/encoder/layer.1/intermediate/dense/MatMul"]
+    kept = [
+        "/model/qa_outputs/MatMul",
+        "/model/bert/encoder/layer.1/output/dense/MatMul",
+        "/model/bert/encoder/layer.1/intermediate/dense/MatMul",
+    ]
     last_query = "/model/bert/encoder/layer.1/attention/self/query/MatMul"
     (kept if keep == "last-layer" else []).append(last_query)
     for name in kept:
@@ -211,20 +250,26 @@ def test_int8_keep_fp32_leaves_the_named_products_unquantized(keep, words, model
 def test_task_agreement_measures():
     from bertkit.tasks import get_task
 
-    tags = get_task("tagging").agreement([{"tags": ["A", "B"]}, {"tags": ["C"]}],
-                                         [{"tags": ["A", "X"]}, {"tags": ["C"]}])
+    tags = get_task("tagging").agreement(
+        [{"tags": ["A", "B"]}, {"tags": ["C"]}], [{"tags": ["A", "X"]}, {"tags": ["C"]}]
+    )
     assert tags["agreement"] == pytest.approx(2 / 3) and tags["compared"] == 3
-    answers = get_task("qa").agreement([{"answer": "red fox"}, {"answer": ""}, {"answer": "Oslo"}],
-                                       [{"answer": "the fox"}, {"answer": ""}, {"answer": "Paris"}])
+    answers = get_task("qa").agreement(
+        [{"answer": "red fox"}, {"answer": ""}, {"answer": "Oslo"}],
+        [{"answer": "the fox"}, {"answer": ""}, {"answer": "Paris"}],
+    )
     assert answers["agreement"] == pytest.approx((2 / 3 + 1 + 0) / 3) and answers["identical"] == pytest.approx(1 / 3)
-    labels = get_task("classification").agreement([{"label": "pos"}, {"label": "neg"}],
-                                                  [{"label": "pos"}, {"label": "pos"}])
+    labels = get_task("classification").agreement(
+        [{"label": "pos"}, {"label": "neg"}], [{"label": "pos"}, {"label": "pos"}]
+    )
     assert labels["agreement"] == 0.5
-    sets = get_task("multilabel").agreement([{"labels": ["a", "b"]}, {"labels": ["a"]}],
-                                            [{"labels": ["b", "a"]}, {"labels": []}])
+    sets = get_task("multilabel").agreement(
+        [{"labels": ["a", "b"]}, {"labels": ["a"]}], [{"labels": ["b", "a"]}, {"labels": []}]
+    )
     assert sets["agreement"] == 0.5
-    scores = get_task("regression").agreement([{"score": 0.0}, {"score": 4.0}, {"score": 2.0}],
-                                              [{"score": 0.1}, {"score": 4.3}, {"score": 2.0}])
+    scores = get_task("regression").agreement(
+        [{"score": 0.0}, {"score": 4.0}, {"score": 2.0}], [{"score": 0.1}, {"score": 4.3}, {"score": 2.0}]
+    )
     assert scores["tolerance"] == pytest.approx(0.2) and scores["agreement"] == pytest.approx(2 / 3)
     assert scores["max_abs_difference"] == pytest.approx(0.3)
 
@@ -234,8 +279,12 @@ def test_int8_weight_bits_bound_the_stored_weights(bits, largest, models, tmp_pa
     import onnx
     from onnx import numpy_helper
 
-    exported = export(models["tagging"], tmp_path / "int8", "--quantize", "int8", "--int8-weight-bits", bits,
-                      "--min-agreement", "0")
-    weights = [numpy_helper.to_array(tensor) for tensor in onnx.load(str(exported / "model.onnx")).graph.initializer
-               if tensor.data_type == onnx.TensorProto.INT8 and tensor.name.endswith("_quantized")]
+    exported = export(
+        models["tagging"], tmp_path / "int8", "--quantize", "int8", "--int8-weight-bits", bits, "--min-agreement", "0"
+    )
+    weights = [
+        numpy_helper.to_array(tensor)
+        for tensor in onnx.load(str(exported / "model.onnx")).graph.initializer
+        if tensor.data_type == onnx.TensorProto.INT8 and tensor.name.endswith("_quantized")
+    ]
     assert weights and max(int(np.abs(w.astype(np.int32)).max()) for w in weights) == largest

@@ -6,20 +6,40 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import EXAMPLES, assert_loads_completely
 
 
 @pytest.fixture(scope="module")
 def sentiment_run(tiny_model, tmp_path_factory):
-    from bertkit.cli import app
     from typer.testing import CliRunner
 
+    from bertkit.cli import app
+
     output = tmp_path_factory.mktemp("runs") / "sentiment"
-    result = CliRunner().invoke(app, [
-        "finetune", "--task", "classification", "--model", str(tiny_model),
-        "--train", str(EXAMPLES / "sentiment/train.tsv"), "--eval", str(EXAMPLES / "sentiment/dev.tsv"),
-        "--output", str(output), "--epochs", "4", "--lr", "1e-3", "--batch-size", "16", "--seed", "1"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "finetune",
+            "--task",
+            "classification",
+            "--model",
+            str(tiny_model),
+            "--train",
+            str(EXAMPLES / "sentiment/train.tsv"),
+            "--eval",
+            str(EXAMPLES / "sentiment/dev.tsv"),
+            "--output",
+            str(output),
+            "--epochs",
+            "4",
+            "--lr",
+            "1e-3",
+            "--batch-size",
+            "16",
+            "--seed",
+            "1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     return output
 
@@ -30,8 +50,17 @@ def test_classification_learns_well_above_chance(sentiment_run):
 
 
 def test_run_directory_layout(sentiment_run):
-    for name in ("model/config.json", "model/model.safetensors", "model/bertkit.json", "model/README.md",
-                 "model/tokenizer.json", "metrics.json", "log.jsonl", "settings.yaml", "curves.png"):
+    for name in (
+        "model/config.json",
+        "model/model.safetensors",
+        "model/bertkit.json",
+        "model/README.md",
+        "model/tokenizer.json",
+        "metrics.json",
+        "log.jsonl",
+        "settings.yaml",
+        "curves.png",
+    ):
         assert (sentiment_run / name).is_file(), name
     info = json.loads((sentiment_run / "model/bertkit.json").read_text())
     assert info["task"] == "classification" and info["labels"] == ["neg", "pos"]
@@ -42,15 +71,21 @@ def test_run_directory_layout(sentiment_run):
 
 
 def test_existing_output_is_refused_without_overwrite(sentiment_run, tiny_model, cli):
-    result = cli("finetune", "--model", tiny_model, "--train", EXAMPLES / "sentiment/train.tsv",
-                 "--output", sentiment_run)
+    result = cli(
+        "finetune", "--model", tiny_model, "--train", EXAMPLES / "sentiment/train.tsv", "--output", sentiment_run
+    )
     assert result.exit_code == 2
     assert "already holds a run" in result.stderr and "--overwrite" in result.stderr
 
 
 def test_predict_keeps_input_order_and_count(sentiment_run, cli, tmp_path):
-    texts = ["the film was wonderful", "the film was dull and boring", "the meal was excellent",
-             "the staff was terrible", "the plot was clever and gripping"] * 7
+    texts = [
+        "the film was wonderful",
+        "the film was dull and boring",
+        "the meal was excellent",
+        "the staff was terrible",
+        "the plot was clever and gripping",
+    ] * 7
     inputs = tmp_path / "inputs.txt"
     inputs.write_text("\n".join(texts) + "\n")
     output = tmp_path / "predictions.jsonl"
@@ -99,8 +134,10 @@ def test_saved_model_loads_in_transformers_pipeline(sentiment_run):
 
 def test_config_file_is_read_and_flags_override_it(tiny_model, cli, tmp_path):
     config = tmp_path / "run.yaml"
-    config.write_text(f"task: classification\nmodel: {tiny_model}\ntrain: {EXAMPLES / 'sentiment/train.tsv'}\n"
-                      f"max-steps: 3\nbatch-size: 8\nlearning_rate: 0.001\n")
+    config.write_text(
+        f"task: classification\nmodel: {tiny_model}\ntrain: {EXAMPLES / 'sentiment/train.tsv'}\n"
+        f"max-steps: 3\nbatch-size: 8\nlearning_rate: 0.001\n"
+    )
     output = tmp_path / "run"
     result = cli("finetune", "--config", config, "--output", output, "--batch-size", "4")
     assert result.exit_code == 0, result.output
@@ -110,9 +147,27 @@ def test_config_file_is_read_and_flags_override_it(tiny_model, cli, tmp_path):
 
 def test_nli_learns_pairs_well_above_chance(tiny_model, cli, tmp_path):
     output = tmp_path / "nli"
-    result = cli("finetune", "--task", "nli", "--model", tiny_model, "--train", EXAMPLES / "nli/train.tsv",
-                 "--eval", EXAMPLES / "nli/dev.tsv", "--output", output, "--epochs", "6", "--lr", "1e-3",
-                 "--batch-size", "16", "--seed", "1")
+    result = cli(
+        "finetune",
+        "--task",
+        "nli",
+        "--model",
+        tiny_model,
+        "--train",
+        EXAMPLES / "nli/train.tsv",
+        "--eval",
+        EXAMPLES / "nli/dev.tsv",
+        "--output",
+        output,
+        "--epochs",
+        "6",
+        "--lr",
+        "1e-3",
+        "--batch-size",
+        "16",
+        "--seed",
+        "1",
+    )
     assert result.exit_code == 0, result.output
     metrics = json.loads((output / "metrics.json").read_text())
     assert metrics["accuracy"] >= 0.6  # three classes: chance is 1/3

@@ -8,7 +8,6 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import EXAMPLES, finetune_through_cli
 
 DATA = EXAMPLES / "multilabel"
@@ -16,10 +15,30 @@ DATA = EXAMPLES / "multilabel"
 
 @pytest.fixture(scope="module")
 def multilabel_run(word_model, tmp_path_factory):
-    return finetune_through_cli(tmp_path_factory.mktemp("runs") / "multilabel", "--task", "multilabel",
-                                "--model", word_model, "--train", DATA / "train.csv", "--eval", DATA / "dev.csv",
-                                "--epochs", "15", "--lr", "1e-3", "--warmup-ratio", "0", "--batch-size", "16",
-                                "--seed", "1", "--pooling", "mean", "--tune-threshold")
+    return finetune_through_cli(
+        tmp_path_factory.mktemp("runs") / "multilabel",
+        "--task",
+        "multilabel",
+        "--model",
+        word_model,
+        "--train",
+        DATA / "train.csv",
+        "--eval",
+        DATA / "dev.csv",
+        "--epochs",
+        "15",
+        "--lr",
+        "1e-3",
+        "--warmup-ratio",
+        "0",
+        "--batch-size",
+        "16",
+        "--seed",
+        "1",
+        "--pooling",
+        "mean",
+        "--tune-threshold",
+    )
 
 
 def test_multilabel_learns_the_topics(multilabel_run):
@@ -40,16 +59,25 @@ def test_evaluate_uses_the_tuned_threshold_unless_one_is_given(multilabel_run, c
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert all(isinstance(metrics[k], float) for k in ("micro_f1", "macro_f1", "samples_f1", "exact_match"))
     assert metrics["micro_f1"] == pytest.approx(metrics["best_micro_f1"]) and metrics["best_threshold"] == tuned
-    result = cli("evaluate", "--model", multilabel_run / "model", DATA / "dev.csv", "--threshold", "0.999",
-                 "--output", tmp_path / "high.json")
+    result = cli(
+        "evaluate",
+        "--model",
+        multilabel_run / "model",
+        DATA / "dev.csv",
+        "--threshold",
+        "0.999",
+        "--output",
+        tmp_path / "high.json",
+    )
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "high.json").read_text())["micro_f1"] < metrics["micro_f1"]
 
 
 def test_predict_writes_label_lists(multilabel_run, cli, tmp_path):
     inputs = tmp_path / "in.txt"
-    inputs.write_text("the soup simmered on the stove and the climbers set out before sunrise\n"
-                      "the market opened at seven\n")
+    inputs.write_text(
+        "the soup simmered on the stove and the climbers set out before sunrise\nthe market opened at seven\n"
+    )
     result = cli("predict", "--model", multilabel_run / "model", inputs, "--output", tmp_path / "p.jsonl")
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
@@ -70,10 +98,13 @@ def test_label_lists_from_jsonl_and_separators(tmp_path):
     assert [e.label for e in examples] == [["a", "b"], ["c"]]
 
 
-@pytest.mark.parametrize("content, options, message", [
-    ("text\tlabels\nx\ta\ny\t\n", {}, r"b.tsv line 3: no label in 'labels'.*--allow-empty-labels"),
-    ("text\tlabels\nx\ta\ny\ta\n", {}, r"b.tsv: 1 distinct label\(s\)"),
-])
+@pytest.mark.parametrize(
+    "content, options, message",
+    [
+        ("text\tlabels\nx\ta\ny\t\n", {}, r"b.tsv line 3: no label in 'labels'.*--allow-empty-labels"),
+        ("text\tlabels\nx\ta\ny\ta\n", {}, r"b.tsv: 1 distinct label\(s\)"),
+    ],
+)
 def test_label_set_mistakes_are_one_line_errors(tmp_path, content, options, message):
     from bertkit.errors import BertkitError
     from bertkit.tasks import get_task

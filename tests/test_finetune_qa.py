@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import EXAMPLES
 
 QA = EXAMPLES / "qa"
@@ -18,8 +17,23 @@ def finetune_qa(tiny_model, tmp_path_factory, name: str, *args: str):
     from bertkit.cli import app
 
     output = tmp_path_factory.mktemp("runs") / name
-    result = CliRunner().invoke(app, ["finetune", "--task", "qa", "--model", str(tiny_model), "--output", str(output),
-                                      "--lr", "3e-3", "--seed", "1", *args])
+    result = CliRunner().invoke(
+        app,
+        [
+            "finetune",
+            "--task",
+            "qa",
+            "--model",
+            str(tiny_model),
+            "--output",
+            str(output),
+            "--lr",
+            "3e-3",
+            "--seed",
+            "1",
+            *args,
+        ],
+    )
     assert result.exit_code == 0, result.output
     return output
 
@@ -28,21 +42,49 @@ def finetune_qa(tiny_model, tmp_path_factory, name: str, *args: str):
 def qa_run(tiny_model, tmp_path_factory):
     """20 epochs of a random 2x64 model. Its vocabulary is the same in every process (bertkit's
     deterministic WordPiece training), so the run is too: F1 40.5, exact match 39.5."""
-    return finetune_qa(tiny_model, tmp_path_factory, "qa", "--train", str(QA / "train.jsonl"),
-                       "--eval", str(QA / "dev.json"), "--epochs", "20", "--batch-size", "16", "--max-length", "96",
-                       "--doc-stride", "32", "--eval-every", "300")
+    return finetune_qa(
+        tiny_model,
+        tmp_path_factory,
+        "qa",
+        "--train",
+        str(QA / "train.jsonl"),
+        "--eval",
+        str(QA / "dev.json"),
+        "--epochs",
+        "20",
+        "--batch-size",
+        "16",
+        "--max-length",
+        "96",
+        "--doc-stride",
+        "32",
+        "--eval-every",
+        "300",
+    )
 
 
 @pytest.fixture(scope="module")
 def v2_run(tiny_model, tmp_path_factory):
     """A short SQuAD v2.0 run (not trained to learn): the null answer, threshold tuning and files."""
-    return finetune_qa(tiny_model, tmp_path_factory, "qa-v2", "--train", str(QA / "train-v2.json"),
-                       "--eval", str(QA / "dev-v2.json"), "--max-steps", "8", "--tune-null-threshold")
+    return finetune_qa(
+        tiny_model,
+        tmp_path_factory,
+        "qa-v2",
+        "--train",
+        str(QA / "train-v2.json"),
+        "--eval",
+        str(QA / "dev-v2.json"),
+        "--max-steps",
+        "8",
+        "--tune-null-threshold",
+    )
 
 
 def dev_questions() -> list[dict]:
     data = json.loads((QA / "dev.json").read_text())
-    return [{**qa, "context": p["context"]} for article in data["data"] for p in article["paragraphs"] for qa in p["qas"]]
+    return [
+        {**qa, "context": p["context"]} for article in data["data"] for p in article["paragraphs"] for qa in p["qas"]
+    ]
 
 
 @pytest.mark.slow  # shares the 20-epoch qa_run
@@ -81,8 +123,12 @@ def test_evaluate_matches_training_metrics(qa_run, cli, tmp_path):
     assert result.exit_code == 0, result.output
     metrics = json.loads(output.read_text())
     trained = json.loads((qa_run / "metrics.json").read_text())
-    assert metrics["f1"] == pytest.approx(trained["f1"]) and metrics["exact_match"] == pytest.approx(trained["exact_match"])
-    assert json.loads((tmp_path / "predictions.json").read_text()) == json.loads((qa_run / "predictions.json").read_text())
+    assert metrics["f1"] == pytest.approx(trained["f1"]) and metrics["exact_match"] == pytest.approx(
+        trained["exact_match"]
+    )
+    assert json.loads((tmp_path / "predictions.json").read_text()) == json.loads(
+        (qa_run / "predictions.json").read_text()
+    )
 
 
 @pytest.mark.slow  # shares the 20-epoch qa_run
@@ -95,7 +141,7 @@ def test_predict_answers_every_question_with_offsets(qa_run, cli, tmp_path):
     assert [r["id"] for r in records] == [q["id"] for q in inputs]
     for question, record in zip(inputs, records):
         assert set(record) == {"id", "answer", "score", "start", "end"}
-        assert question["context"][record["start"]:record["end"]] == record["answer"]
+        assert question["context"][record["start"] : record["end"]] == record["answer"]
 
 
 def test_v2_tunes_and_saves_the_null_threshold(v2_run, cli, tmp_path):
@@ -115,7 +161,8 @@ def test_v2_tunes_and_saves_the_null_threshold(v2_run, cli, tmp_path):
 
 
 def test_v2_says_when_the_tuned_threshold_answers_nothing(capsys):
-    """A model whose spans never beat "no answer" gets every question empty; tuning says so instead of staying silent."""
+    """A model whose spans never beat "no answer" gets every question empty; tuning says so
+    instead of staying silent."""
     from bertkit.tasks.qa import QA, QAOptions
 
     options = QAOptions(tune_null_threshold=True)
@@ -141,8 +188,21 @@ def test_bad_answer_is_a_one_line_error(tiny_model, cli, tmp_path):
 
 
 def test_stride_without_room_is_a_one_line_error(tiny_model, cli, tmp_path):
-    result = cli("finetune", "--task", "qa", "--model", tiny_model, "--train", QA / "train.jsonl",
-                 "--output", tmp_path / "run", "--max-length", "24", "--doc-stride", "20")
+    result = cli(
+        "finetune",
+        "--task",
+        "qa",
+        "--model",
+        tiny_model,
+        "--train",
+        QA / "train.jsonl",
+        "--output",
+        tmp_path / "run",
+        "--max-length",
+        "24",
+        "--doc-stride",
+        "20",
+    )
     assert result.exit_code == 2
     assert "--doc-stride 20" in result.stderr and "Traceback" not in result.stderr
 
@@ -151,9 +211,25 @@ def test_stride_without_room_is_a_one_line_error(tiny_model, cli, tmp_path):
 def v2_learned_run(tiny_model, tmp_path_factory):
     """SQuAD v2.0 trained to learn (the default null threshold 0, nothing tuned; about 15 s). Deterministic as
     qa_run: F1 94.3 (HasAns 93.2 on 98 questions, NoAns 100 on 19); every answerable question gets a span."""
-    return finetune_qa(tiny_model, tmp_path_factory, "qa-v2-learned", "--train", str(QA / "train-v2.json"),
-                       "--eval", str(QA / "dev-v2.json"), "--epochs", "20", "--batch-size", "16", "--max-length", "96",
-                       "--doc-stride", "32", "--eval-every", "300")
+    return finetune_qa(
+        tiny_model,
+        tmp_path_factory,
+        "qa-v2-learned",
+        "--train",
+        str(QA / "train-v2.json"),
+        "--eval",
+        str(QA / "dev-v2.json"),
+        "--epochs",
+        "20",
+        "--batch-size",
+        "16",
+        "--max-length",
+        "96",
+        "--doc-stride",
+        "32",
+        "--eval-every",
+        "300",
+    )
 
 
 def test_v2_answers_answerable_questions_and_abstains_on_the_others(v2_learned_run):
@@ -162,7 +238,9 @@ def test_v2_answers_answerable_questions_and_abstains_on_the_others(v2_learned_r
     answers = json.loads((v2_learned_run / "predictions.json").read_text())
     data = json.loads((QA / "dev-v2.json").read_text())
     impossible = {q["id"]: q["is_impossible"] for a in data["data"] for p in a["paragraphs"] for q in p["qas"]}
-    spans_on_answerable = sum(bool(answers[i]) for i, no in impossible.items() if not no) / sum(not no for no in impossible.values())
+    spans_on_answerable = sum(bool(answers[i]) for i, no in impossible.items() if not no) / sum(
+        not no for no in impossible.values()
+    )
     empty_on_unanswerable = sum(not answers[i] for i, no in impossible.items() if no) / sum(impossible.values())
     assert spans_on_answerable >= 0.9 and empty_on_unanswerable >= 0.9
     all_empty_f1 = 100 * sum(impossible.values()) / len(impossible)  # 16.2 on this file

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import EXAMPLES, finetune_through_cli
 
 DATA = EXAMPLES / "regression"
@@ -15,9 +14,25 @@ DATA = EXAMPLES / "regression"
 
 @pytest.fixture(scope="module")
 def regression_run(word_model, tmp_path_factory):
-    return finetune_through_cli(tmp_path_factory.mktemp("runs") / "regression", "--task", "regression",
-                                "--model", word_model, "--train", DATA / "train.csv", "--eval", DATA / "dev.csv",
-                                "--epochs", "10", "--lr", "1e-3", "--batch-size", "16", "--seed", "1")
+    return finetune_through_cli(
+        tmp_path_factory.mktemp("runs") / "regression",
+        "--task",
+        "regression",
+        "--model",
+        word_model,
+        "--train",
+        DATA / "train.csv",
+        "--eval",
+        DATA / "dev.csv",
+        "--epochs",
+        "10",
+        "--lr",
+        "1e-3",
+        "--batch-size",
+        "16",
+        "--seed",
+        "1",
+    )
 
 
 def test_regression_learns_the_scores(regression_run):
@@ -51,8 +66,9 @@ def test_saved_model_works_in_the_transformers_pipeline(regression_run, tmp_path
     classify = pipeline("text-classification", model=str(regression_run / "model"), function_to_apply="none")
     text = "the film was wonderful, the plot was clever and the staff was lovely"
     (tmp_path / "one.txt").write_text(text + "\n")
-    predict_file(PredictSettings(input=tmp_path / "one.txt", model=str(regression_run / "model"),
-                                 output=tmp_path / "one.jsonl"))
+    predict_file(
+        PredictSettings(input=tmp_path / "one.txt", model=str(regression_run / "model"), output=tmp_path / "one.jsonl")
+    )
     ours = json.loads((tmp_path / "one.jsonl").read_text())["score"]
     (theirs,) = classify([text])
     assert theirs["label"] == "score" and abs(theirs["score"] - ours) < 1e-4

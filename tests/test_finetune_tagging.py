@@ -7,7 +7,6 @@ import json
 
 import pytest
 import torch
-
 from conftest import EXAMPLES, assert_loads_completely
 
 TAGGING = EXAMPLES / "tagging"
@@ -20,10 +19,30 @@ def ner_run(tiny_model, tmp_path_factory):
     from bertkit.cli import app
 
     output = tmp_path_factory.mktemp("runs") / "ner"
-    result = CliRunner().invoke(app, [
-        "finetune", "--task", "tagging", "--model", str(tiny_model), "--train", str(TAGGING / "train.conll"),
-        "--eval", str(TAGGING / "dev.conll"), "--output", str(output), "--epochs", "3", "--lr", "1e-3",
-        "--batch-size", "16", "--seed", "1"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "finetune",
+            "--task",
+            "tagging",
+            "--model",
+            str(tiny_model),
+            "--train",
+            str(TAGGING / "train.conll"),
+            "--eval",
+            str(TAGGING / "dev.conll"),
+            "--output",
+            str(output),
+            "--epochs",
+            "3",
+            "--lr",
+            "1e-3",
+            "--batch-size",
+            "16",
+            "--seed",
+            "1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     return output
 
@@ -55,7 +74,7 @@ def test_predict_raw_text_gives_entities_with_character_offsets(ner_run, cli, tm
     for record in records:
         assert len(record["tags"]) == len(record["tokens"]) == len(record["probabilities"])
         for entity in record["entities"]:
-            assert record["text"][entity["start"]:entity["end"]] == entity["text"]
+            assert record["text"][entity["start"] : entity["end"]] == entity["text"]
     found = {(e["type"], e["text"]) for r in records for e in r["entities"]}
     assert len(found) >= 10 and {kind for kind, _ in found} == {"PER", "LOC", "ORG"}
 
@@ -67,11 +86,13 @@ def test_predict_pretokenized_writes_conll_and_word_index_entities(ner_run, cli,
     gold = (TAGGING / "dev.conll").read_text().strip().split("\n\n")
     written = output.read_text().strip().split("\n\n")
     assert len(written) == len(gold)
-    assert [line.split("\t")[0] for line in written[0].splitlines()] == [l.split("\t")[0] for l in gold[0].splitlines()]
+    assert [line.split("\t")[0] for line in written[0].splitlines()] == [
+        row.split("\t")[0] for row in gold[0].splitlines()
+    ]
     jsonl = cli("predict", "--model", ner_run / "model", TAGGING / "dev.conll")
     record = json.loads(jsonl.stdout.splitlines()[0])
     for entity in record["entities"]:
-        assert " ".join(record["tokens"][entity["start"]:entity["end"]]) == entity["text"]
+        assert " ".join(record["tokens"][entity["start"] : entity["end"]]) == entity["text"]
 
 
 def test_sentence_longer_than_the_window_loses_no_word(ner_run, cli, tmp_path):
@@ -94,8 +115,15 @@ def test_saved_model_loads_in_transformers_pipeline(ner_run):
 
     assert_loads_completely(AutoModelForTokenClassification, ner_run / "model")
     tagger = pipeline("token-classification", model=str(ner_run / "model"))
-    assert {item["entity"] for item in tagger("Anna Berg flew to Oslo .")} <= {"B-PER", "I-PER", "B-LOC", "I-LOC",
-                                                                                "B-ORG", "I-ORG", "O"}
+    assert {item["entity"] for item in tagger("Anna Berg flew to Oslo .")} <= {
+        "B-PER",
+        "I-PER",
+        "B-LOC",
+        "I-LOC",
+        "B-ORG",
+        "I-ORG",
+        "O",
+    }
 
 
 def test_unseen_tag_and_bad_line_are_one_line_errors(ner_run, cli, tmp_path):
@@ -106,20 +134,41 @@ def test_unseen_tag_and_bad_line_are_one_line_errors(ner_run, cli, tmp_path):
     assert f"{unseen} line 2: tag 'B-MISC' was not in the training data" in result.stderr
     bad = tmp_path / "bad.conll"
     bad.write_text("Paris\tB-LOC\nrocks\n")
-    result = cli("finetune", "--task", "tagging", "--model", ner_run / "model", "--train", bad,
-                 "--output", tmp_path / "never")
+    result = cli(
+        "finetune", "--task", "tagging", "--model", ner_run / "model", "--train", bad, "--output", tmp_path / "never"
+    )
     assert result.exit_code == 2 and f"{bad} line 2: 1 fields" in result.stderr
     assert not (tmp_path / "never").exists()
 
 
 def test_conllu_training_uses_the_chosen_field(tiny_model, cli, tmp_path):
-    rows = ["1\tthe\tthe\tDET\tDT\t_\t2\tdet\t_\t_", "2\tboat\tboat\tNOUN\tNN\t_\t3\tnsubj\t_\t_",
-            "3\tsank\tsink\tVERB\tVBD\t_\t0\troot\t_\t_"]
+    rows = [
+        "1\tthe\tthe\tDET\tDT\t_\t2\tdet\t_\t_",
+        "2\tboat\tboat\tNOUN\tNN\t_\t3\tnsubj\t_\t_",
+        "3\tsank\tsink\tVERB\tVBD\t_\t0\troot\t_\t_",
+    ]
     train = tmp_path / "train.conllu"
     train.write_text(("\n".join(rows) + "\n\n") * 8)
     output = tmp_path / "pos"
-    result = cli("finetune", "--task", "tagging", "--model", tiny_model, "--train", train, "--eval", train,
-                 "--tag-field", "xpos", "--output", output, "--max-steps", "2", "--batch-size", "4")
+    result = cli(
+        "finetune",
+        "--task",
+        "tagging",
+        "--model",
+        tiny_model,
+        "--train",
+        train,
+        "--eval",
+        train,
+        "--tag-field",
+        "xpos",
+        "--output",
+        output,
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "4",
+    )
     assert result.exit_code == 0, result.output
     info = json.loads((output / "model/bertkit.json").read_text())
     assert info["labels"] == ["DT", "NN", "VBD"]
@@ -145,23 +194,56 @@ def test_micro_batches_step_as_the_batch_split_by_hand(tiny_model, cli, tmp_path
 
     def run(name, *flags):
         output = tmp_path / name
-        result = cli("finetune", "--task", "tagging", "--model", tiny_model, "--train", TAGGING / "train.conll",
-                     "--output", output, "--epochs", "1", "--lr", "1e-3", "--seed", "3", *flags)
+        result = cli(
+            "finetune",
+            "--task",
+            "tagging",
+            "--model",
+            tiny_model,
+            "--train",
+            TAGGING / "train.conll",
+            "--output",
+            output,
+            "--epochs",
+            "1",
+            "--lr",
+            "1e-3",
+            "--seed",
+            "3",
+            *flags,
+        )
         assert result.exit_code == 0, result.output
         return output
 
     default = run("default", "--batch-size", "16")  # tagging's default: 4 micro-batches
     by_hand = run("by-hand", "--batch-size", "4", "--grad-accum", "4", "--micro-batches", "1")
-    assert json.loads((default / "metrics.json").read_text())["steps"] == \
-        json.loads((by_hand / "metrics.json").read_text())["steps"]
+    assert (
+        json.loads((default / "metrics.json").read_text())["steps"]
+        == json.loads((by_hand / "metrics.json").read_text())["steps"]
+    )
     first, second = load_file(default / "model/model.safetensors"), load_file(by_hand / "model/model.safetensors")
     assert all(torch.equal(first[name], second[name]) for name in first)
     assert "micro_batches: 4" in (default / "settings.yaml").read_text()
     plain = run("plain", "--batch-size", "16", "--micro-batches", "1")
-    assert not torch.equal(load_file(plain / "model/model.safetensors")["classifier.weight"], first["classifier.weight"])
+    assert not torch.equal(
+        load_file(plain / "model/model.safetensors")["classifier.weight"], first["classifier.weight"]
+    )
 
 
 def test_micro_batches_must_divide_the_batch(tiny_model, cli, tmp_path):
-    result = cli("finetune", "--task", "tagging", "--model", tiny_model, "--train", TAGGING / "train.conll",
-                 "--output", tmp_path / "run", "--batch-size", "10", "--micro-batches", "4")
+    result = cli(
+        "finetune",
+        "--task",
+        "tagging",
+        "--model",
+        tiny_model,
+        "--train",
+        TAGGING / "train.conll",
+        "--output",
+        tmp_path / "run",
+        "--batch-size",
+        "10",
+        "--micro-batches",
+        "4",
+    )
     assert result.exit_code != 0 and "--micro-batches is 4; give a divisor of --batch-size 10" in result.output

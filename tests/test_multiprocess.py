@@ -13,7 +13,6 @@ import signal
 from pathlib import Path
 
 import pytest
-
 from conftest import EXAMPLES, free_port
 from test_resume import assert_same_weights, run, start, wait_for
 
@@ -36,10 +35,32 @@ def no_dropout_model(tiny_model, tmp_path_factory) -> Path:
 
 def args(model: Path, output: Path, batch_size: int, *extra: str) -> list[str]:
     # --eval-batch-size 7: 15 evaluation batches, so the two processes get 8 and 7 and the last holds 2.
-    return ["finetune", "--model", str(model), "--train", str(EXAMPLES / "sentiment/train.tsv"),
-            "--eval", str(EXAMPLES / "sentiment/dev.tsv"), "--output", str(output), "--epochs", "3", "--seed", "1",
-            "--lr", "1e-3", "--max-length", "48", "--eval-batch-size", "7", "--save-every", "10",
-            "--batch-size", str(batch_size), *extra]
+    return [
+        "finetune",
+        "--model",
+        str(model),
+        "--train",
+        str(EXAMPLES / "sentiment/train.tsv"),
+        "--eval",
+        str(EXAMPLES / "sentiment/dev.tsv"),
+        "--output",
+        str(output),
+        "--epochs",
+        "3",
+        "--seed",
+        "1",
+        "--lr",
+        "1e-3",
+        "--max-length",
+        "48",
+        "--eval-batch-size",
+        "7",
+        "--save-every",
+        "10",
+        "--batch-size",
+        str(batch_size),
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +81,10 @@ def test_two_processes_match_one_process_with_the_same_global_batch(runs):
     assert abs(one["macro_f1"] - two["macro_f1"]) <= 0.02
     from safetensors.torch import load_file
 
-    a, b = load_file(str(runs["one"] / "model/model.safetensors")), load_file(str(runs["two"] / "model/model.safetensors"))
+    a, b = (
+        load_file(str(runs["one"] / "model/model.safetensors")),
+        load_file(str(runs["two"] / "model/model.safetensors")),
+    )
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-3
 
 
@@ -84,8 +108,12 @@ def test_two_process_run_resumes_after_sigterm_bit_identical(runs, no_dropout_mo
     assert stderr.count("error:") == 1  # the second process stays quiet
 
     # a fresh port: the first one may still be held in TIME_WAIT
-    resumed = run([*args(no_dropout_model, output, 8, "--num-processes", "2", "--main-process-port", str(free_port())),
-                   "--resume"])
+    resumed = run(
+        [
+            *args(no_dropout_model, output, 8, "--num-processes", "2", "--main-process-port", str(free_port())),
+            "--resume",
+        ]
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert "Resuming from" in resumed.stderr
     assert_same_weights(runs["two"] / "model/model.safetensors", output / "model/model.safetensors")

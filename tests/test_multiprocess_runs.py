@@ -9,21 +9,47 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import EXAMPLES, free_port
 from test_resume import run
 
 pytestmark = pytest.mark.slow  # several processes
 
 CORPUS = EXAMPLES / "corpus" / "stories.txt"
-TINY = ["--layers", "2", "--hidden", "64", "--heads", "2", "--intermediate", "128", "--max-seq-length", "64",
-        "--batch-size", "8", "--validation-fraction", "0.05", "--seed", "3", "--save-every", "4"]
+TINY = [
+    "--layers",
+    "2",
+    "--hidden",
+    "64",
+    "--heads",
+    "2",
+    "--intermediate",
+    "128",
+    "--max-seq-length",
+    "64",
+    "--batch-size",
+    "8",
+    "--validation-fraction",
+    "0.05",
+    "--seed",
+    "3",
+    "--save-every",
+    "4",
+]
 
 
 def test_pretraining_with_two_processes_overwrites_and_resumes(tiny_model, tmp_path):
     output = tmp_path / "pretrain"
-    base = ["pretrain", str(CORPUS), "--output", str(output), "--tokenizer", str(tiny_model), *TINY,
-            "--num-processes", "2"]
+    base = [
+        "pretrain",
+        str(CORPUS),
+        "--output",
+        str(output),
+        "--tokenizer",
+        str(tiny_model),
+        *TINY,
+        "--num-processes",
+        "2",
+    ]
     first = run([*base, "--max-steps", "4", "--main-process-port", str(free_port())])
     assert first.returncode == 0, first.stderr
     again = run([*base, "--max-steps", "4", "--overwrite", "--main-process-port", str(free_port())])
@@ -40,9 +66,29 @@ def test_new_tasks_with_two_processes_evaluate_every_example_once_and_resume(wor
     for task in ("regression", "multilabel"):
         data = EXAMPLES / task
         output = tmp_path / task
-        base = ["finetune", "--task", task, "--model", str(word_model), "--train", str(data / "train.csv"),
-                "--eval", str(data / "dev.csv"), "--output", str(output), "--batch-size", "8", "--save-every", "3",
-                "--eval-every", "3", "--eval-batch-size", "7", "--num-processes", "2"]
+        base = [
+            "finetune",
+            "--task",
+            task,
+            "--model",
+            str(word_model),
+            "--train",
+            str(data / "train.csv"),
+            "--eval",
+            str(data / "dev.csv"),
+            "--output",
+            str(output),
+            "--batch-size",
+            "8",
+            "--save-every",
+            "3",
+            "--eval-every",
+            "3",
+            "--eval-batch-size",
+            "7",
+            "--num-processes",
+            "2",
+        ]
         first = run([*base, "--max-steps", "3", "--main-process-port", str(free_port())])
         assert first.returncode == 0, first.stderr
         resumed = run([*base, "--max-steps", "6", "--resume", "--main-process-port", str(free_port())])

@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from conftest import EXAMPLES, finetune_through_cli
 
 DATA = EXAMPLES / "regression"
@@ -20,24 +19,37 @@ DATA = EXAMPLES / "regression"
 @pytest.fixture(scope="module")
 def model_dir(word_model, tmp_path_factory) -> Path:
     output = tmp_path_factory.mktemp("paths") / "run"
-    finetune_through_cli(output, "--task", "regression", "--model", word_model, "--train", DATA / "train.csv",
-                         "--max-steps", "2")
+    finetune_through_cli(
+        output, "--task", "regression", "--model", word_model, "--train", DATA / "train.csv", "--max-steps", "2"
+    )
     return output / "model"
 
 
 def one_line(result, *words: str) -> None:
     assert result.exit_code == 2, result.output
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and result.stderr.strip().endswith(errors[0]) and "Traceback" not in result.output, \
-        result.stderr  # the error is one line, the last one (evaluate prints its table before writing)
+    assert len(errors) == 1 and result.stderr.strip().endswith(errors[0]) and "Traceback" not in result.output, (
+        result.stderr
+    )  # the error is one line, the last one (evaluate prints its table before writing)
     for word in words:
         assert word in errors[0], errors[0]
 
 
 def test_run_directory_under_a_file(word_model, cli, tmp_path):
     (tmp_path / "file").write_text("x")
-    result = cli("finetune", "--task", "regression", "--model", word_model, "--train", DATA / "train.csv",
-                 "--output", tmp_path / "file" / "run", "--max-steps", "1")
+    result = cli(
+        "finetune",
+        "--task",
+        "regression",
+        "--model",
+        word_model,
+        "--train",
+        DATA / "train.csv",
+        "--output",
+        tmp_path / "file" / "run",
+        "--max-steps",
+        "1",
+    )
     one_line(result, str(tmp_path / "file" / "run"), "not a folder")
 
 
@@ -61,8 +73,19 @@ def test_no_permission_for_the_run_directory(word_model, cli, tmp_path, monkeypa
         return real_mkdir(self, *args, **kwargs)
 
     monkeypatch.setattr(Path, "mkdir", refuse)
-    result = cli("finetune", "--task", "regression", "--model", word_model, "--train", DATA / "train.csv",
-                 "--output", tmp_path / "denied", "--max-steps", "1")
+    result = cli(
+        "finetune",
+        "--task",
+        "regression",
+        "--model",
+        word_model,
+        "--train",
+        DATA / "train.csv",
+        "--output",
+        tmp_path / "denied",
+        "--max-steps",
+        "1",
+    )
     one_line(result, "denied", "no permission", "choose a folder you can write to")
 
 

@@ -7,12 +7,31 @@ import json
 import math
 
 import pytest
-
 from conftest import EXAMPLES, assert_loads_completely
 
 CORPUS = EXAMPLES / "corpus" / "stories.txt"
-TINY = ["--layers", "2", "--hidden", "64", "--heads", "2", "--intermediate", "128", "--vocab-size", "600",
-        "--max-seq-length", "64", "--batch-size", "16", "--lr", "3e-3", "--validation-fraction", "0.05", "--seed", "3"]
+TINY = [
+    "--layers",
+    "2",
+    "--hidden",
+    "64",
+    "--heads",
+    "2",
+    "--intermediate",
+    "128",
+    "--vocab-size",
+    "600",
+    "--max-seq-length",
+    "64",
+    "--batch-size",
+    "16",
+    "--lr",
+    "3e-3",
+    "--validation-fraction",
+    "0.05",
+    "--seed",
+    "3",
+]
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +44,22 @@ def pretrained(tmp_path_factory):
     root = tmp_path_factory.mktemp("pretrain")
     runs = {}
     for name, steps in (("start", "0"), ("trained", "80")):
-        result = CliRunner().invoke(app, ["pretrain", str(CORPUS), "--output", str(root / name), *TINY,
-                                          "--max-steps", steps, "--eval-every", "40", "--save-every", "40"])
+        result = CliRunner().invoke(
+            app,
+            [
+                "pretrain",
+                str(CORPUS),
+                "--output",
+                str(root / name),
+                *TINY,
+                "--max-steps",
+                steps,
+                "--eval-every",
+                "40",
+                "--save-every",
+                "40",
+            ],
+        )
         assert result.exit_code == 0, result.output
         runs[name] = root / name
     return runs
@@ -60,9 +93,27 @@ def test_model_loads_in_transformers_and_fill_mask(pretrained):
 def test_pretrained_model_fine_tunes_well_above_chance_with_the_cls_head(pretrained, cli, tmp_path):
     # 80 steps of pretraining on 50 kB: the [CLS] head (the default) must still learn. Before the masked-LM
     # bias started at the corpus's piece frequencies, this run stayed at chance (0.49); random weights: 0.89.
-    result = cli("finetune", "--task", "classification", "--model", pretrained["trained"] / "model",
-                 "--train", EXAMPLES / "sentiment/train.tsv", "--eval", EXAMPLES / "sentiment/dev.tsv",
-                 "--output", tmp_path / "ft", "--epochs", "4", "--lr", "1e-3", "--batch-size", "16", "--seed", "1")
+    result = cli(
+        "finetune",
+        "--task",
+        "classification",
+        "--model",
+        pretrained["trained"] / "model",
+        "--train",
+        EXAMPLES / "sentiment/train.tsv",
+        "--eval",
+        EXAMPLES / "sentiment/dev.tsv",
+        "--output",
+        tmp_path / "ft",
+        "--epochs",
+        "4",
+        "--lr",
+        "1e-3",
+        "--batch-size",
+        "16",
+        "--seed",
+        "1",
+    )
     assert result.exit_code == 0, result.output
     info = json.loads((tmp_path / "ft/model/bertkit.json").read_text())
     assert info["strategy"]["reinit"] == {"pooler": True, "layers": 0}  # NSP was off: nothing trained the pooler
@@ -76,7 +127,7 @@ def test_saved_model_has_its_embeddings_at_the_initial_scale(pretrained):
     from bertkit.pretraining.rescale import at_initial_embedding_scale, embedding_scale
 
     model = BertForPreTraining.from_pretrained(pretrained["trained"] / "model").eval()
-    initial = 0.02 * 64 ** 0.5  # initializer_range x sqrt(hidden)
+    initial = 0.02 * 64**0.5  # initializer_range x sqrt(hidden)
     norms = model.bert.embeddings.word_embeddings.weight.norm(dim=1)
     assert abs(norms.mean().item() - initial) < 1e-3 * initial
     info = json.loads((pretrained["trained"] / "model/bertkit.json").read_text())
@@ -100,8 +151,13 @@ def test_recipes_fill_what_the_user_left_unset():
     from bertkit.settings import PretrainSettings
 
     bert = PretrainSettings(recipe="bert")
-    assert (bert.vocab_size, bert.learning_rate, bert.nsp, bert.mlm_probability, bert.dropout) == (30522, 5e-4, True,
-                                                                                                   0.15, 0.1)
+    assert (bert.vocab_size, bert.learning_rate, bert.nsp, bert.mlm_probability, bert.dropout) == (
+        30522,
+        5e-4,
+        True,
+        0.15,
+        0.1,
+    )
     budget = PretrainSettings(size="small", nsp=True, learning_rate=2e-4)
     assert budget.recipe == "budget" and budget.vocab_size == 16384 and budget.dropout == 0.0
     assert (bert.weight_decay, budget.weight_decay) == (0.01, 0.1)
@@ -118,8 +174,22 @@ def test_resume_continues_from_the_checkpoint_and_reuses_the_cache(pretrained, c
 
 
 def test_continue_pretraining_from_a_model(pretrained, cli, tmp_path):
-    result = cli("pretrain", CORPUS, "--output", tmp_path / "more", "--model", pretrained["trained"] / "model",
-                 "--max-steps", "5", "--batch-size", "8", "--no-nsp", "--whole-word-masking", "--max-seq-length", "64")
+    result = cli(
+        "pretrain",
+        CORPUS,
+        "--output",
+        tmp_path / "more",
+        "--model",
+        pretrained["trained"] / "model",
+        "--max-steps",
+        "5",
+        "--batch-size",
+        "8",
+        "--no-nsp",
+        "--whole-word-masking",
+        "--max-seq-length",
+        "64",
+    )
     assert result.exit_code == 0, result.output
     assert "Training a WordPiece" not in result.output
     assert json.loads((tmp_path / "more/metrics.json").read_text())["steps"] == 5
@@ -127,8 +197,20 @@ def test_continue_pretraining_from_a_model(pretrained, cli, tmp_path):
 
 def test_dump_instances_only(cli, tmp_path):
     target = tmp_path / "instances.jsonl"
-    result = cli("pretrain", CORPUS, "--output", tmp_path / "peek", *TINY, "--recipe", "bert", "--dump-instances", "7", target,
-                 "--max-steps", "0")
+    result = cli(
+        "pretrain",
+        CORPUS,
+        "--output",
+        tmp_path / "peek",
+        *TINY,
+        "--recipe",
+        "bert",
+        "--dump-instances",
+        "7",
+        target,
+        "--max-steps",
+        "0",
+    )
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in target.read_text().splitlines()]
     assert len(records) == 7 and not (tmp_path / "peek/model").exists()
@@ -140,7 +222,9 @@ def test_dump_instances_only(cli, tmp_path):
 
 
 def test_time_budget_stops_training(cli, tmp_path):
-    result = cli("pretrain", CORPUS, "--output", tmp_path / "timed", *TINY, "--time-budget", "3s", "--no-nsp", "--log-every", "1")
+    result = cli(
+        "pretrain", CORPUS, "--output", tmp_path / "timed", *TINY, "--time-budget", "3s", "--no-nsp", "--log-every", "1"
+    )
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "timed/metrics.json").read_text())
     assert metrics["steps"] > 0 and "mlm_accuracy" in metrics and metrics["train_seconds"] >= 3
@@ -148,12 +232,15 @@ def test_time_budget_stops_training(cli, tmp_path):
     assert lrs and lrs[-1] < 0.5 * 3e-3  # the schedule decays over the budget: near 0 once it is spent
 
 
-@pytest.mark.parametrize("arguments, message", [
-    (["missing.txt"], "missing.txt: file not found"),
-    ([str(CORPUS), "--document-per-line", "--document-per-file"], "contradict"),
-    ([str(CORPUS), "--time-budget", "soon"], "--time-budget is 'soon'"),
-    ([str(CORPUS), "--size", "huge"], "--size"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["missing.txt"], "missing.txt: file not found"),
+        ([str(CORPUS), "--document-per-line", "--document-per-file"], "contradict"),
+        ([str(CORPUS), "--time-budget", "soon"], "--time-budget is 'soon'"),
+        ([str(CORPUS), "--size", "huge"], "--size"),
+    ],
+)
 def test_mistakes_end_in_one_line(cli, tmp_path, arguments, message):
     result = cli("pretrain", *arguments, "--output", tmp_path / "bad")
     assert result.exit_code == 2
@@ -163,8 +250,9 @@ def test_mistakes_end_in_one_line(cli, tmp_path, arguments, message):
 def test_one_document_with_nsp_says_what_to_do(cli, tmp_path):
     single = tmp_path / "one.txt"
     single.write_text("The boat left. The gulls followed. The sea was calm.\n")
-    result = cli("pretrain", single, "--output", tmp_path / "one", "--vocab-size", "100", "--validation-fraction", "0",
-                 "--nsp")
+    result = cli(
+        "pretrain", single, "--output", tmp_path / "one", "--vocab-size", "100", "--validation-fraction", "0", "--nsp"
+    )
     assert result.exit_code == 2 and "--no-nsp" in result.stderr
     assert not (tmp_path / "one").exists()  # nothing half-made is left behind
 

@@ -14,7 +14,7 @@ import pytest
 from bertkit.errors import BertkitError
 from bertkit.pretraining.cache import InstanceFeatures, build_cache
 from bertkit.pretraining.corpus import resolve_corpus, split_sentences
-from bertkit.pretraining.masking import MaskingCollator, MaskingRule, mask_instance, instance_rng
+from bertkit.pretraining.masking import MaskingCollator, MaskingRule, instance_rng, mask_instance
 from bertkit.settings import PretrainSettings
 
 SYLLABLES = ["ka", "lo", "mi", "ren", "tu", "vash", "el", "dor", "qui", "zan", "pe", "rot"]
@@ -28,11 +28,13 @@ def generated_corpus(path: Path, documents: int = 500, seed: int = 5) -> Path:
     for _ in range(documents):
         sentences = []
         for _ in range(rng.randint(4, 16)):
-            words = [rng.choice(COMMON) if rng.random() < 0.6 else "".join(rng.choices(SYLLABLES, k=rng.randint(2, 4)))
-                     for _ in range(rng.randint(4, 14))]
+            words = [
+                rng.choice(COMMON) if rng.random() < 0.6 else "".join(rng.choices(SYLLABLES, k=rng.randint(2, 4)))
+                for _ in range(rng.randint(4, 14))
+            ]
             sentences.append(" ".join(words).capitalize() + ".")
         # two sentences per line: the sentence splitter has to cut them
-        blocks.append("\n".join(" ".join(sentences[i:i + 2]) for i in range(0, len(sentences), 2)))
+        blocks.append("\n".join(" ".join(sentences[i : i + 2]) for i in range(0, len(sentences), 2)))
     path.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
     return path
 
@@ -46,8 +48,9 @@ def tokenizer(tiny_model):
 
 def make_split(tmp_path: Path, tokenizer, nsp: bool, max_seq_length: int = 64) -> InstanceFeatures:
     corpus = generated_corpus(tmp_path / "corpus.txt")
-    settings = PretrainSettings(corpus=[corpus], output=tmp_path, nsp=nsp, max_seq_length=max_seq_length,
-                                validation_fraction=0.05)
+    settings = PretrainSettings(
+        corpus=[corpus], output=tmp_path, nsp=nsp, max_seq_length=max_seq_length, validation_fraction=0.05
+    )
     meta = build_cache([corpus], tokenizer, settings, tmp_path / "cache", notify=lambda _: None)
     return InstanceFeatures(tmp_path / "cache" / "train", meta["dtype"], tokenizer.cls_token_id, tokenizer.sep_token_id)
 
@@ -68,11 +71,18 @@ def document_of(split: InstanceFeatures, offsets: np.ndarray) -> np.ndarray:
 
 
 def test_sentence_splitting_rule():
-    assert split_sentences("Mr. Smith went to Washington. He arrived at 5 p.m. on Monday! Was it late? \"Yes.\" 12 "
-                           "people came.") == ["Mr. Smith went to Washington.", "He arrived at 5 p.m. on Monday!",
-                                               "Was it late?", "\"Yes.\"", "12 people came."]
+    assert split_sentences(
+        'Mr. Smith went to Washington. He arrived at 5 p.m. on Monday! Was it late? "Yes." 12 people came.'
+    ) == [
+        "Mr. Smith went to Washington.",
+        "He arrived at 5 p.m. on Monday!",
+        "Was it late?",
+        '"Yes."',
+        "12 people came.",
+    ]
     assert split_sentences("J. R. R. Tolkien wrote e.g. The Hobbit. it stays one.") == [
-        "J. R. R. Tolkien wrote e.g. The Hobbit. it stays one."]
+        "J. R. R. Tolkien wrote e.g. The Hobbit. it stays one."
+    ]
 
 
 def test_corpus_paths(tmp_path):
@@ -109,14 +119,16 @@ def test_nsp_instances(nsp_split):
     random_next = instances[:, 4] == 1
     assert (a_doc[random_next] != b_doc[random_next]).all()  # a random B is always from another document
     # the actual next: B follows A in the same document (truncation may drop tokens between them)
-    assert (a_doc[~random_next] == b_doc[~random_next]).all() and (instances[~random_next, 2] >= instances[~random_next, 1]).all()
+    assert (a_doc[~random_next] == b_doc[~random_next]).all() and (
+        instances[~random_next, 2] >= instances[~random_next, 1]
+    ).all()
     assert nsp_split.lengths.max() <= 64 and (nsp_split.lengths < 64).sum() > 0.05 * len(instances)
     for index in range(0, len(nsp_split), 37):
         item = nsp_split[index]
         ids, segments = item["input_ids"], item["token_type_ids"]
         seps = np.flatnonzero(ids == nsp_split.sep_id)
         assert ids[0] == nsp_split.cls_id and len(seps) == 2 and seps[1] == len(ids) - 1
-        assert (segments[:seps[0] + 1] == 0).all() and (segments[seps[0] + 1:] == 1).all()
+        assert (segments[: seps[0] + 1] == 0).all() and (segments[seps[0] + 1 :] == 1).all()
         assert item["next_sentence_label"] == instances[index, 4]
 
 
@@ -163,7 +175,9 @@ def test_masking_statistics(nsp_split, tokenizer, whole_words):
         assert len(positions) <= 20 and not np.isin(ids[positions], rule.never).any()
         assert (masked[np.isin(ids, rule.never)] == ids[np.isin(ids, rule.never)]).all()
     if whole_words:
-        continuation = np.array([token.startswith("##") for token in tokenizer.convert_ids_to_tokens(range(len(tokenizer)))])
+        continuation = np.array(
+            [token.startswith("##") for token in tokenizer.convert_ids_to_tokens(range(len(tokenizer)))]
+        )
         for ids, _, positions in rows:
             chosen = np.zeros(len(ids), dtype=bool)
             chosen[positions] = True

@@ -7,11 +7,11 @@ import json
 
 import datasets
 import pytest
+from conftest import EXAMPLES
 
 from bertkit.errors import BertkitError
 from bertkit.pretraining.corpus import iter_blocks, iter_documents, layout_of, resolve_corpus
 from bertkit.settings import PretrainSettings
-from conftest import EXAMPLES
 
 CORPUS = EXAMPLES / "corpus" / "stories.txt"
 
@@ -39,8 +39,9 @@ def write_corpus(tmp_path, kind: str, column: str = "text"):
         datasets.Dataset.from_dict({column: texts}).to_parquet(str(path))
     else:
         path = tmp_path / "saved"
-        datasets.DatasetDict(train=datasets.Dataset.from_dict({column: texts}),
-                             test=datasets.Dataset.from_dict({column: ["other"]})).save_to_disk(str(path))
+        datasets.DatasetDict(
+            train=datasets.Dataset.from_dict({column: texts}), test=datasets.Dataset.from_dict({column: ["other"]})
+        ).save_to_disk(str(path))
     return path
 
 
@@ -59,17 +60,26 @@ def test_text_column_is_chosen_and_changes_the_cache_fingerprint(tmp_path):
     settings = PretrainSettings(corpus=[path], output=tmp_path / "run", text_column="body")
     assert len(list(iter_blocks([path], layout_of(settings)))) == len(text_documents())
     assert repr(layout_of(settings)) != repr(layout_of(PretrainSettings(corpus=[path], output=tmp_path / "run")))
-    with pytest.raises(BertkitError, match=r"c.parquet: no 'text' column \(columns: body\); name the text column "
-                                           r"with --text-column"):
+    with pytest.raises(
+        BertkitError,
+        match=r"c.parquet: no 'text' column \(columns: body\); name the text column "
+        r"with --text-column",
+    ):
         list(iter_blocks([path], layout_of(PretrainSettings(corpus=[path], output=tmp_path / "r"))))
 
 
-@pytest.mark.parametrize("content,message", [
-    ('{"text": "fine"}\n{"body": "x"}\n', r"c.jsonl line 2: no 'text' field \(body\); name the text field with "
-                                         r"--text-column"),
-    ('{"text": "fine"}\n{"text": 3}\n', r"c.jsonl line 2: 'text' is int, not text"),
-    ('{"text": "fine"}\n{"text": \n', r"c.jsonl line 2: not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (
+            '{"text": "fine"}\n{"body": "x"}\n',
+            r"c.jsonl line 2: no 'text' field \(body\); name the text field with "
+            r"--text-column",
+        ),
+        ('{"text": "fine"}\n{"text": 3}\n', r"c.jsonl line 2: 'text' is int, not text"),
+        ('{"text": "fine"}\n{"text": \n', r"c.jsonl line 2: not valid JSON"),
+    ],
+)
 def test_bad_records_name_the_line(tmp_path, content, message):
     path = tmp_path / "c.jsonl"
     path.write_text(content)
@@ -79,8 +89,27 @@ def test_bad_records_name_the_line(tmp_path, content, message):
 
 def test_pretrain_runs_on_a_parquet_corpus(tmp_path, cli):
     run = tmp_path / "run"
-    result = cli("pretrain", write_corpus(tmp_path, "parquet"), "--output", run, "--layers", "1", "--hidden", "32",
-                 "--heads", "2", "--intermediate", "64", "--vocab-size", "300", "--max-seq-length", "32",
-                 "--batch-size", "8", "--max-steps", "2")
+    result = cli(
+        "pretrain",
+        write_corpus(tmp_path, "parquet"),
+        "--output",
+        run,
+        "--layers",
+        "1",
+        "--hidden",
+        "32",
+        "--heads",
+        "2",
+        "--intermediate",
+        "64",
+        "--vocab-size",
+        "300",
+        "--max-seq-length",
+        "32",
+        "--batch-size",
+        "8",
+        "--max-steps",
+        "2",
+    )
     assert result.exit_code == 0, result.output
     assert json.loads((run / "metrics.json").read_text())["steps"] == 2

@@ -19,8 +19,9 @@ CONTEXT = "Anna lives in Paris. She works as a bus driver."
 
 def squad_file(tmp_path, qas, context=CONTEXT, name="data.json"):
     path = tmp_path / name
-    path.write_text(json.dumps({"version": "1.1", "data": [{"title": "t", "paragraphs": [
-        {"context": context, "qas": qas}]}]}))
+    path.write_text(
+        json.dumps({"version": "1.1", "data": [{"title": "t", "paragraphs": [{"context": context, "qas": qas}]}]})
+    )
     return path
 
 
@@ -29,8 +30,17 @@ def test_squad_json_and_jsonl_read_the_same(tmp_path):
     qa = {"id": "a1", "question": "Where does Anna live?", "answers": [{"text": "Paris", "answer_start": 14}]}
     from_json = read_qa(squad_file(tmp_path, [qa]), labelled=True).examples
     jsonl = tmp_path / "data.jsonl"
-    jsonl.write_text(json.dumps({"id": "a1", "question": qa["question"], "context": CONTEXT,
-                                 "answers": {"text": ["Paris"], "answer_start": [14]}}) + "\n")
+    jsonl.write_text(
+        json.dumps(
+            {
+                "id": "a1",
+                "question": qa["question"],
+                "context": CONTEXT,
+                "answers": {"text": ["Paris"], "answer_start": [14]},
+            }
+        )
+        + "\n"
+    )
     from_jsonl = read_qa(jsonl, labelled=True).examples
     fields = [(e.id, e.question, e.context, e.answers, e.impossible) for e in from_json]
     assert fields == [(e.id, e.question, e.context, e.answers, e.impossible) for e in from_jsonl]
@@ -39,8 +49,15 @@ def test_squad_json_and_jsonl_read_the_same(tmp_path):
 
 
 def test_v2_impossible_questions_have_no_answers(tmp_path):
-    qas = [{"id": "n1", "question": "What car?", "answers": [], "is_impossible": True,
-            "plausible_answers": [{"text": "Paris", "answer_start": 14}]}]
+    qas = [
+        {
+            "id": "n1",
+            "question": "What car?",
+            "answers": [],
+            "is_impossible": True,
+            "plausible_answers": [{"text": "Paris", "answer_start": 14}],
+        }
+    ]
     qa_file = read_qa(squad_file(tmp_path, qas), labelled=True)
     assert qa_file.version_2 and qa_file.examples[0].impossible and qa_file.examples[0].answers == []
 
@@ -52,18 +69,23 @@ def test_answer_not_at_its_start_names_the_question(tmp_path):
 
 
 def test_skip_bad_examples_counts_them(tmp_path):
-    qas = [{"id": "ok", "question": "Where?", "answers": [{"text": "Paris", "answer_start": 14}]},
-           {"id": "bad", "question": "Where?", "answers": [{"text": "Rome", "answer_start": 14}]}]
+    qas = [
+        {"id": "ok", "question": "Where?", "answers": [{"text": "Paris", "answer_start": 14}]},
+        {"id": "bad", "question": "Where?", "answers": [{"text": "Rome", "answer_start": 14}]},
+    ]
     qa_file = read_qa(squad_file(tmp_path, qas), labelled=True, skip_bad=True)
     assert [e.id for e in qa_file.examples] == ["ok"] and qa_file.skipped == 1
 
 
-@pytest.mark.parametrize("record, message", [
-    ({"id": "x", "question": "Q?", "context": "C"}, "no 'answers'"),
-    ({"id": "x", "question": "", "context": "C", "answers": []}, "no 'question' text"),
-    ({"question": "Q?", "context": "C", "answers": []}, "no 'id'"),
-    ({"id": "x", "question": "Q?", "context": "C", "answers": {"text": ["C"]}}, "equal length"),
-])
+@pytest.mark.parametrize(
+    "record, message",
+    [
+        ({"id": "x", "question": "Q?", "context": "C"}, "no 'answers'"),
+        ({"id": "x", "question": "", "context": "C", "answers": []}, "no 'question' text"),
+        ({"question": "Q?", "context": "C", "answers": []}, "no 'id'"),
+        ({"id": "x", "question": "Q?", "context": "C", "answers": {"text": ["C"]}}, "equal length"),
+    ],
+)
 def test_jsonl_record_errors_name_the_line(tmp_path, record, message):
     path = tmp_path / "bad.jsonl"
     path.write_text(json.dumps(record) + "\n")
@@ -175,8 +197,15 @@ PASSAGE_START = 3  # [CLS] q q [SEP]
 
 def decode_one(start_peaks, end_peaks, max_answer_length=30, n_best=20):
     length = PASSAGE_START + len(OFFSETS) + 1
-    return window_candidates(logits(length, start_peaks), logits(length, end_peaks), PASSAGE_START, OFFSETS,
-                             [True] * len(OFFSETS), n_best, max_answer_length)
+    return window_candidates(
+        logits(length, start_peaks),
+        logits(length, end_peaks),
+        PASSAGE_START,
+        OFFSETS,
+        [True] * len(OFFSETS),
+        n_best,
+        max_answer_length,
+    )
 
 
 def test_best_span_is_cut_from_the_passage_by_character_offsets():

@@ -19,12 +19,15 @@ def write(tmp_path, name, content, mode="w"):
     return path
 
 
-@pytest.mark.parametrize("name,content", [
-    ("a.tsv", "text\tlabel\ngood film\tpos\nbad film\tneg\n"),
-    ("a.csv", "text,label\n\"good, really\",pos\nbad film,neg\n"),
-    ("a.jsonl", '{"text": "good, really", "label": "pos"}\n\n{"text": "bad film", "label": "neg"}\n'),
-    ("a.json", '[{"text": "good, really", "label": "pos"}, {"text": "bad film", "label": "neg"}]'),
-])
+@pytest.mark.parametrize(
+    "name,content",
+    [
+        ("a.tsv", "text\tlabel\ngood film\tpos\nbad film\tneg\n"),
+        ("a.csv", 'text,label\n"good, really",pos\nbad film,neg\n'),
+        ("a.jsonl", '{"text": "good, really", "label": "pos"}\n\n{"text": "bad film", "label": "neg"}\n'),
+        ("a.json", '[{"text": "good, really", "label": "pos"}, {"text": "bad film", "label": "neg"}]'),
+    ],
+)
 def test_every_table_format_reads_the_same_records(tmp_path, name, content):
     table = read_table(write(tmp_path, name, content))
     assert [r["label"] for r in table.records] == ["pos", "neg"]
@@ -43,17 +46,20 @@ def test_txt_lines_and_tab_pairs(tmp_path):
     assert table.where == [f"{tmp_path / 'in.txt'} line 1", f"{tmp_path / 'in.txt'} line 3"]
 
 
-@pytest.mark.parametrize("name,content,words", [
-    ("missing.tsv", None, ["file not found"]),
-    ("empty.tsv", "\n  \n", ["file is empty"]),
-    ("latin1.tsv", "text\tlabel\ngood\tpos\ncaf\xe9\tpos\n".encode("latin-1"), ["line 3", "not valid UTF-8"]),
-    ("fields.tsv", "text\tlabel\ngood\tpos\nbad\tneg\textra\n", ["line 3", "3 fields", "header has 2"]),
-    ("bad.jsonl", '{"text": "a", "label": "x"}\n{"text": "b", label}\n', ["line 2", "not valid JSON"]),
-    ("list.jsonl", '["a", "b"]\n', ["line 1", "JSON object"]),
-    ("obj.json", '{"text": "a"}', ["JSON list"]),
-    ("header.csv", "text,text\na,b\n", ["names a column twice"]),
-    ("only-header.tsv", "text\tlabel\n", ["no records"]),
-])
+@pytest.mark.parametrize(
+    "name,content,words",
+    [
+        ("missing.tsv", None, ["file not found"]),
+        ("empty.tsv", "\n  \n", ["file is empty"]),
+        ("latin1.tsv", "text\tlabel\ngood\tpos\ncaf\xe9\tpos\n".encode("latin-1"), ["line 3", "not valid UTF-8"]),
+        ("fields.tsv", "text\tlabel\ngood\tpos\nbad\tneg\textra\n", ["line 3", "3 fields", "header has 2"]),
+        ("bad.jsonl", '{"text": "a", "label": "x"}\n{"text": "b", label}\n', ["line 2", "not valid JSON"]),
+        ("list.jsonl", '["a", "b"]\n', ["line 1", "JSON object"]),
+        ("obj.json", '{"text": "a"}', ["JSON list"]),
+        ("header.csv", "text,text\na,b\n", ["names a column twice"]),
+        ("only-header.tsv", "text\tlabel\n", ["no records"]),
+    ],
+)
 def test_unreadable_files_give_one_line_naming_file_and_line(tmp_path, name, content, words):
     path = tmp_path / name if content is None else write(tmp_path, name, content)
     with pytest.raises(BertkitError) as error:

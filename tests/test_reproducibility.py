@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
 from test_pretrain_cli import CORPUS, TINY
 from test_resume import run
@@ -29,9 +28,19 @@ def test_tokenizer_training_is_byte_identical_in_every_process(tmp_path):
     outputs = []
     for hash_seed in ("0", "1", "77"):
         target = tmp_path / f"hash-{hash_seed}"
-        done = subprocess.run([sys.executable, "-c", TRAIN_TOKENIZER, str(target)], cwd=ROOT, capture_output=True,
-                              text=True, env={"PATH": "", "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": hash_seed,
-                                              "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+        done = subprocess.run(
+            [sys.executable, "-c", TRAIN_TOKENIZER, str(target)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env={
+                "PATH": "",
+                "PYTHONPATH": str(ROOT),
+                "PYTHONHASHSEED": hash_seed,
+                "HF_HUB_OFFLINE": "1",
+                "TOKENIZERS_PARALLELISM": "false",
+            },
+        )
         assert done.returncode == 0, done.stderr
         outputs.append(file_bytes(target))
     assert set(outputs[0]) >= {"tokenizer.json", "tokenizer_config.json"}
@@ -42,8 +51,22 @@ def test_pretraining_with_one_seed_gives_bit_identical_models(tmp_path):
     runs = []
     for hash_seed in ("1", "2"):
         output = tmp_path / f"run-{hash_seed}"
-        done = run(["pretrain", str(CORPUS), "--output", str(output), *TINY, "--seed", "1", "--max-steps", "30",
-                    "--eval-every", "0"], PYTHONHASHSEED=hash_seed)
+        done = run(
+            [
+                "pretrain",
+                str(CORPUS),
+                "--output",
+                str(output),
+                *TINY,
+                "--seed",
+                "1",
+                "--max-steps",
+                "30",
+                "--eval-every",
+                "0",
+            ],
+            PYTHONHASHSEED=hash_seed,
+        )
         assert done.returncode == 0, done.stderr
         runs.append(output)
     first, second = (file_bytes(run_dir / "model") for run_dir in runs)

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import EXAMPLES, ROOT
 
 SEED_ARGS = ["--seed", "3", "--lr", "2e-3", "--batch-size", "4", "--max-length", "32", "--log-every", "5"]
@@ -33,16 +32,40 @@ def small_files(tmp_path: Path) -> tuple[Path, Path]:
 
 def finetune_args(model: Path, train: Path, dev: Path, output: Path, *extra: str) -> list[str]:
     # 20 batches per epoch and 30 steps: the run crosses an epoch boundary; checkpoints every 6 steps.
-    return ["finetune", "--model", str(model), "--train", str(train), "--eval", str(dev), "--output", str(output),
-            "--max-steps", "30", "--save-every", "6", "--eval-every", "10", "--keep-checkpoints", "2",
-            *SEED_ARGS, *extra]
+    return [
+        "finetune",
+        "--model",
+        str(model),
+        "--train",
+        str(train),
+        "--eval",
+        str(dev),
+        "--output",
+        str(output),
+        "--max-steps",
+        "30",
+        "--save-every",
+        "6",
+        "--eval-every",
+        "10",
+        "--keep-checkpoints",
+        "2",
+        *SEED_ARGS,
+        *extra,
+    ]
 
 
 def start(args: list[str], **env: str) -> subprocess.Popen:
     # One thread: on a busy 2-core machine two threads per run spin against each other (50x slower).
     environment = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **env}
-    return subprocess.Popen([sys.executable, "-m", "bertkit", *args], env=environment, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bertkit", *args],
+        env=environment,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def run(args: list[str], **env: str) -> subprocess.CompletedProcess:
@@ -128,8 +151,9 @@ def test_killed_and_resumed_run_ends_bit_identical(reference, tmp_path, moment):
     if moment != "before-any-checkpoint":
         assert "Resuming from" in resumed.stderr and "examples seen" in resumed.stderr
     assert_same_weights(reference["output"] / "model/model.safetensors", output / "model/model.safetensors")
-    assert_same_weights(final_checkpoint(reference["output"]) / "model.safetensors",
-                        final_checkpoint(output) / "model.safetensors")
+    assert_same_weights(
+        final_checkpoint(reference["output"]) / "model.safetensors", final_checkpoint(output) / "model.safetensors"
+    )
     assert not list((output / "checkpoints").glob(".tmp-*")), "a half-written checkpoint was left behind"
     steps = [line for line in (output / "log.jsonl").read_text().splitlines() if '"loss"' in line]
     assert len(steps) == 6  # one line per 5 steps: the killed run's lines after the checkpoint were rewound

@@ -11,7 +11,6 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-
 from test_resume import finetune_args, small_files, start, wait_for
 
 
@@ -82,8 +81,16 @@ def toy_fit(tmp_path: Path, skip: int):
     from bertkit.engine import Engine
     from bertkit.settings import FinetuneSettings
 
-    settings = FinetuneSettings(output=tmp_path, model="toy", train=tmp_path, max_steps=8, batch_size=2,
-                                skip_nonfinite=skip, learning_rate=0.1, save_every=0)
+    settings = FinetuneSettings(
+        output=tmp_path,
+        model="toy",
+        train=tmp_path,
+        max_steps=8,
+        batch_size=2,
+        skip_nonfinite=skip,
+        learning_rate=0.1,
+        save_every=0,
+    )
     features = [{"input_ids": [1, 2], "labels": 1.0, "index": i} for i in range(16)]
     features[5]["labels"] = float("inf")
     model = Toy()
@@ -141,7 +148,6 @@ def test_prediction_file_appears_whole_or_not_at_all(tmp_path):
 
 def test_allow_pickle_loads_a_pickle_model_only_when_asked(tiny_model, cli, tmp_path):
     from safetensors.torch import load_file
-
     from test_bad_inputs import fine_tuned
 
     model = fine_tuned(tiny_model, tmp_path / "model", "classification", ["neg", "pos"])
@@ -170,11 +176,15 @@ def test_publishing_a_directory_can_be_recovered_after_a_kill_between_renames(tm
     assert (tmp_path / "model/weights").read_text() == "new"
 
 
-@pytest.mark.parametrize("change, message", [
-    (("--batch-size", "8"), "made with 1 process(es) and --batch-size 4"),
-    # the saved data position counts micro-batches, so their number is part of the layout too
-    (("--micro-batches", "2"), "made with --micro-batches 1; resume with the same --micro-batches"),
-], ids=["batch-size", "micro-batches"])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (("--batch-size", "8"), "made with 1 process(es) and --batch-size 4"),
+        # the saved data position counts micro-batches, so their number is part of the layout too
+        (("--micro-batches", "2"), "made with --micro-batches 1; resume with the same --micro-batches"),
+    ],
+    ids=["batch-size", "micro-batches"],
+)
 def test_resume_with_another_batch_layout_is_refused(tiny_model, files, cli, tmp_path, change, message):
     output = tmp_path / "run"
     first = cli(*finetune_args(tiny_model, *files, output), "--max-steps", "6")

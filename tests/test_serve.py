@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,15 +21,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-
 from conftest import EXAMPLES, ROOT, free_port
 from deploy_runs import assert_same_records, export, finetune, invoke, read_jsonl
 
 
 def request(port: int, path: str, body: bytes | dict | None = None, timeout: float = 30) -> tuple[int, dict | str]:
     data = json.dumps(body).encode() if isinstance(body, dict) else body
-    call = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
-                                  headers={"content-type": "application/json"} if data is not None else {})
+    call = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=data,
+        headers={"content-type": "application/json"} if data is not None else {},
+    )
     try:
         with urllib.request.urlopen(call, timeout=timeout) as response:
             status, text = response.status, response.read().decode()
@@ -48,7 +49,11 @@ class Server:
         self.stream = open(log, "w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bertkit", "serve", "--model", str(model), "--port", str(self.port), *options],
-            cwd=ROOT, stdout=self.stream, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            cwd=ROOT,
+            stdout=self.stream,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             assert self.process.poll() is None, log.read_text()
@@ -60,8 +65,11 @@ class Server:
         raise AssertionError(f"server did not start: {log.read_text()}")
 
     def batch_sizes(self) -> list[int]:
-        return [int(line.split("batch of ")[1].split()[0]) for line in self.log.read_text().splitlines()
-                if "batch of " in line]
+        return [
+            int(line.split("batch of ")[1].split()[0])
+            for line in self.log.read_text().splitlines()
+            if "batch of " in line
+        ]
 
     def stop(self) -> int:
         if self.process.poll() is None:
@@ -90,8 +98,9 @@ def exported(tiny_model, tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(exported, tmp_path_factory):
     log = tmp_path_factory.mktemp("serve-log") / "server.log"
-    with running(exported, log, "--max-wait-ms", "300", "--max-inputs", "50", "--max-chars", "500",
-                 "--threads", "1") as started:
+    with running(
+        exported, log, "--max-wait-ms", "300", "--max-inputs", "50", "--max-chars", "500", "--threads", "1"
+    ) as started:
         yield started
 
 
@@ -114,16 +123,20 @@ def test_health_and_openapi_docs(server):
     assert status == 200 and "/predict" in spec["paths"]
 
 
-@pytest.mark.parametrize("body, status, words", [
-    (b'{"inputs": [{"text": "a fine film"}', 400, "not valid JSON"),
-    ({"input": [{"text": "x"}]}, 422, "inputs"),
-    ({"inputs": [3]}, 422, "dictionary"),
-    ({"inputs": []}, 422, "empty"),
-    ({"inputs": [{"txt": "a fine film"}]}, 422, "no text column"),
-    ({"inputs": [{"text": "fine"}, {"text": "  "}]}, 422, "inputs line 2"),
-    ({"inputs": [{"text": "long " * 200}]}, 413, "--max-chars"),
-    ({"inputs": [{"text": "x"}] * 51}, 413, "--max-inputs"),
-], ids=["malformed", "no-inputs", "not-a-record", "empty", "no-text", "empty-text", "too-long", "too-many"])
+@pytest.mark.parametrize(
+    "body, status, words",
+    [
+        (b'{"inputs": [{"text": "a fine film"}', 400, "not valid JSON"),
+        ({"input": [{"text": "x"}]}, 422, "inputs"),
+        ({"inputs": [3]}, 422, "dictionary"),
+        ({"inputs": []}, 422, "empty"),
+        ({"inputs": [{"txt": "a fine film"}]}, 422, "no text column"),
+        ({"inputs": [{"text": "fine"}, {"text": "  "}]}, 422, "inputs line 2"),
+        ({"inputs": [{"text": "long " * 200}]}, 413, "--max-chars"),
+        ({"inputs": [{"text": "x"}] * 51}, 413, "--max-inputs"),
+    ],
+    ids=["malformed", "no-inputs", "not-a-record", "empty", "no-text", "empty-text", "too-long", "too-many"],
+)
 def test_bad_requests_get_a_4xx_and_one_json_line(server, body, status, words):
     got, answer = request(server.port, "/predict", body)
     assert got == status, answer
@@ -153,7 +166,10 @@ def test_concurrent_requests_are_batched(server):
 def test_a_pytorch_qa_model_is_served(tiny_model, tmp_path):
     model = finetune(tiny_model, tmp_path / "qa", "qa")
     records = read_jsonl(EXAMPLES / "qa" / "questions.jsonl")[:3]
-    assert invoke("predict", "--model", model, EXAMPLES / "qa" / "questions.jsonl", "--output", tmp_path / "p.jsonl")[0] == 0
+    assert (
+        invoke("predict", "--model", model, EXAMPLES / "qa" / "questions.jsonl", "--output", tmp_path / "p.jsonl")[0]
+        == 0
+    )
     expected = read_jsonl(tmp_path / "p.jsonl")[:3]
     with running(model, tmp_path / "server.log", "--threads", "1") as started:
         status, health = request(started.port, "/health")
@@ -166,8 +182,9 @@ def test_a_pytorch_qa_model_is_served(tiny_model, tmp_path):
 def test_sigterm_answers_the_request_in_flight_and_exits_0(exported, tmp_path):
     server = Server(exported, tmp_path / "server.log", "--max-wait-ms", "1500", "--threads", "1")
     answers = []
-    client = threading.Thread(target=lambda: answers.append(
-        request(server.port, "/predict", {"inputs": [{"text": "a fine film"}]})))
+    client = threading.Thread(
+        target=lambda: answers.append(request(server.port, "/predict", {"inputs": [{"text": "a fine film"}]}))
+    )
     client.start()
     time.sleep(0.5)  # the request now waits in the batcher for others to join it
     code = server.stop()

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import json
 import random
+from types import SimpleNamespace
 
 import pytest
 import torch
-from types import SimpleNamespace
 
 from bertkit.errors import BertkitError
 from bertkit.modeling.build import WEIGHTS_FILE, build_model, load_model, save_model, strategy_spec, weights_checksum
@@ -56,17 +56,48 @@ def finetune_run(tiny_model, data, output, *options):
 
     from bertkit.cli import app
 
-    result = CliRunner().invoke(app, [str(a) for a in (
-        "finetune", "--model", tiny_model, "--train", data / "train.tsv", "--eval", data / "dev.tsv", "--output", output,
-        "--epochs", "2", "--batch-size", "16", "--seed", "1", *options)])
+    result = CliRunner().invoke(
+        app,
+        [
+            str(a)
+            for a in (
+                "finetune",
+                "--model",
+                tiny_model,
+                "--train",
+                data / "train.tsv",
+                "--eval",
+                data / "dev.tsv",
+                "--output",
+                output,
+                "--epochs",
+                "2",
+                "--batch-size",
+                "16",
+                "--seed",
+                "1",
+                *options,
+            )
+        ],
+    )
     assert result.exit_code == 0, result.output
     return output, result.output
 
 
 RUNS = {
     "frozen": ("--strategy", "frozen", "--pooling", "mean", "--lr", "1e-2"),
-    "adapters": ("--strategy", "adapters", "--adapter-size", "16", "--pooling", "mean", "--layer-mix", "weighted",
-                 "--lr", "1e-2"),
+    "adapters": (
+        "--strategy",
+        "adapters",
+        "--adapter-size",
+        "16",
+        "--pooling",
+        "mean",
+        "--layer-mix",
+        "weighted",
+        "--lr",
+        "1e-2",
+    ),
     "lora": ("--strategy", "lora", "--lora-rank", "4", "--lr", "1e-2"),
 }
 
@@ -78,9 +109,19 @@ def runs(tiny_model, data, tmp_path_factory):
 
 
 def spec_for(base, strategy="full", layer_mix="last", pooling="cls", merge=False):
-    settings = SimpleNamespace(strategy=strategy, layer_mix=layer_mix, pooling=pooling, adapter_size=8, lora_rank=4,
-                               lora_alpha=8.0, lora_dropout=0.0, lora_targets="query,key,value,dense", merge=merge,
-                               reinit_pooler="no", reinit_layers=0)
+    settings = SimpleNamespace(
+        strategy=strategy,
+        layer_mix=layer_mix,
+        pooling=pooling,
+        adapter_size=8,
+        lora_rank=4,
+        lora_alpha=8.0,
+        lora_dropout=0.0,
+        lora_targets="query,key,value,dense",
+        merge=merge,
+        reinit_pooler="no",
+        reinit_layers=0,
+    )
     return strategy_spec(settings, str(base))
 
 
@@ -141,8 +182,13 @@ def test_missing_or_changed_base_is_a_clear_error(tiny_model, tmp_path, cli):
     target = tmp_path / "model"
     spec = spec_for(base, "adapters")
     tokenizer = load_tokenizer(str(base))
-    save_model(build_model(CLASSIFICATION, str(base), ["a", "b"], spec), tokenizer, target,
-               {"task": "classification", "labels": ["a", "b"], "strategy": spec}, "card")
+    save_model(
+        build_model(CLASSIFICATION, str(base), ["a", "b"], spec),
+        tokenizer,
+        target,
+        {"task": "classification", "labels": ["a", "b"], "strategy": spec},
+        "card",
+    )
     (tmp_path / "in.txt").write_text("roses in the rain\n")
     with open(base / "model.safetensors", "r+b") as stream:  # one changed byte in the tensor data
         stream.seek(-1, 2)
@@ -159,12 +205,31 @@ def test_missing_or_changed_base_is_a_clear_error(tiny_model, tmp_path, cli):
 def test_nli_with_weighted_layers_and_mean_pooling_runs_end_to_end(tiny_model, cli, tmp_path):
     from conftest import EXAMPLES
 
-    result = cli("finetune", "--task", "nli", "--model", tiny_model, "--train", EXAMPLES / "nli/dev.tsv",
-                 "--output", tmp_path / "nli", "--max-steps", "4", "--layer-mix", "weighted", "--pooling", "mean")
+    result = cli(
+        "finetune",
+        "--task",
+        "nli",
+        "--model",
+        tiny_model,
+        "--train",
+        EXAMPLES / "nli/dev.tsv",
+        "--output",
+        tmp_path / "nli",
+        "--max-steps",
+        "4",
+        "--layer-mix",
+        "weighted",
+        "--pooling",
+        "mean",
+    )
     assert result.exit_code == 0, result.output
     info = json.loads((tmp_path / "nli/model/bertkit.json").read_text())
-    assert info["strategy"] == {"name": "full", "layer_mix": "weighted", "pooling": "mean",
-                                "reinit": {"pooler": False, "layers": 0}}  # a random model, not a pretraining run
+    assert info["strategy"] == {
+        "name": "full",
+        "layer_mix": "weighted",
+        "pooling": "mean",
+        "reinit": {"pooler": False, "layers": 0},
+    }  # a random model, not a pretraining run
     assert (tmp_path / "nli/model" / WEIGHTS_FILE).is_file()
     evaluated = cli("evaluate", "--model", tmp_path / "nli/model", EXAMPLES / "nli/dev.tsv")
     assert evaluated.exit_code == 0 and "learned layer weights" in evaluated.output
@@ -187,7 +252,9 @@ def test_training_steps_change_only_the_trainable_parameters(tiny_model, strateg
     frozen = [name for name, p in params.items() if not p.requires_grad]
     assert sum(params[name].numel() for name in frozen) > 0.5 * count_parameters(model)[1]
     assert all(torch.equal(params[name], before[name]) for name in frozen)
-    assert all(not torch.equal(p, before[name]) for name, p in params.items() if p.requires_grad and "lora_A" not in name)
+    assert all(
+        not torch.equal(p, before[name]) for name, p in params.items() if p.requires_grad and "lora_A" not in name
+    )
 
 
 ROUND_TRIPS = [
@@ -204,8 +271,9 @@ ROUND_TRIPS = [
 
 
 @pytest.mark.parametrize("task, strategy, layer_mix, pooling, merge", ROUND_TRIPS)
-def test_save_load_round_trip_gives_identical_predictions(tiny_model, tmp_path, task, strategy, layer_mix,
-                                                          pooling, merge):
+def test_save_load_round_trip_gives_identical_predictions(
+    tiny_model, tmp_path, task, strategy, layer_mix, pooling, merge
+):
     labels = ["a", "b", "c"]
     spec = spec_for(tiny_model, strategy, layer_mix, pooling, merge)
     model = build_model(task, str(tiny_model), labels, spec)
@@ -253,7 +321,9 @@ def test_layer_weights_are_softmax_normalised(tiny_model):
 def test_mean_pooling_ignores_padding(tiny_model):
     hidden = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]])
     assert torch.equal(masked_mean(hidden, torch.tensor([[1, 1, 0]])), torch.tensor([[2.0, 3.0]]))
-    model = build_model(CLASSIFICATION, str(tiny_model), ["a", "b"], spec_for(tiny_model, "full", pooling="mean")).eval()
+    model = build_model(
+        CLASSIFICATION, str(tiny_model), ["a", "b"], spec_for(tiny_model, "full", pooling="mean")
+    ).eval()
     with torch.no_grad():
         alone = model(**inputs(tiny_model, ["roses"])).logits
         padded = model(**inputs(tiny_model, ["gulls over the quay at dawn and night", "roses"])).logits[1:]
@@ -275,28 +345,53 @@ def test_mean_pooling_for_a_token_level_task_is_refused_by_the_settings(tmp_path
         settings.validate()
 
 
-@pytest.mark.parametrize("options, message", [
-    (("--merge",), "--merge folds LoRA updates"),
-    (("--strategy", "partial"), "--strategy is 'partial'"),
-    (("--strategy", "adapters", "--adapter-size", "0"), "--adapter-size is 0"),
-    (("--layer-mix", "all"), "--layer-mix is 'all'"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (("--merge",), "--merge folds LoRA updates"),
+        (("--strategy", "partial"), "--strategy is 'partial'"),
+        (("--strategy", "adapters", "--adapter-size", "0"), "--adapter-size is 0"),
+        (("--layer-mix", "all"), "--layer-mix is 'all'"),
+    ],
+)
 def test_invalid_options_are_one_line_errors(tiny_model, data, cli, tmp_path, options, message):
     result = cli("finetune", "--model", tiny_model, "--train", data / "train.tsv", "--output", tmp_path / "x", *options)
     assert result.exit_code == 2 and message in result.stderr and len(result.stderr.splitlines()) == 1
 
 
 @pytest.mark.parametrize("task, data", [("regression", "regression"), ("multilabel", "multilabel")])
-@pytest.mark.parametrize("options", [("--strategy", "frozen"), ("--strategy", "adapters", "--adapter-size", "8"),
-                                     ("--strategy", "lora", "--lora-rank", "4"), ("--layer-mix", "weighted"),
-                                     ("--pooling", "mean")])
+@pytest.mark.parametrize(
+    "options",
+    [
+        ("--strategy", "frozen"),
+        ("--strategy", "adapters", "--adapter-size", "8"),
+        ("--strategy", "lora", "--lora-rank", "4"),
+        ("--layer-mix", "weighted"),
+        ("--pooling", "mean"),
+    ],
+)
 def test_new_tasks_train_save_and_predict_under_every_strategy(word_model, cli, tmp_path, task, data, options):
     from conftest import EXAMPLES
 
     folder = EXAMPLES / data
-    result = cli("finetune", "--task", task, "--model", word_model, "--train", folder / "train.csv",
-                 "--eval", folder / "dev.csv", "--output", tmp_path / "run", "--max-steps", "3", "--batch-size", "8",
-                 *options)
+    result = cli(
+        "finetune",
+        "--task",
+        task,
+        "--model",
+        word_model,
+        "--train",
+        folder / "train.csv",
+        "--eval",
+        folder / "dev.csv",
+        "--output",
+        tmp_path / "run",
+        "--max-steps",
+        "3",
+        "--batch-size",
+        "8",
+        *options,
+    )
     assert result.exit_code == 0, result.output
     result = cli("predict", "--model", tmp_path / "run/model", folder / "dev.csv", "--output", tmp_path / "p.jsonl")
     assert result.exit_code == 0, result.output

@@ -14,6 +14,7 @@ import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import EXAMPLES
 
 from bertkit.data import encoding, streaming
 from bertkit.data.conll import read_tagged
@@ -22,7 +23,6 @@ from bertkit.data.streaming import StreamedExamples
 from bertkit.modeling.loading import load_tokenizer
 from bertkit.settings import FinetuneSettings, options_from
 from bertkit.tasks import get_task
-from conftest import EXAMPLES
 
 SENTIMENT = EXAMPLES / "sentiment/train.tsv"
 TAGGED = EXAMPLES / "tagging/train.conll"
@@ -69,8 +69,9 @@ def write_input(kind: str, tmp_path):
     elif fmt == "parquet" and task == "classification":  # ClassLabel numbers, which the reader turns into names
         names = sorted({row["label"] for row in rows})
         features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=names)})
-        datasets.Dataset.from_dict({"text": [r["text"] for r in rows], "label": [names.index(r["label"]) for r in rows]},
-                                   features=features).to_parquet(str(path))
+        datasets.Dataset.from_dict(
+            {"text": [r["text"] for r in rows], "label": [names.index(r["label"]) for r in rows]}, features=features
+        ).to_parquet(str(path))
     elif fmt == "parquet":
         datasets.Dataset.from_list(rows).to_parquet(str(path))
     elif fmt == "saved":
@@ -80,8 +81,16 @@ def write_input(kind: str, tmp_path):
 
 
 def prepared(task_name: str, path, tmp_path, **values):
-    settings = FinetuneSettings(task=task_name, model="m", train=path, output=tmp_path / "run", max_length=48,
-                                stride=16, cache_encoded=True, **values)
+    settings = FinetuneSettings(
+        task=task_name,
+        model="m",
+        train=path,
+        output=tmp_path / "run",
+        max_length=48,
+        stride=16,
+        cache_encoded=True,
+        **values,
+    )
     task = get_task(task_name)
     return task, options_from(task.options_type, settings), settings
 
@@ -153,19 +162,40 @@ def test_a_repeated_run_reuses_the_cache_and_a_changed_file_encodes_again(tiny_m
 
 def finetuned(cli, tmp_path, name: str, *args) -> tuple[dict, list]:
     output = tmp_path / name
-    result = cli("finetune", *args, "--output", output, "--max-steps", "6", "--batch-size", "8", "--max-length", "48",
-                 "--eval-every", "3", "--lr", "1e-3", "--seed", "3")
+    result = cli(
+        "finetune",
+        *args,
+        "--output",
+        output,
+        "--max-steps",
+        "6",
+        "--batch-size",
+        "8",
+        "--max-length",
+        "48",
+        "--eval-every",
+        "3",
+        "--lr",
+        "1e-3",
+        "--seed",
+        "3",
+    )
     assert result.exit_code == 0, result.output
     metrics = json.loads((output / "metrics.json").read_text())
     losses = [json.loads(line).get("loss") for line in (output / "log.jsonl").read_text().splitlines()]
     return {key: value for key, value in metrics.items() if not key.endswith("_seconds")}, losses
 
 
-@pytest.mark.parametrize("task_name, train, dev, extra", [
-    ("classification", SENTIMENT, EXAMPLES / "sentiment/dev.tsv", ()),
-    ("tagging", TAGGED, EXAMPLES / "tagging/dev.conll", ("--stride", "16"))])
-def test_streamed_and_in_memory_runs_fine_tune_alike(task_name, train, dev, extra, tiny_model, cli, tmp_path,
-                                                    monkeypatch):
+@pytest.mark.parametrize(
+    "task_name, train, dev, extra",
+    [
+        ("classification", SENTIMENT, EXAMPLES / "sentiment/dev.tsv", ()),
+        ("tagging", TAGGED, EXAMPLES / "tagging/dev.conll", ("--stride", "16")),
+    ],
+)
+def test_streamed_and_in_memory_runs_fine_tune_alike(
+    task_name, train, dev, extra, tiny_model, cli, tmp_path, monkeypatch
+):
     args = ("--task", task_name, "--model", tiny_model, "--train", train, "--eval", dev, *extra)
     in_memory = finetuned(cli, tmp_path, "memory", *args)
     task_type, made = type(get_task(task_name)), []
@@ -188,18 +218,28 @@ BAD = [  # (file name, content or writer, task, words the one error line must ho
     ("t.tsv", b"text\tlabel\ngood\tpos\nbad \xff\xfe\tneg\n", "classification", ("t.tsv line 3", "UTF-8")),
     ("t.tsv", "text\tlabel\na\tpos\nb\tpos\n", "classification", ("t.tsv", "only one label")),
     ("t.tsv", "", "classification", ("t.tsv", "empty")),
-    ("t.jsonl", '{"text": "a", "label": "pos"}\n{"text": "b", "label": \n', "classification",
-     ("t.jsonl line 2", "not valid JSON")),
+    (
+        "t.jsonl",
+        '{"text": "a", "label": "pos"}\n{"text": "b", "label": \n',
+        "classification",
+        ("t.jsonl line 2", "not valid JSON"),
+    ),
     ("t.parquet", parquet_with_empty_text, "classification", ("t.parquet record 2", "text", "empty")),
     ("t.parquet", b"PAR1 not really parquet", "classification", ("t.parquet", "not a readable parquet file")),
     ("t.conll", "EU\tB-ORG\nrejects\tO\tX\n", "tagging", ("t.conll line 2", "3 fields")),
-    ("t.jsonl", '{"tokens": ["EU", "rejects"], "tags": ["B-ORG"]}\n', "tagging", ("t.jsonl line 1", "2 tokens", "1 tags")),
+    (
+        "t.jsonl",
+        '{"tokens": ["EU", "rejects"], "tags": ["B-ORG"]}\n',
+        "tagging",
+        ("t.jsonl line 1", "2 tokens", "1 tags"),
+    ),
 ]
 
 
 @pytest.mark.parametrize("name, content, task_name, words", BAD, ids=[f"{b[2]}-{b[0]}-{i}" for i, b in enumerate(BAD)])
-def test_a_bad_record_in_a_streamed_file_is_one_line_and_leaves_nothing(name, content, task_name, words, tiny_model,
-                                                                        tmp_path, capsys):
+def test_a_bad_record_in_a_streamed_file_is_one_line_and_leaves_nothing(
+    name, content, task_name, words, tiny_model, tmp_path, capsys
+):
     from bertkit.cli import main
 
     path = tmp_path / name
@@ -211,8 +251,22 @@ def test_a_bad_record_in_a_streamed_file_is_one_line_and_leaves_nothing(name, co
         path.write_text(content, encoding="utf-8")
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
-        main(["finetune", "--task", task_name, "--model", str(tiny_model), "--train", str(path), "--output",
-              str(tmp_path / "out"), "--max-steps", "1", "--cache-encoded"])
+        main(
+            [
+                "finetune",
+                "--task",
+                task_name,
+                "--model",
+                str(tiny_model),
+                "--train",
+                str(path),
+                "--output",
+                str(tmp_path / "out"),
+                "--max-steps",
+                "1",
+                "--cache-encoded",
+            ]
+        )
     stderr = capsys.readouterr().err
     assert exit_info.value.code not in (0, None)
     lines = stderr.strip().splitlines()
@@ -230,8 +284,9 @@ def test_hub_cache_and_saved_splits_stream_where_they_lie_and_stay(tiny_model, t
     rows = sentiment_rows()
     names = sorted({row["label"] for row in rows})
     features = datasets.Features({"sentence": datasets.Value("string"), "label": datasets.ClassLabel(names=names)})
-    data = datasets.Dataset.from_dict({"sentence": [r["text"] for r in rows],
-                                       "label": [names.index(r["label"]) for r in rows]}, features=features)
+    data = datasets.Dataset.from_dict(
+        {"sentence": [r["text"] for r in rows], "label": [names.index(r["label"]) for r in rows]}, features=features
+    )
     write_hub_cache("tiny_streamed", "plain", {"train": data})
     datasets.DatasetDict(train=data, validation=data.select(range(5))).save_to_disk(str(tmp_path / "dd"))
     tokenizer = load_tokenizer(str(tiny_model))

@@ -40,10 +40,10 @@ def test_labels_on_first_pieces_only_or_on_all_pieces(tokenizer):
     labels = feature["labels"]
     assert len(labels) == len(feature["input_ids"])
     assert labels[0] == -100 and labels[-1] == -100  # [CLS], [SEP]
-    assert labels[1:1 + count] == [LABEL2ID["B-PER"]] + [-100] * (count - 1)
+    assert labels[1 : 1 + count] == [LABEL2ID["B-PER"]] + [-100] * (count - 1)
     assert [labels[p] for p in feature["_positions"]] == [LABEL2ID[t] for t in sentence.tags]
     (every,), _ = TAGGING.encode([sentence], tokenizer, 64, LABEL2ID, Settings(label_all_tokens=True))
-    assert every["labels"][1:1 + count] == [LABEL2ID["B-PER"]] + [LABEL2ID["I-PER"]] * (count - 1)
+    assert every["labels"][1 : 1 + count] == [LABEL2ID["B-PER"]] + [LABEL2ID["I-PER"]] * (count - 1)
     assert continuation_ids({"O": 0, "B-X": 1, "B-Y": 2, "I-X": 3}) == [0, 3, 2, 3]  # no I-Y: B-Y stays
 
 
@@ -57,9 +57,9 @@ def test_windows_cover_every_word_once_and_respect_capacity_and_stride(seed):
     assert owners == list(range(len(counts)))
     assert windows[0].start == 0 and windows[-1].end == len(counts)
     for window, following in zip(windows, windows[1:]):
-        assert sum(counts[window.start:window.end]) <= capacity
+        assert sum(counts[window.start : window.end]) <= capacity
         assert window.start < following.start <= window.end  # no gap, always moving on
-        assert sum(counts[following.start:window.end]) <= stride
+        assert sum(counts[following.start : window.end]) <= stride
 
 
 def test_a_word_is_owned_where_it_has_the_most_context():

@@ -1,4 +1,5 @@
-"""Word-level tagging metrics: entity spans and scores as seqeval's default mode, checked by hand and against seqeval."""
+"""Word-level tagging metrics: entity spans and scores as seqeval's default mode,
+checked by hand and against seqeval."""
 
 from __future__ import annotations
 
@@ -9,15 +10,18 @@ import pytest
 from bertkit.metrics.tagging import entity_scores, entity_spans, is_entity_tagset, main_metric_for, tagging_metrics
 
 
-@pytest.mark.parametrize("tags, spans", [
-    (["B-PER", "I-PER", "O", "B-LOC"], [("PER", 0, 2), ("LOC", 3, 4)]),
-    (["O", "I-PER", "I-PER"], [("PER", 1, 3)]),  # IOB1 style: I after O opens an entity
-    (["B-PER", "I-LOC"], [("PER", 0, 1), ("LOC", 1, 2)]),  # a type change splits
-    (["B-PER", "B-PER"], [("PER", 0, 1), ("PER", 1, 2)]),
-    (["S-LOC", "B-ORG", "E-ORG", "E-ORG"], [("LOC", 0, 1), ("ORG", 1, 3), ("ORG", 3, 4)]),
-    (["B-creative-work", "I-creative-work"], [("creative-work", 0, 2)]),
-    (["O", "O"], []),
-])
+@pytest.mark.parametrize(
+    "tags, spans",
+    [
+        (["B-PER", "I-PER", "O", "B-LOC"], [("PER", 0, 2), ("LOC", 3, 4)]),
+        (["O", "I-PER", "I-PER"], [("PER", 1, 3)]),  # IOB1 style: I after O opens an entity
+        (["B-PER", "I-LOC"], [("PER", 0, 1), ("LOC", 1, 2)]),  # a type change splits
+        (["B-PER", "B-PER"], [("PER", 0, 1), ("PER", 1, 2)]),
+        (["S-LOC", "B-ORG", "E-ORG", "E-ORG"], [("LOC", 0, 1), ("ORG", 1, 3), ("ORG", 3, 4)]),
+        (["B-creative-work", "I-creative-work"], [("creative-work", 0, 2)]),
+        (["O", "O"], []),
+    ],
+)
 def test_entity_spans(tags, spans):
     assert entity_spans(tags) == spans
 

@@ -45,11 +45,14 @@ def test_conll_space_separated_tag_in_last_column_or_chosen_column(tmp_path):
     assert read_tagged(path, labelled=False)[0].tags is None
 
 
-@pytest.mark.parametrize("text, message", [
-    ("a\tO\nb\tO\tX\n", "line 2: 3 fields where the file's first word line has 2"),
-    ("a\tO\nb\t\n", "line 2: the tag (column 2) is missing"),
-    ("a\nb\n", "line 1: one field only, but a tag is needed"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("a\tO\nb\tO\tX\n", "line 2: 3 fields where the file's first word line has 2"),
+        ("a\tO\nb\t\n", "line 2: the tag (column 2) is missing"),
+        ("a\nb\n", "line 1: one field only, but a tag is needed"),
+    ],
+)
 def test_conll_errors_name_file_and_line(tmp_path, text, message):
     path = write(tmp_path, "bad.conll", text)
     with pytest.raises(BertkitError, match=re.escape(f"{path} {message}")):
@@ -91,11 +94,14 @@ def test_jsonl_tokens_and_tags(tmp_path):
     assert sentences[0].word_where(2) == f"{path} line 1 (word 3)"
 
 
-@pytest.mark.parametrize("record, message", [
-    ({"tokens": ["a", "b"], "tags": ["O"]}, "line 1: 2 tokens but 1 tags"),
-    ({"tokens": ["a"]}, "line 1: 'tags' must be a non-empty list"),
-    ({"tokens": [], "tags": []}, "line 1: 'tokens' must be a non-empty list"),
-])
+@pytest.mark.parametrize(
+    "record, message",
+    [
+        ({"tokens": ["a", "b"], "tags": ["O"]}, "line 1: 2 tokens but 1 tags"),
+        ({"tokens": ["a"]}, "line 1: 'tags' must be a non-empty list"),
+        ({"tokens": [], "tags": []}, "line 1: 'tokens' must be a non-empty list"),
+    ],
+)
 def test_jsonl_errors(tmp_path, record, message):
     path = write(tmp_path, "bad.jsonl", json.dumps(record) + "\n")
     with pytest.raises(BertkitError, match=re.escape(f"{path} {message}")):

@@ -47,7 +47,10 @@ def test_nothing_outside_tasks_names_a_task_or_its_outputs():
     for path in PACKAGE.rglob("*.py"):
         if "tasks" in path.relative_to(PACKAGE).parts:
             continue
-        code = "\n".join(line for line in path.read_text().splitlines()
-                         if not line.lstrip().startswith(("#", "finetune(", "settings = ")))
+        code = "\n".join(
+            line
+            for line in path.read_text().splitlines()
+            if not line.lstrip().startswith(("#", "finetune(", "settings = "))
+        )
         offenders += [f"{path.relative_to(PACKAGE)}: {match}" for match in pattern.findall(code)]
     assert not offenders

@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import EXAMPLES, free_port
 
 from bertkit.errors import BertkitError
 from bertkit.tracking import tracker_names
-from conftest import EXAMPLES, free_port
 
 CORPUS = EXAMPLES / "corpus" / "stories.txt"
 
 
-def events(directory) -> "EventAccumulator":  # noqa: F821
+def events(directory) -> EventAccumulator:  # noqa: F821
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     # The scalars are in the run's own folder; add_hparams writes the settings into a sub-folder beside them.
@@ -34,10 +34,32 @@ def tracked_run(tiny_model, tmp_path_factory):
     from bertkit.cli import app
 
     run = tmp_path_factory.mktemp("tracked") / "run"
-    result = CliRunner().invoke(app, [
-        "finetune", "--model", str(tiny_model), "--train", str(EXAMPLES / "sentiment/train.tsv"),
-        "--eval", str(EXAMPLES / "sentiment/dev.tsv"), "--output", str(run), "--max-steps", "4", "--log-every", "1",
-        "--eval-every", "2", "--batch-size", "8", "--max-length", "32", "--report-to", "tensorboard,mlflow"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "finetune",
+            "--model",
+            str(tiny_model),
+            "--train",
+            str(EXAMPLES / "sentiment/train.tsv"),
+            "--eval",
+            str(EXAMPLES / "sentiment/dev.tsv"),
+            "--output",
+            str(run),
+            "--max-steps",
+            "4",
+            "--log-every",
+            "1",
+            "--eval-every",
+            "2",
+            "--batch-size",
+            "8",
+            "--max-length",
+            "32",
+            "--report-to",
+            "tensorboard,mlflow",
+        ],
+    )
     assert result.exit_code == 0, result.output
     return run
 
@@ -77,35 +99,80 @@ def test_mlflow_file_store_has_settings_and_metrics(tracked_run, monkeypatch):
 
 def test_pretrain_reports_to_tensorboard(tmp_path, cli):
     run = tmp_path / "pre"
-    result = cli("pretrain", CORPUS, "--output", run, "--layers", "1", "--hidden", "32", "--heads", "2",
-                 "--intermediate", "64", "--vocab-size", "300", "--max-seq-length", "32", "--batch-size", "8",
-                 "--max-steps", "3", "--log-every", "1", "--eval-every", "3", "--report-to", "tensorboard")
+    result = cli(
+        "pretrain",
+        CORPUS,
+        "--output",
+        run,
+        "--layers",
+        "1",
+        "--hidden",
+        "32",
+        "--heads",
+        "2",
+        "--intermediate",
+        "64",
+        "--vocab-size",
+        "300",
+        "--max-seq-length",
+        "32",
+        "--batch-size",
+        "8",
+        "--max-steps",
+        "3",
+        "--log-every",
+        "1",
+        "--eval-every",
+        "3",
+        "--report-to",
+        "tensorboard",
+    )
     assert result.exit_code == 0, result.output
     board = events(run / "tracking" / "pretrain")
     assert [event.step for event in board.Scalars("train/loss")] == [1, 2, 3]
     assert board.Scalars("eval/mlm_loss")[-1].value == pytest.approx(
-        json.loads((run / "metrics.json").read_text())["mlm_loss"], rel=1e-5)
+        json.loads((run / "metrics.json").read_text())["mlm_loss"], rel=1e-5
+    )
 
 
 def test_no_tracking_by_default(tracked_run, tmp_path, tiny_model, cli):
     run = tmp_path / "plain"
-    result = cli("finetune", "--model", tiny_model, "--train", EXAMPLES / "sentiment/train.tsv", "--output", run,
-                 "--max-steps", "1", "--batch-size", "8", "--max-length", "32")
+    result = cli(
+        "finetune",
+        "--model",
+        tiny_model,
+        "--train",
+        EXAMPLES / "sentiment/train.tsv",
+        "--output",
+        run,
+        "--max-steps",
+        "1",
+        "--batch-size",
+        "8",
+        "--max-length",
+        "32",
+    )
     assert result.exit_code == 0, result.output
     assert not (run / "tracking").exists()
 
 
-@pytest.mark.parametrize("value,message", [
-    ("wandb", r"--report-to names 'wandb'; choose from tensorboard, mlflow or none"),
-    ("none,tensorboard", r"'none' cannot be combined"),
-])
+@pytest.mark.parametrize(
+    "value,message",
+    [
+        ("wandb", r"--report-to names 'wandb'; choose from tensorboard, mlflow or none"),
+        ("none,tensorboard", r"'none' cannot be combined"),
+    ],
+)
 def test_bad_report_to_is_one_line(value, message):
     with pytest.raises(BertkitError, match=message):
         tracker_names(value)
 
 
 def test_report_to_parses_lists():
-    assert tracker_names("none") == [] and tracker_names(" TensorBoard , mlflow,tensorboard") == ["tensorboard", "mlflow"]
+    assert tracker_names("none") == [] and tracker_names(" TensorBoard , mlflow,tensorboard") == [
+        "tensorboard",
+        "mlflow",
+    ]
 
 
 def test_missing_tracker_package_says_what_to_install(monkeypatch):
@@ -113,8 +180,11 @@ def test_missing_tracker_package_says_what_to_install(monkeypatch):
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else real(name, *a))
-    with pytest.raises(BertkitError, match=r"--report-to mlflow: the mlflow package is not installed; pip install "
-                                           r"'bertkit\[tracking\]'"):
+    with pytest.raises(
+        BertkitError,
+        match=r"--report-to mlflow: the mlflow package is not installed; pip install "
+        r"'bertkit\[tracking\]'",
+    ):
         tracker_names("mlflow")
 
 
@@ -124,10 +194,31 @@ def test_two_processes_write_one_event_stream(tiny_model, tmp_path):
     from test_resume import run
 
     output = tmp_path / "two"
-    done = run(["finetune", "--model", str(tiny_model), "--train", str(EXAMPLES / "sentiment/train.tsv"),
-                "--output", str(output), "--max-steps", "3", "--log-every", "1", "--batch-size", "8",
-                "--max-length", "32", "--num-processes", "2", "--main-process-port", str(free_port()),
-                "--report-to", "tensorboard"])
+    done = run(
+        [
+            "finetune",
+            "--model",
+            str(tiny_model),
+            "--train",
+            str(EXAMPLES / "sentiment/train.tsv"),
+            "--output",
+            str(output),
+            "--max-steps",
+            "3",
+            "--log-every",
+            "1",
+            "--batch-size",
+            "8",
+            "--max-length",
+            "32",
+            "--num-processes",
+            "2",
+            "--main-process-port",
+            str(free_port()),
+            "--report-to",
+            "tensorboard",
+        ]
+    )
     assert done.returncode == 0, done.stderr
     files = list((output / "tracking").rglob("events.out.tfevents.*"))
     assert len({name.name.split(".")[-2] for name in files}) == 1  # ...tfevents.TIME.HOST.PID.N: one process

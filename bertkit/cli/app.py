@@ -12,8 +12,9 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import typer
 from typer.exceptions import TyperException
@@ -30,7 +31,7 @@ app = typer.Typer(
     rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
     help="Pretrain BERT-style encoders and fine-tune them for classification, NLI, regression, multi-label, "
-         "tagging and QA, offline.",
+    "tagging and QA, offline.",
 )
 
 
@@ -51,8 +52,11 @@ def settings_command(name: str, settings_cls: type, run: Callable[[Any], Any], d
     fields = help_order(settings_cls)
 
     def command(ctx: typer.Context, **kwargs: Any) -> None:
-        given = {key: value for key, value in kwargs.items()
-                 if getattr(ctx.get_parameter_source(key), "name", "") in ("COMMANDLINE", "ENVIRONMENT")}
+        given = {
+            key: value
+            for key, value in kwargs.items()
+            if getattr(ctx.get_parameter_source(key), "name", "") in ("COMMANDLINE", "ENVIRONMENT")
+        }
         debug = bool(kwargs.get("debug"))
         try:
             config_path = kwargs.get("config")
@@ -68,14 +72,15 @@ def settings_command(name: str, settings_cls: type, run: Callable[[Any], Any], d
             fail(BertkitError(os_error_message(error)), debug)
         except KeyboardInterrupt:
             typer.echo("error: interrupted", err=True)
-            raise typer.Exit(130)
+            raise typer.Exit(130) from None
 
     parameters = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
     annotations: dict[str, Any] = {"ctx": typer.Context, "return": None}
     for f in fields:
         annotation = cli_annotation(f)
-        parameters.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=cli_parameter(f),
-                                            annotation=annotation))
+        parameters.append(
+            inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=cli_parameter(f), annotation=annotation)
+        )
         annotations[f.name] = annotation
     command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     command.__annotations__ = annotations
@@ -129,8 +134,11 @@ def version_callback(value: bool) -> None:
 
 
 @app.callback()
-def root(version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True,
-                                      help="Print the version and exit.")) -> None:
+def root(
+    version: bool = typer.Option(
+        False, "--version", callback=version_callback, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
     """Pretrain BERT-style encoders and fine-tune them for classification, NLI, regression, multi-label, tagging
     and QA, offline."""
 

@@ -12,7 +12,11 @@ def run(settings: EmbedSettings) -> None:
     embed(settings)
 
 
-settings_command("embed", EmbedSettings, run, """Sentence vectors or a word's contextual vectors from any model directory.
+settings_command(
+    "embed",
+    EmbedSettings,
+    run,
+    """Sentence vectors or a word's contextual vectors from any model directory.
 
 ```
 bertkit embed --model MODEL_DIR sentences.txt --output vectors.npy --pooling mean
@@ -20,4 +24,5 @@ bertkit embed --model MODEL_DIR --similarity --word apple "I ate an apple" "appl
 ```
 
 Vectors go to .npy or .jsonl; --similarity prints their cosine similarity matrix.
-""")
+""",
+)

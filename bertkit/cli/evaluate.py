@@ -12,7 +12,11 @@ def run(settings: EvaluateSettings) -> None:
     evaluate_file(settings)
 
 
-settings_command("evaluate", EvaluateSettings, run, """Score a fine-tuned model on a labelled file.
+settings_command(
+    "evaluate",
+    EvaluateSettings,
+    run,
+    """Score a fine-tuned model on a labelled file.
 
 ```
 bertkit evaluate --model runs/sentiment/model test.tsv --output metrics.json
@@ -23,4 +27,5 @@ Prints the task's metrics (for classification: accuracy, macro-F1 and a per-clas
 regression: Pearson, Spearman and MSE; for multilabel: micro/macro/samples F1, exact match and a
 per-label table, at the tuned threshold unless --threshold is given; for tagging: token accuracy
 and, for BIO/BIOES tags, entity precision/recall/F1 and a per-type table).
-""")
+""",
+)

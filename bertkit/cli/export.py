@@ -12,7 +12,11 @@ def run(settings: ExportSettings) -> None:
     export_model(settings)
 
 
-settings_command("export", ExportSettings, run, """Export a fine-tuned model to ONNX (fp32 or int8) for ONNX Runtime.
+settings_command(
+    "export",
+    ExportSettings,
+    run,
+    """Export a fine-tuned model to ONNX (fp32 or int8) for ONNX Runtime.
 
 ```
 bertkit export --model runs/sentiment/model --output runs/sentiment/onnx
@@ -22,4 +26,5 @@ bertkit export --model runs/sentiment/model --output runs/sentiment/onnx-int8 --
 Any task and strategy (LoRA is merged into the weights). The export checks itself against
 PyTorch and stops if they disagree. OUTPUT holds model.onnx, config.json, the tokenizer,
 bertkit.json and README.md; predict, evaluate and serve take it as --model.
-""")
+""",
+)

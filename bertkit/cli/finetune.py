@@ -12,7 +12,11 @@ def run(settings: FinetuneSettings) -> None:
     finetune(settings)
 
 
-settings_command("finetune", FinetuneSettings, run, """Fine-tune a model on a labelled file.
+settings_command(
+    "finetune",
+    FinetuneSettings,
+    run,
+    """Fine-tune a model on a labelled file.
 
 ```
 bertkit finetune --task classification --model MODEL_DIR --train train.tsv --eval dev.tsv --output runs/sentiment
@@ -30,4 +34,5 @@ Strategies: full (default), frozen (head only), adapters, lora; see the README f
 
 Writes OUTPUT/model (a Hugging Face model directory plus bertkit.json), metrics.json,
 log.jsonl, settings.yaml and curves.png.
-""")
+""",
+)

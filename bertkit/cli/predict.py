@@ -12,7 +12,11 @@ def run(settings: PredictSettings) -> None:
     predict_file(settings)
 
 
-settings_command("predict", PredictSettings, run, """Predict labels for every input of a file, in input order.
+settings_command(
+    "predict",
+    PredictSettings,
+    run,
+    """Predict labels for every input of a file, in input order.
 
 ```
 bertkit predict --model runs/sentiment/model inputs.txt --output predictions.jsonl
@@ -22,4 +26,5 @@ bertkit predict --model runs/qa/model questions.jsonl --output answers.jsonl
 
 For NLI, a txt input holds the two texts of a pair separated by a tab. For tagging, input is
 CoNLL, CoNLL-U, jsonl tokens, or raw text lines (txt); `--output tags.conll` writes word<TAB>tag.
-""")
+""",
+)

@@ -12,7 +12,11 @@ def run(settings: PretrainSettings) -> None:
     pretrain(settings)
 
 
-settings_command("pretrain", PretrainSettings, run, """Pretrain a BERT encoder on raw text: masked LM + next-sentence prediction.
+settings_command(
+    "pretrain",
+    PretrainSettings,
+    run,
+    """Pretrain a BERT encoder on raw text: masked LM + next-sentence prediction.
 
 ```
 bertkit pretrain corpus/*.txt --output runs/base --size mini --max-seq-length 128 --max-steps 20000
@@ -25,4 +29,5 @@ Documents are blank-line separated blocks (or one per line / per file); lines ar
 into sentences. Without --model or --tokenizer a WordPiece tokenizer is trained on the
 corpus. Writes OUTPUT/model (loads as BertForPreTraining / BertForMaskedLM and as --model
 of bertkit finetune), metrics.json, log.jsonl, settings.yaml, curves.png and cache/.
-""")
+""",
+)

@@ -12,7 +12,11 @@ def run(settings: ServeSettings) -> None:
     serve(settings)
 
 
-settings_command("serve", ServeSettings, run, """Serve a model over HTTP: POST /predict, GET /health, docs at /docs.
+settings_command(
+    "serve",
+    ServeSettings,
+    run,
+    """Serve a model over HTTP: POST /predict, GET /health, docs at /docs.
 
 ```
 bertkit serve --model runs/sentiment/onnx --port 8000
@@ -22,4 +26,5 @@ curl -s localhost:8000/predict -H 'content-type: application/json' -d '{"inputs"
 Each input is a predict input record ({"text": ...}, {"text": ..., "text_pair": ...},
 {"tokens": [...]}, {"question": ..., "context": ...}); the answer holds the records predict
 writes, in order. Requests arriving together run as one batch (--max-batch-size, --max-wait-ms).
-""")
+""",
+)

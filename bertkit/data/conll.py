@@ -11,9 +11,9 @@ Every sentence remembers the file line of each word, so an error names the exact
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from bertkit.data.readers import pick_column, read_table, read_text
 from bertkit.errors import BertkitError
@@ -60,8 +60,13 @@ def tagged_format(path: Path | str, labelled: bool) -> str:
     return "conll"
 
 
-def read_tagged(path: Path | str, labelled: bool, tag_column: int | None = None,
-                tag_field: str = "upos", tags_column: str | None = None) -> list[TaggedSentence]:
+def read_tagged(
+    path: Path | str,
+    labelled: bool,
+    tag_column: int | None = None,
+    tag_field: str = "upos",
+    tags_column: str | None = None,
+) -> list[TaggedSentence]:
     """Read sentences from a CoNLL, CoNLL-U, jsonl or raw text file (or a dataset source); tags are required
     when `labelled`. `tags_column` names the tags of jsonl/dataset records (default: tags, or ner_tags, ...)."""
     fmt = tagged_format(path, labelled)
@@ -79,16 +84,18 @@ def read_tagged(path: Path | str, labelled: bool, tag_column: int | None = None,
     return sentences
 
 
-def iter_sentences(path: Path, lines: Iterable[str], fmt: str, labelled: bool, tag_column: int | None,
-                   tag_field: str) -> Iterator[TaggedSentence]:
+def iter_sentences(
+    path: Path, lines: Iterable[str], fmt: str, labelled: bool, tag_column: int | None, tag_field: str
+) -> Iterator[TaggedSentence]:
     """The sentences of a CoNLL (`fmt` conll) or CoNLL-U file's lines, one at a time."""
     if fmt == "conllu":
         return _read_conllu(path, lines, labelled, tag_field)
     return _read_conll(path, lines, labelled, tag_column)
 
 
-def stream_tagged(path: Path | str, labelled: bool, tag_column: int | None, tag_field: str, tags_column: str | None,
-                  folder: Path):
+def stream_tagged(
+    path: Path | str, labelled: bool, tag_column: int | None, tag_field: str, tags_column: str | None, folder: Path
+):
     """`read_tagged` as a `StreamedExamples`: the sentences go to an Arrow file in `folder` as they are read."""
     from bertkit.data.readers import file_lines
     from bertkit.data.streaming import StreamedExamples, open_rows
@@ -103,8 +110,9 @@ def stream_tagged(path: Path | str, labelled: bool, tag_column: int | None, tag_
     sentences = iter_sentences(Path(str(path)), file_lines(path), fmt, labelled, tag_column, tag_field)
     records = (({"tokens": s.tokens, "tags": s.tags, "lines": s.lines}, s.where) for s in sentences)
     rows = open_rows(path, folder, records, noun="sentences")
-    return StreamedExamples(rows, lambda records: [TaggedSentence(r["tokens"], r["tags"], where, r["lines"])
-                                                   for r, where in records])
+    return StreamedExamples(
+        rows, lambda records: [TaggedSentence(r["tokens"], r["tags"], where, r["lines"]) for r, where in records]
+    )
 
 
 class _SentenceBuilder:
@@ -122,8 +130,15 @@ class _SentenceBuilder:
         self.lines.append(line)
 
     def flush(self) -> list[TaggedSentence]:
-        done = [TaggedSentence(self.tokens, self.tags if self.labelled else None,
-                               f"{self.path} line {self.lines[0]}", self.lines)] if self.tokens else []
+        done = (
+            [
+                TaggedSentence(
+                    self.tokens, self.tags if self.labelled else None, f"{self.path} line {self.lines[0]}", self.lines
+                )
+            ]
+            if self.tokens
+            else []
+        )
         self.tokens, self.tags, self.lines = [], [], []
         return done
 
@@ -145,8 +160,10 @@ def _read_conll(path: Path, lines: Iterable[str], labelled: bool, tag_column: in
             width = len(fields)
             column = _tag_index(path, number, width, tag_column, labelled)
         elif len(fields) != width:
-            raise BertkitError(f"{path} line {number}: {len(fields)} fields where the file's first word line has "
-                               f"{width}; every word line needs the same columns (word first, tag last)")
+            raise BertkitError(
+                f"{path} line {number}: {len(fields)} fields where the file's first word line has "
+                f"{width}; every word line needs the same columns (word first, tag last)"
+            )
         if not fields[0]:
             raise BertkitError(f"{path} line {number}: the word (first column) is empty; fill it in or drop the line")
         tag = fields[column] if labelled else None
@@ -161,13 +178,16 @@ def _tag_index(path: Path, line: int, width: int, tag_column: int | None, labell
     if not labelled:
         return 0
     if width < 2:
-        raise BertkitError(f"{path} line {line}: one field only, but a tag is needed; put the tag after the word "
-                           "(word<TAB>tag)")
+        raise BertkitError(
+            f"{path} line {line}: one field only, but a tag is needed; put the tag after the word (word<TAB>tag)"
+        )
     if tag_column is None:
         return width - 1
     if not 2 <= tag_column <= width:
-        raise BertkitError(f"{path} line {line}: --tag-column is {tag_column} but the lines have {width} fields "
-                           f"(the word is column 1); give a column from 2 to {width}")
+        raise BertkitError(
+            f"{path} line {line}: --tag-column is {tag_column} but the lines have {width} fields "
+            f"(the word is column 1); give a column from 2 to {width}"
+        )
     return tag_column - 1
 
 
@@ -183,15 +203,19 @@ def _read_conllu(path: Path, lines: Iterable[str], labelled: bool, tag_field: st
             continue
         fields = line.split("\t")
         if len(fields) != 10:
-            raise BertkitError(f"{path} line {number}: {len(fields)} tab-separated fields where CoNLL-U has 10; "
-                               "fix the line (spaces instead of tabs?)")
+            raise BertkitError(
+                f"{path} line {number}: {len(fields)} tab-separated fields where CoNLL-U has 10; "
+                "fix the line (spaces instead of tabs?)"
+            )
         if "-" in fields[0] or "." in fields[0]:
             continue
         tag = fields[column] if labelled else None
         # "_" is a real value for FEATS (no features) but means "not annotated" elsewhere.
         if labelled and (not tag or (tag == "_" and tag_field != "feats")):
-            raise BertkitError(f"{path} line {number}: the {tag_field.upper()} tag is missing ('{tag}'); "
-                               "annotate it or choose another --tag-field")
+            raise BertkitError(
+                f"{path} line {number}: the {tag_field.upper()} tag is missing ('{tag}'); "
+                "annotate it or choose another --tag-field"
+            )
         builder.add(fields[1], tag, number)
     yield from builder.flush()
 
@@ -232,8 +256,10 @@ def record_sentence(record: dict, where: str, tags_key: str | None) -> TaggedSen
 def _string_list(record: dict, key: str, where: str) -> list[str]:
     value = record.get(key)
     if not isinstance(value, list) or not value:
-        raise BertkitError(f"{where}: '{key}' must be a non-empty list (a record is "
-                           '{"tokens": ["Paris", "is", "big"], "tags": ["B-LOC", "O", "O"]})')
+        raise BertkitError(
+            f"{where}: '{key}' must be a non-empty list (a record is "
+            '{"tokens": ["Paris", "is", "big"], "tags": ["B-LOC", "O", "O"]})'
+        )
     if not all(isinstance(item, (str, int)) and str(item).strip() for item in value):
         raise BertkitError(f"{where}: '{key}' holds an empty or non-text item; give one string per word")
     return [str(item) for item in value]
@@ -252,4 +278,3 @@ def split_words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
     """Raw text -> words and their [start, end) character offsets, by WORD_PATTERN."""
     matches = list(WORD_PATTERN.finditer(text))
     return [m.group() for m in matches], [m.span() for m in matches]
-

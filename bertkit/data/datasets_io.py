@@ -12,8 +12,9 @@ columns (and lists of them, e.g. ``ner_tags``) give their label names, not their
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from bertkit.errors import BertkitError
 
@@ -77,8 +78,10 @@ def _from_path(path: Path):
         raise BertkitError(f"{path}: file not found; check the path")
     if path.is_dir():
         if not is_saved_dataset(path):
-            raise BertkitError(f"{path}: is a directory but not a saved dataset (no dataset_dict.json or state.json); "
-                               "write it with Dataset.save_to_disk or pass a file")
+            raise BertkitError(
+                f"{path}: is a directory but not a saved dataset (no dataset_dict.json or state.json); "
+                "write it with Dataset.save_to_disk or pass a file"
+            )
         return datasets.load_from_disk(str(path))
     builder = "parquet" if path.suffix.lower() == ".parquet" else "arrow"
     if builder == "arrow":
@@ -90,13 +93,15 @@ def _from_path(path: Path):
         return datasets.load_dataset(builder, data_files=str(path), split="train")
     except Exception as error:  # noqa: BLE001 -- pyarrow/datasets raise many kinds for a damaged file
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise BertkitError(f"{path}: not a readable {builder} file ({message}); re-write it "
-                           f"(e.g. Dataset.to_{builder if builder == 'parquet' else 'arrow'})") from None
+        raise BertkitError(
+            f"{path}: not a readable {builder} file ({message}); re-write it "
+            f"(e.g. Dataset.to_{builder if builder == 'parquet' else 'arrow'})"
+        ) from None
 
 
 def parse_hub_name(text: str) -> tuple[str, str | None]:
     """'hf:NAME[:CONFIG]' -> (NAME, CONFIG or None)."""
-    name, _, config = text[len(HF_PREFIX):].partition(":")
+    name, _, config = text[len(HF_PREFIX) :].partition(":")
     if not name.strip() or name.count("/") > 1:
         raise BertkitError(f"{text}: give a dataset name as hf:NAME or hf:NAME:CONFIG (e.g. hf:stanfordnlp/imdb)")
     return name, config or None
@@ -110,8 +115,7 @@ def _from_hub_cache(text: str, split: str | None):
     try:  # the builder load_dataset itself falls back to when offline
         from datasets.packaged_modules.cache.cache import Cache
 
-        builder = Cache(repo_id=name, dataset_name=name.split("/")[-1], config_name=config, version="auto",
-                        hash="auto")
+        builder = Cache(repo_id=name, dataset_name=name.split("/")[-1], config_name=config, version="auto", hash="auto")
         return builder.as_dataset()
     except (FileNotFoundError, ValueError) as error:  # its message lists the configs that are cached, if any
         cached_configs = next((line for line in str(error).splitlines() if line.startswith("Available configs")), "")
@@ -119,26 +123,31 @@ def _from_hub_cache(text: str, split: str | None):
     if snapshot is None:
         config_arg = f", '{config}'" if config else ""
         other = f" ({cached_configs.lower()}: give one as hf:{name}:CONFIG)" if cached_configs else ""
-        raise BertkitError(f"{text}: dataset '{name}'{f' (config {config})' if config else ''} is not in the local "
-                           f"cache ({_cache_dirs()}){other}; fetch it once online with python -c \"import datasets; "
-                           f"datasets.load_dataset('{name}'{config_arg})\" or huggingface-cli download "
-                           f"--repo-type dataset {name}")
+        raise BertkitError(
+            f"{text}: dataset '{name}'{f' (config {config})' if config else ''} is not in the local "
+            f'cache ({_cache_dirs()}){other}; fetch it once online with python -c "import datasets; '
+            f"datasets.load_dataset('{name}'{config_arg})\" or huggingface-cli download "
+            f"--repo-type dataset {name}"
+        )
     import datasets
 
     try:  # a folder of data files: datasets reads it as a local dataset (its README's configs included)
         return datasets.load_dataset(snapshot, config)
     except Exception as error:  # noqa: BLE001
-        raise BertkitError(f"{text}: the downloaded files in {snapshot} cannot be read as a dataset "
-                           f"({str(error).splitlines()[0] if str(error) else type(error).__name__}); "
-                           "check the config name") from None
+        raise BertkitError(
+            f"{text}: the downloaded files in {snapshot} cannot be read as a dataset "
+            f"({str(error).splitlines()[0] if str(error) else type(error).__name__}); "
+            "check the config name"
+        ) from None
 
 
 def _hub_snapshot(name: str) -> str | None:
     from huggingface_hub import constants, snapshot_download
 
     try:
-        return snapshot_download(repo_id=name, repo_type="dataset", local_files_only=True,
-                                 cache_dir=constants.HF_HUB_CACHE)
+        return snapshot_download(
+            repo_id=name, repo_type="dataset", local_files_only=True, cache_dir=constants.HF_HUB_CACHE
+        )
     except Exception:  # noqa: BLE001 -- not downloaded (LocalEntryNotFoundError and friends)
         return None
 
@@ -175,8 +184,9 @@ def label_decoders(features) -> dict[str, Any]:
         if isinstance(feature, datasets.ClassLabel):
             decoders[column] = lambda value, f=feature: _label_name(f, value)
         elif isinstance(feature, datasets.List) and isinstance(feature.feature, datasets.ClassLabel):
-            decoders[column] = lambda value, f=feature.feature: None if value is None else [_label_name(f, v)
-                                                                                             for v in value]
+            decoders[column] = lambda value, f=feature.feature: (
+                None if value is None else [_label_name(f, v) for v in value]
+            )
     return decoders
 
 

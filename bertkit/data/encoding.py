@@ -37,11 +37,15 @@ def fingerprint(task, examples, tokenizer, max_length, label2id, options, settin
     from bertkit.settings import TrainingSettings, settings_to_dict
 
     training_only = set(TrainingSettings.__dataclass_fields__)
-    shaping = {key: value for key, value in settings_to_dict(settings).items()
-               if key not in IRRELEVANT and key not in training_only}
+    shaping = {
+        key: value
+        for key, value in settings_to_dict(settings).items()
+        if key not in IRRELEVANT and key not in training_only
+    }
     digest = hashlib.sha256()
-    digest.update(json.dumps([task.name, label2id, max_length, repr(options), shaping], sort_keys=True,
-                             default=str).encode())
+    digest.update(
+        json.dumps([task.name, label2id, max_length, repr(options), shaping], sort_keys=True, default=str).encode()
+    )
     # The tokenizer as it splits text; its truncation/padding state changes with every call that truncates.
     state = json.loads(tokenizer.backend_tokenizer.to_str())
     state.pop("truncation", None)
@@ -93,15 +97,22 @@ def encode_training(task, examples, tokenizer, max_length, label2id, options, se
         else:
             numbers = datasets.Dataset.from_dict({"example": list(range(len(examples)))})
             pick = lambda batch, first: [examples[i] for i in batch["example"]]  # noqa: E731
-        encoded = numbers.map(lambda batch, indices: encode_batch(pick(batch, indices[0]), indices[0]),
-                              batched=True, with_indices=True, batch_size=ENCODE_BATCH,
-                              remove_columns=numbers.column_names,
-                              num_proc=workers if workers > 1 and len(examples) > ENCODE_BATCH else None,
-                              cache_file_name=str(target), new_fingerprint=key, desc="Encoding the training data")
+        encoded = numbers.map(
+            lambda batch, indices: encode_batch(pick(batch, indices[0]), indices[0]),
+            batched=True,
+            with_indices=True,
+            batch_size=ENCODE_BATCH,
+            remove_columns=numbers.column_names,
+            num_proc=workers if workers > 1 and len(examples) > ENCODE_BATCH else None,
+            cache_file_name=str(target),
+            new_fingerprint=key,
+            desc="Encoding the training data",
+        )
         truncated = int(encoded.data.column("truncated").to_numpy().sum())
     files = [Path(entry["filename"]).name for entry in encoded.cache_files]
-    meta_path.write_text(json.dumps({"files": files, "truncated": truncated, "examples": len(examples)}),
-                         encoding="utf-8")
+    meta_path.write_text(
+        json.dumps({"files": files, "truncated": truncated, "examples": len(examples)}), encoding="utf-8"
+    )
     _discard_rows(examples)
     return encoded.remove_columns(["truncated"]), truncated
 

@@ -14,9 +14,9 @@ import csv
 import io
 import json
 import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from bertkit.errors import BertkitError
 
@@ -53,7 +53,9 @@ def read_text(path: Path | str) -> str:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
-        raise BertkitError(f"{path} line {line}: not valid UTF-8 (byte {error.start}); re-save the file as UTF-8") from None
+        raise BertkitError(
+            f"{path} line {line}: not valid UTF-8 (byte {error.start}); re-save the file as UTF-8"
+        ) from None
     if not text.strip():
         raise BertkitError(f"{path}: file is empty; give a file with data")
     return text
@@ -73,7 +75,13 @@ def read_table(path: Path | str, fmt: str | None = None) -> Table:
     fmt = fmt or file_format(path)
     text = read_text(path)
     shown = Path(str(path)) if str(path) != "-" else Path("stdin")
-    reader = {"csv": _read_delimited, "tsv": _read_delimited, "jsonl": _read_jsonl, "json": _read_json, "txt": _read_txt}
+    reader = {
+        "csv": _read_delimited,
+        "tsv": _read_delimited,
+        "jsonl": _read_jsonl,
+        "json": _read_json,
+        "txt": _read_txt,
+    }
     if fmt not in reader:
         raise BertkitError(f"{shown}: cannot read '{fmt}' files here; use csv, tsv, jsonl, json, txt, parquet or arrow")
     table = reader[fmt](shown, text, fmt)
@@ -93,8 +101,9 @@ def iter_delimited(path: Path, stream, fmt: str, header_out: list | None = None)
     """(record, where) of a csv/tsv with a header line, read from a text stream a line at a time;
     `header_out` receives the header as soon as it is read."""
     # TSV files in this field (GLUE, SICK) are unquoted: a quote is just a character there.
-    rows = csv.reader(stream, delimiter="\t" if fmt == "tsv" else ",",
-                      quoting=csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL)
+    rows = csv.reader(
+        stream, delimiter="\t" if fmt == "tsv" else ",", quoting=csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL
+    )
     header: list[str] | None = None
     try:
         for row in rows:
@@ -104,13 +113,17 @@ def iter_delimited(path: Path, stream, fmt: str, header_out: list | None = None)
             if header is None:
                 header = [cell.strip() for cell in row]
                 if len(set(header)) != len(header):
-                    raise BertkitError(f"{path} line {line}: the header names a column twice ({', '.join(header)}); rename one")
+                    raise BertkitError(
+                        f"{path} line {line}: the header names a column twice ({', '.join(header)}); rename one"
+                    )
                 if header_out is not None:
                     header_out.extend(header)
                 continue
             if len(row) != len(header):
-                raise BertkitError(f"{path} line {line}: {len(row)} fields where the header has {len(header)}; "
-                                   f"fix the line (a stray {'tab' if fmt == 'tsv' else 'comma or quote'}?)")
+                raise BertkitError(
+                    f"{path} line {line}: {len(row)} fields where the header has {len(header)}; "
+                    f"fix the line (a stray {'tab' if fmt == 'tsv' else 'comma or quote'}?)"
+                )
             yield dict(zip(header, row)), f"{path} line {line}"
     except csv.Error as error:
         raise BertkitError(f"{path} line {rows.line_num}: {error}; fix the quoting") from None
@@ -143,7 +156,7 @@ def _read_json(path: Path, text: str, fmt: str) -> Table:
     if isinstance(data, dict) and isinstance(data.get("data"), list) and all(isinstance(r, dict) for r in data["data"]):
         data = data["data"]
     if not isinstance(data, list):
-        raise BertkitError(f"{path}: expected a JSON list of records (or {{\"data\": [...]}})")
+        raise BertkitError(f'{path}: expected a JSON list of records (or {{"data": [...]}})')
     table = Table(path)
     for number, record in enumerate(data, start=1):
         if not isinstance(record, dict):
@@ -192,8 +205,9 @@ def file_lines(path: Path | str, physical: bool = False) -> Iterator[str]:
             try:
                 line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError as error:
-                raise BertkitError(f"{path} line {number}: not valid UTF-8 (byte {error.start} of the line); "
-                                   "re-save the file as UTF-8") from None
+                raise BertkitError(
+                    f"{path} line {number}: not valid UTF-8 (byte {error.start} of the line); re-save the file as UTF-8"
+                ) from None
             if physical:
                 yield line
             else:
@@ -207,21 +221,25 @@ def _columns_of(records: list[dict]) -> list[str]:
     return list(seen)
 
 
-def pick_column(table: Table, chosen: str | None, candidates: tuple[str, ...], role: str, option: str,
-                required: bool = True) -> str | None:
+def pick_column(
+    table: Table, chosen: str | None, candidates: tuple[str, ...], role: str, option: str, required: bool = True
+) -> str | None:
     """The column that plays `role`: the one the user chose, or the single usual name present."""
     if chosen:
         if chosen not in table.columns:
-            raise BertkitError(f"{table.path}: no column '{chosen}' (columns: {', '.join(table.columns)}); "
-                               f"fix {option}")
+            raise BertkitError(
+                f"{table.path}: no column '{chosen}' (columns: {', '.join(table.columns)}); fix {option}"
+            )
         return chosen
     found = [name for name in candidates if name in table.columns]
     if len(found) > 1:
-        raise BertkitError(f"{table.path}: several columns could be the {role} ({', '.join(found)}); "
-                           f"choose one with {option}")
+        raise BertkitError(
+            f"{table.path}: several columns could be the {role} ({', '.join(found)}); choose one with {option}"
+        )
     if found:
         return found[0]
     if required:
-        raise BertkitError(f"{table.path}: no {role} column found (columns: {', '.join(table.columns)}); "
-                           f"name it with {option}")
+        raise BertkitError(
+            f"{table.path}: no {role} column found (columns: {', '.join(table.columns)}); name it with {option}"
+        )
     return None

@@ -123,7 +123,7 @@ def _example(record: dict, where: str, labelled: bool) -> QAExample:
         raise BertkitError(f"{where}: no 'answers'; training and evaluation files need them")
     example.answers = _answers(record["answers"], where)
     for answer in example.answers:
-        if example.context[answer.start:answer.end] != answer.text:
+        if example.context[answer.start : answer.end] != answer.text:
             raise BadAnswer(f"{where}: answer '{answer.text}' is not at character {answer.start} of its passage")
     example.impossible = bool(record.get("is_impossible", False)) or not example.answers
     if example.impossible:
@@ -143,10 +143,14 @@ def _answers(value, where: str) -> list[Answer]:
             raise BertkitError(f"{where}: each answer needs 'text' and 'answer_start'")
         pairs = [(item["text"], item["answer_start"]) for item in value]
     else:
-        raise BertkitError(f"{where}: 'answers' must be a list of {{text, answer_start}} or {{text: [...], answer_start: [...]}}")
+        raise BertkitError(
+            f"{where}: 'answers' must be a list of {{text, answer_start}} or {{text: [...], answer_start: [...]}}"
+        )
     answers = []
     for text, start in pairs:
         if not isinstance(text, str) or isinstance(start, bool) or not isinstance(start, int) or start < 0:
-            raise BertkitError(f"{where}: answer {text!r} at {start!r}: give text and a non-negative integer answer_start")
+            raise BertkitError(
+                f"{where}: answer {text!r} at {start!r}: give text and a non-negative integer answer_start"
+            )
         answers.append(Answer(text, start))
     return answers

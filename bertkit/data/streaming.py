@@ -14,10 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from bertkit.errors import BertkitError
 
@@ -126,8 +127,9 @@ def tidy_on_error(folder: Path):
         raise
 
 
-def open_rows(path: Any, folder: Path, records: Iterable[tuple[dict, str]] | None = None,
-              noun: str = "records") -> Rows:
+def open_rows(
+    path: Any, folder: Path, records: Iterable[tuple[dict, str]] | None = None, noun: str = "records"
+) -> Rows:
     """The records of `path` in Arrow files; a text file's (or the given `records`) are written to `folder`."""
     from bertkit.data.datasets_io import is_dataset_source
 
@@ -165,8 +167,9 @@ def text_records(path: Any) -> tuple[Iterator[tuple[dict, str]], list[str]]:
     raise BertkitError(f"{shown}: cannot read '{fmt}' files here; use csv, tsv, jsonl, json, txt, parquet or arrow")
 
 
-def _noting_columns(records: Iterator[tuple[dict, str]], columns: list[str], first: Sequence[str] = (),
-                    seen_in: int | None = 1000) -> Iterator[tuple[dict, str]]:
+def _noting_columns(
+    records: Iterator[tuple[dict, str]], columns: list[str], first: Sequence[str] = (), seen_in: int | None = 1000
+) -> Iterator[tuple[dict, str]]:
     """Passes records on; once they are read, `columns` holds the keys of the first `seen_in` (None: all)."""
     seen = dict.fromkeys(first)
     for number, (record, where) in enumerate(records):
@@ -236,8 +239,9 @@ def _parquet_rows(path: Path, target: Path) -> Rows:
                 writer.write_batch(batch)
     except (OSError, pa.ArrowException) as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise BertkitError(f"{path}: not a readable parquet file ({message}); re-write it "
-                           "(e.g. Dataset.to_parquet)") from None
+        raise BertkitError(
+            f"{path}: not a readable parquet file ({message}); re-write it (e.g. Dataset.to_parquet)"
+        ) from None
     count = source.metadata.num_rows
     if count == 0:
         raise BertkitError(f"{path}: holds no records; give a dataset with data")

@@ -8,8 +8,9 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator, TextIO
+from typing import Any, TextIO
 
 from bertkit.errors import BertkitError
 
@@ -72,11 +73,18 @@ def write_records(path: Path | str, records: Iterable[dict], fmt: str | None = N
             return count
         writer = None
         for record in records:
-            flat = {key: json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value
-                    for key, value in record.items()}
+            flat = {
+                key: json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value
+                for key, value in record.items()
+            }
             if writer is None:
-                writer = csv.DictWriter(stream, fieldnames=list(flat), delimiter="\t" if fmt == "tsv" else ",",
-                                        lineterminator="\n", extrasaction="ignore")
+                writer = csv.DictWriter(
+                    stream,
+                    fieldnames=list(flat),
+                    delimiter="\t" if fmt == "tsv" else ",",
+                    lineterminator="\n",
+                    extrasaction="ignore",
+                )
                 writer.writeheader()
             writer.writerow(flat)
             count += 1

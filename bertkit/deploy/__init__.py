@@ -1,1 +1,2 @@
-"""Deploying fine-tuned models: ONNX export (`export`), the ONNX runner (`onnx_runner`) and the HTTP service (`serve`)."""
+"""Deploying fine-tuned models: ONNX export (`export`), the ONNX runner (`onnx_runner`)
+and the HTTP service (`serve`)."""

@@ -99,8 +99,14 @@ def export_model(settings: ExportSettings) -> Path:
     """Write the export directory (atomically) and return it; raises BertkitError on any failure."""
     source, output = Path(settings.model), Path(settings.output)
     prepare_output(source, output, settings.overwrite)
-    predict = PredictSettings(model=settings.model, input=Path("-"), runtime="torch", threads=0,
-                              allow_pickle=settings.allow_pickle, trust_remote_code=settings.trust_remote_code)
+    predict = PredictSettings(
+        model=settings.model,
+        input=Path("-"),
+        runtime="torch",
+        threads=0,
+        allow_pickle=settings.allow_pickle,
+        trust_remote_code=settings.trust_remote_code,
+    )
     finetuned = load_finetuned(predict)
     if hasattr(finetuned.model, "merge_adapter"):  # peft LoRA: fold B @ A * alpha / rank into the weights
         finetuned.model.merge_adapter()
@@ -115,15 +121,19 @@ def export_model(settings: ExportSettings) -> Path:
             report = {"fp32": compare(finetuned, check, fp32, settings.model)}
             if settings.quantize == "int8":
                 quantize_int8(fp32, temporary / ONNX_FILE, settings.int8_keep_fp32, settings.int8_weight_bits)
-                report["int8"] = compare(finetuned, check, temporary / ONNX_FILE, settings.model, settings.min_agreement)
+                report["int8"] = compare(
+                    finetuned, check, temporary / ONNX_FILE, settings.model, settings.min_agreement
+                )
             else:
                 shutil.copyfile(fp32, temporary / ONNX_FILE)
         write_companions(finetuned, source, temporary, settings, report)
         publish_directory(temporary, output)
     except OSError as error:
         shutil.rmtree(temporary, ignore_errors=True)
-        raise BertkitError(f"{output}: cannot write the export ({error.strerror or error}); check the path, its "
-                           "permissions and free space") from None
+        raise BertkitError(
+            f"{output}: cannot write the export ({error.strerror or error}); check the path, its "
+            "permissions and free space"
+        ) from None
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
@@ -173,11 +183,21 @@ def trace(finetuned: Finetuned, check: CheckInputs, path: Path, opset: int, mode
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer notes on Python-side checks, which are constant for BERT
         try:
-            torch.onnx.export(wrapper, args, str(path), input_names=input_names, output_names=output_names,
-                              dynamic_axes=axes, opset_version=opset, dynamo=False, do_constant_folding=True)
+            torch.onnx.export(
+                wrapper,
+                args,
+                str(path),
+                input_names=input_names,
+                output_names=output_names,
+                dynamic_axes=axes,
+                opset_version=opset,
+                dynamo=False,
+                do_constant_folding=True,
+            )
         except (RuntimeError, torch.onnx.errors.OnnxExporterError) as error:
-            raise BertkitError(f"{model_name}: the ONNX exporter failed "
-                               f"({str(error).strip().splitlines()[0]}); try another --opset") from None
+            raise BertkitError(
+                f"{model_name}: the ONNX exporter failed ({str(error).strip().splitlines()[0]}); try another --opset"
+            ) from None
 
 
 def quantize_int8(source: Path, target: Path, keep_fp32: str = "none", weight_bits: int = 7) -> None:
@@ -192,8 +212,14 @@ def quantize_int8(source: Path, target: Path, keep_fp32: str = "none", weight_bi
 
     logging.disable(logging.WARNING)  # its advice to pre-process applies to static quantization of CNNs
     try:
-        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
-                         reduce_range=weight_bits == 7, nodes_to_exclude=fp32_nodes(source, keep_fp32))
+        quantize_dynamic(
+            str(source),
+            str(target),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            reduce_range=weight_bits == 7,
+            nodes_to_exclude=fp32_nodes(source, keep_fp32),
+        )
     finally:
         logging.disable(logging.NOTSET)
 
@@ -217,7 +243,9 @@ def fp32_nodes(path: Path, keep_fp32: str) -> list[str]:
     return kept
 
 
-def compare(finetuned: Finetuned, check: CheckInputs, path: Path, model: str, min_agreement: float | None = None) -> dict:
+def compare(
+    finetuned: Finetuned, check: CheckInputs, path: Path, model: str, min_agreement: float | None = None
+) -> dict:
     """Run the check features through torch and ONNX in the same inference loop and decode both as predict
     does; raise if they differ: fp32 (no `min_agreement`) beyond the tolerance on any output value, int8 when
     its predictions agree with PyTorch's less than `min_agreement` by the task's own measure (labels,
@@ -231,36 +259,53 @@ def compare(finetuned: Finetuned, check: CheckInputs, path: Path, model: str, mi
             difference = np.abs(exported[index][name] - expected)
             worst = max(worst, float(np.max(difference - RTOL * np.abs(expected))))
             largest = max(largest, float(np.max(difference)))
-    decoded = [task.decode(check.examples, features, iter(outputs.items()), finetuned.labels, finetuned.options)
-               for outputs in (reference, exported)]
+    decoded = [
+        task.decode(check.examples, features, iter(outputs.items()), finetuned.labels, finetuned.options)
+        for outputs in (reference, exported)
+    ]
     agreement = task.agreement(*decoded)
     result = {"inputs": len(check.examples), "max_abs_difference": largest, **agreement}
     if min_agreement is None and worst > ATOL:
-        raise BertkitError(f"{model}: the ONNX model's outputs differ from PyTorch by {worst:.2g} (tolerance {ATOL} + "
-                           f"{RTOL} x |value|) on the check inputs; nothing was written: report this model's type")
+        raise BertkitError(
+            f"{model}: the ONNX model's outputs differ from PyTorch by {worst:.2g} (tolerance {ATOL} + "
+            f"{RTOL} x |value|) on the check inputs; nothing was written: report this model's type"
+        )
     if min_agreement is not None and agreement["agreement"] < min_agreement:
-        raise BertkitError(f"{model}: the int8 model agrees with PyTorch on only {agreement['agreement']:.1%} "
-                           f"({agreement['measure']}, {agreement['compared']} compared; needs {min_agreement:.1%}); "
-                           "nothing was written: lower --min-agreement, or export with --quantize none (check on "
-                           "your own data with --check-inputs FILE)")
+        raise BertkitError(
+            f"{model}: the int8 model agrees with PyTorch on only {agreement['agreement']:.1%} "
+            f"({agreement['measure']}, {agreement['compared']} compared; needs {min_agreement:.1%}); "
+            "nothing was written: lower --min-agreement, or export with --quantize none (check on "
+            "your own data with --check-inputs FILE)"
+        )
     return result
 
 
-def write_companions(finetuned: Finetuned, source: Path, target: Path, settings: ExportSettings,
-                     report: dict) -> None:
+def write_companions(finetuned: Finetuned, source: Path, target: Path, settings: ExportSettings, report: dict) -> None:
     """config.json, the tokenizer, bertkit.json (with an "export" record) and the model card."""
     import onnx
     import onnxruntime
 
     unwrap(finetuned.model).config.save_pretrained(target)
     finetuned.tokenizer.save_pretrained(target)
-    export = {"format": "onnx", "file": ONNX_FILE, "quantize": settings.quantize, "opset": settings.opset,
-              "source": str(source.resolve()), "inputs": model_io(finetuned)[0], "outputs": model_io(finetuned)[1],
-              "check": report, "int8_keep_fp32": settings.int8_keep_fp32,
-              "int8_weight_bits": settings.int8_weight_bits,
-              "tolerance": {"atol": ATOL, "rtol": RTOL, "int8_min_agreement": settings.min_agreement},
-              "versions": {"bertkit": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
-                           "onnxruntime": onnxruntime.__version__}}
+    export = {
+        "format": "onnx",
+        "file": ONNX_FILE,
+        "quantize": settings.quantize,
+        "opset": settings.opset,
+        "source": str(source.resolve()),
+        "inputs": model_io(finetuned)[0],
+        "outputs": model_io(finetuned)[1],
+        "check": report,
+        "int8_keep_fp32": settings.int8_keep_fp32,
+        "int8_weight_bits": settings.int8_weight_bits,
+        "tolerance": {"atol": ATOL, "rtol": RTOL, "int8_min_agreement": settings.min_agreement},
+        "versions": {
+            "bertkit": __version__,
+            "torch": torch.__version__,
+            "onnx": onnx.__version__,
+            "onnxruntime": onnxruntime.__version__,
+        },
+    }
     mix = layer_weights(unwrap(finetuned.model))
     if mix is not None:
         export["layer_weights"] = mix
@@ -272,8 +317,12 @@ def write_companions(finetuned: Finetuned, source: Path, target: Path, settings:
 def weights_line(export: dict) -> str:
     if export["quantize"] != "int8":
         return "fp32"
-    kept = {"none": "", "head": ", the head in fp32", "last-ffn": ", the last feed-forward block and the head in fp32",
-            "last-layer": ", the last layer and the head in fp32"}
+    kept = {
+        "none": "",
+        "head": ", the head in fp32",
+        "last-ffn": ", the last feed-forward block and the head in fp32",
+        "last-layer": ", the last layer and the head in fp32",
+    }
     bits = export.get("int8_weight_bits", 8)
     return f"int8 (dynamic quantization, {bits}-bit weights{kept[export.get('int8_keep_fp32', 'none')]})"
 
@@ -281,19 +330,21 @@ def weights_line(export: dict) -> str:
 def model_card(info: dict, target: Path) -> str:
     export, strategy = info["export"], info.get("strategy") or {"name": "full"}
     size = (target / ONNX_FILE).stat().st_size / 2**20
-    checks = "; ".join(f"{kind}: largest output difference {r['max_abs_difference']:.2g}, "
-                       f"agreement {r['agreement']:.1%} ({r['measure']}) on {r['inputs']} inputs"
-                       for kind, r in export["check"].items())
-    return f"""# bertkit ONNX export: {info['task']}
+    checks = "; ".join(
+        f"{kind}: largest output difference {r['max_abs_difference']:.2g}, "
+        f"agreement {r['agreement']:.1%} ({r['measure']}) on {r['inputs']} inputs"
+        for kind, r in export["check"].items()
+    )
+    return f"""# bertkit ONNX export: {info["task"]}
 
-Exported with `bertkit export --model {export['source']} --quantize {export['quantize']} --opset {export['opset']}`
-(bertkit {export['versions']['bertkit']}, torch {export['versions']['torch']}, onnx {export['versions']['onnx']},
-onnxruntime {export['versions']['onnxruntime']}).
+Exported with `bertkit export --model {export["source"]} --quantize {export["quantize"]} --opset {export["opset"]}`
+(bertkit {export["versions"]["bertkit"]}, torch {export["versions"]["torch"]}, onnx {export["versions"]["onnx"]},
+onnxruntime {export["versions"]["onnxruntime"]}).
 
-- `{ONNX_FILE}` ({size:.1f} MiB): inputs {', '.join(export['inputs'])} (int64, [batch, sequence]);
-  outputs {', '.join(export['outputs'])}. Weights: {weights_line(export)}.
-- Task: {info['task']}; labels: {', '.join(info.get('labels') or []) or '(start and end positions)'};
-  strategy: {strategy['name']} (LoRA merged into the weights; adapters, layer mix and mean pooling are in the graph).
+- `{ONNX_FILE}` ({size:.1f} MiB): inputs {", ".join(export["inputs"])} (int64, [batch, sequence]);
+  outputs {", ".join(export["outputs"])}. Weights: {weights_line(export)}.
+- Task: {info["task"]}; labels: {", ".join(info.get("labels") or []) or "(start and end positions)"};
+  strategy: {strategy["name"]} (LoRA merged into the weights; adapters, layer mix and mean pooling are in the graph).
 - Self-check against PyTorch: {checks}.
 - Tokenizer files, `config.json` and `bertkit.json` (labels, training settings) sit beside it.
 

@@ -27,22 +27,24 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from bertkit import __version__
 from bertkit.deploy.onnx_runner import OnnxRunner
 from bertkit.errors import BertkitError
 from bertkit.inference import Finetuned, load_finetuned, run_predictions
 from bertkit.settings import PredictSettings, ServeSettings
 
-from pydantic import BaseModel, Field
-
 LOG = logging.getLogger("bertkit.serve")
 TEXT_KEYS = ("text", "text_pair", "question", "context", "tokens")
 
 
 class PredictRequest(BaseModel):
-    inputs: list[dict[str, Any]] = Field(description="predict input records: {\"text\": ...}, {\"text\": ..., "
-                                         "\"text_pair\": ...}, {\"tokens\": [...]} or {\"question\": ..., \"context\": ...}",
-                                         examples=[[{"text": "a fine film"}]])
+    inputs: list[dict[str, Any]] = Field(
+        description='predict input records: {"text": ...}, {"text": ..., '
+        '"text_pair": ...}, {"tokens": [...]} or {"question": ..., "context": ...}',
+        examples=[[{"text": "a fine film"}]],
+    )
 
 
 class PredictResponse(BaseModel):
@@ -67,17 +69,25 @@ def check_limits(records: list[dict], settings: ServeSettings) -> None:
     if len(records) > settings.max_inputs:
         raise RequestError(413, f"{len(records)} inputs; at most {settings.max_inputs} per request (--max-inputs)")
     for number, record in enumerate(records):
-        size = sum(len(" ".join(map(str, value))) if isinstance(value, list) else len(str(value))
-                   for key, value in record.items() if key in TEXT_KEYS)
+        size = sum(
+            len(" ".join(map(str, value))) if isinstance(value, list) else len(str(value))
+            for key, value in record.items()
+            if key in TEXT_KEYS
+        )
         if size > settings.max_chars:
-            raise RequestError(413, f"inputs[{number}]: {size} characters of text, over the limit of "
-                                    f"{settings.max_chars} (--max-chars); shorten or split it")
+            raise RequestError(
+                413,
+                f"inputs[{number}]: {size} characters of text, over the limit of "
+                f"{settings.max_chars} (--max-chars); shorten or split it",
+            )
 
 
 def read_examples(finetuned: Finetuned, records: list[dict], settings: PredictSettings) -> list:
     """The task's examples from request records, through the task's own jsonl reader (as predict reads them)."""
     # Question records in predict files need ids; a request may leave them out.
-    records = [{"id": str(number), **record} if "question" in record else record for number, record in enumerate(records)]
+    records = [
+        {"id": str(number), **record} if "question" in record else record for number, record in enumerate(records)
+    ]
     with tempfile.TemporaryDirectory(prefix="bertkit-serve-") as folder:
         path = Path(folder) / "inputs.jsonl"
         path.write_text("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records), encoding="utf-8")
@@ -119,7 +129,9 @@ class Batcher:
         while count < self.max_batch:
             remaining = deadline - loop.time()
             try:
-                item = self.queue.get_nowait() if remaining <= 0 else await asyncio.wait_for(self.queue.get(), remaining)
+                item = (
+                    self.queue.get_nowait() if remaining <= 0 else await asyncio.wait_for(self.queue.get(), remaining)
+                )
             except (asyncio.QueueEmpty, asyncio.TimeoutError):
                 break
             if count + len(item[0]) > self.max_batch:
@@ -144,12 +156,16 @@ class Batcher:
                         future.set_exception(error)
                 continue
             finally:
-                LOG.info("batch of %d inputs from %d requests: %.0f ms", len(examples), len(items),
-                         1000 * (loop.time() - started))
+                LOG.info(
+                    "batch of %d inputs from %d requests: %.0f ms",
+                    len(examples),
+                    len(items),
+                    1000 * (loop.time() - started),
+                )
             start = 0
             for batch, future in items:
                 if not future.done():  # a client that went away leaves a cancelled future
-                    future.set_result(records[start:start + len(batch)])
+                    future.set_result(records[start : start + len(batch)])
                 start += len(batch)
 
     def records(self, examples: list) -> list[dict]:
@@ -172,8 +188,12 @@ def create_app(finetuned: Finetuned, settings: ServeSettings, predict_settings: 
         yield
         await batcher.stop()
 
-    app = FastAPI(title="bertkit", version=__version__, lifespan=lifespan,
-                  description=f"{finetuned.task.name} model {settings.model} ({runtime})")
+    app = FastAPI(
+        title="bertkit",
+        version=__version__,
+        lifespan=lifespan,
+        description=f"{finetuned.task.name} model {settings.model} ({runtime})",
+    )
 
     def error(status: int, message: str) -> JSONResponse:
         return JSONResponse({"error": one_line(message)}, status_code=status)
@@ -182,10 +202,10 @@ def create_app(finetuned: Finetuned, settings: ServeSettings, predict_settings: 
     async def invalid(request: Request, exc: RequestValidationError):
         problems = exc.errors()
         if any(p.get("type") == "json_invalid" for p in problems):
-            return error(400, "the body is not valid JSON; send {\"inputs\": [{\"text\": ...}, ...]}")
+            return error(400, 'the body is not valid JSON; send {"inputs": [{"text": ...}, ...]}')
         first = problems[0] if problems else {}
         where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "body"
-        return error(422, f"{where}: {first.get('msg', 'invalid')}; send {{\"inputs\": [record, ...]}}")
+        return error(422, f'{where}: {first.get("msg", "invalid")}; send {{"inputs": [record, ...]}}')
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException):
@@ -223,22 +243,38 @@ def serve(settings: ServeSettings) -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     LOG.addHandler(handler)
     LOG.setLevel(settings.log_level.upper())
-    predict_settings = PredictSettings(model=settings.model, input=Path("-"), batch_size=settings.batch_size,
-                                       runtime=settings.runtime, threads=settings.threads,
-                                       allow_pickle=settings.allow_pickle, trust_remote_code=settings.trust_remote_code)
+    predict_settings = PredictSettings(
+        model=settings.model,
+        input=Path("-"),
+        batch_size=settings.batch_size,
+        runtime=settings.runtime,
+        threads=settings.threads,
+        allow_pickle=settings.allow_pickle,
+        trust_remote_code=settings.trust_remote_code,
+    )
     finetuned = load_finetuned(predict_settings)
     if isinstance(finetuned.model, OnnxRunner):
         finetuned.model.stop_spinning()
     app = create_app(finetuned, settings, predict_settings)
-    server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                                           access_log=settings.log_level == "debug", timeout_graceful_shutdown=60))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            access_log=settings.log_level == "debug",
+            timeout_graceful_shutdown=60,
+        )
+    )
     # uvicorn drains on SIGTERM, then raises the signal again for the handler it found; a no-op handler
     # here makes that second delivery harmless, so a graceful stop exits 0.
     previous = signal.signal(signal.SIGTERM, lambda *_: None)
     try:
         server.run()
     except SystemExit:  # uvicorn exits 1 when it cannot bind
-        raise BertkitError(f"{settings.host}:{settings.port}: cannot listen there (in use, or not an address of "
-                           "this machine); pick another --port or --host") from None
+        raise BertkitError(
+            f"{settings.host}:{settings.port}: cannot listen there (in use, or not an address of "
+            "this machine); pick another --port or --host"
+        ) from None
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -36,7 +36,8 @@ def collate(features: Sequence[dict], pad_token_id: int = 0) -> dict[str, torch.
             batch[key] = torch.tensor([feature[key] for feature in features], dtype=torch.float)
     if "attention_mask" not in batch:
         batch["attention_mask"] = torch.tensor(
-            [[1] * len(f["input_ids"]) + [0] * (longest - len(f["input_ids"])) for f in features], dtype=torch.long)
+            [[1] * len(f["input_ids"]) + [0] * (longest - len(f["input_ids"])) for f in features], dtype=torch.long
+        )
     return batch
 
 
@@ -50,8 +51,9 @@ class LengthGroupedBatches(torch.utils.data.Sampler):
     anything (`set_position`).
     """
 
-    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, group_batches: int = 50,
-                 shuffle: bool = True):
+    def __init__(
+        self, lengths: Sequence[int], batch_size: int, seed: int, group_batches: int = 50, shuffle: bool = True
+    ):
         self.lengths = list(lengths)
         self.batch_size = batch_size
         self.seed = seed
@@ -67,19 +69,19 @@ class LengthGroupedBatches(torch.utils.data.Sampler):
         order = list(range(len(self.lengths)))
         if not self.shuffle:
             order.sort(key=lambda i: -self.lengths[i])
-            return [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+            return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         rng = random.Random(self.seed * 1_000_003 + epoch)
         rng.shuffle(order)
         group = self.batch_size * self.group_batches
         batches = []
         for begin in range(0, len(order), group):
-            chunk = sorted(order[begin:begin + group], key=lambda i: -self.lengths[i])
-            batches.extend(chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size))
+            chunk = sorted(order[begin : begin + group], key=lambda i: -self.lengths[i])
+            batches.extend(chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size))
         rng.shuffle(batches)
         return batches
 
     def __iter__(self):
-        yield from self.batches(self.epoch)[self.start:]
+        yield from self.batches(self.epoch)[self.start :]
 
     def __len__(self) -> int:
         return -(-len(self.lengths) // self.batch_size) - self.start

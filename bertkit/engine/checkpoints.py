@@ -75,8 +75,10 @@ def load_newest_checkpoint(accelerator, run_dir: Path) -> tuple[Path, dict] | No
         state = json.loads((newest / STATE_FILE).read_text(encoding="utf-8"))
         accelerator.load_state(str(newest))
     except (OSError, ValueError, KeyError, RuntimeError) as error:
-        raise BertkitError(f"{newest}: cannot be resumed ({str(error).splitlines()[0] if str(error) else type(error).__name__}); "
-                           "delete this checkpoint to resume from an older one, or start again with --overwrite") from None
+        raise BertkitError(
+            f"{newest}: cannot be resumed ({str(error).splitlines()[0] if str(error) else type(error).__name__}); "
+            "delete this checkpoint to resume from an older one, or start again with --overwrite"
+        ) from None
     return newest, state
 
 

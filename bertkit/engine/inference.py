@@ -6,7 +6,8 @@ spent on padding; under several processes each runs every N-th batch.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,12 +20,17 @@ TARGETS = ("labels", "start_positions", "end_positions", "index")  # what a batc
 def my_batches(lengths: Sequence[int], batch_size: int, accelerator) -> list[list[int]]:
     """Indices longest first, cut into batches; this process's share of them."""
     order = np.argsort(-np.asarray(lengths), kind="stable")
-    batches = [order[i:i + batch_size].tolist() for i in range(0, len(order), batch_size)]
-    return batches[accelerator.process_index::accelerator.num_processes]
+    batches = [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+    return batches[accelerator.process_index :: accelerator.num_processes]
 
 
-def run_batches(accelerator, model: torch.nn.Module, lengths: Sequence[int], batch_size: int,
-                make_batch: Callable[[list[int]], dict]) -> Iterator[tuple[list[int], dict, Any]]:
+def run_batches(
+    accelerator,
+    model: torch.nn.Module,
+    lengths: Sequence[int],
+    batch_size: int,
+    make_batch: Callable[[list[int]], dict],
+) -> Iterator[tuple[list[int], dict, Any]]:
     """Yield (indices, batch on the device, model output) for this process's batches, without gradients."""
     model.eval()
     with torch.inference_mode():
@@ -35,8 +41,14 @@ def run_batches(accelerator, model: torch.nn.Module, lengths: Sequence[int], bat
             yield indices, batch, output
 
 
-def model_outputs(accelerator, model: torch.nn.Module, features: Sequence[dict], batch_size: int, pad_token_id: int,
-                  outputs: Mapping[str, bool]) -> Iterator[tuple[int, dict]]:
+def model_outputs(
+    accelerator,
+    model: torch.nn.Module,
+    features: Sequence[dict],
+    batch_size: int,
+    pad_token_id: int,
+    outputs: Mapping[str, bool],
+) -> Iterator[tuple[int, dict]]:
     """Yield (feature number, {output name: numpy array}) for every feature exactly once.
 
     `outputs` names the model outputs to keep (the caller's task knows them), each marked True when it
@@ -45,12 +57,15 @@ def model_outputs(accelerator, model: torch.nn.Module, features: Sequence[dict],
     """
     lengths = [len(feature["input_ids"]) for feature in features]
     results: list[tuple[int, dict]] = []
-    batches = run_batches(accelerator, model, lengths, batch_size,
-                          lambda indices: collate([features[i] for i in indices], pad_token_id))
+    batches = run_batches(
+        accelerator, model, lengths, batch_size, lambda indices: collate([features[i] for i in indices], pad_token_id)
+    )
     for indices, _, output in batches:
         arrays = {name: output[name].float().cpu().numpy() for name in outputs}
         for row, index in enumerate(indices):
-            item = {name: value[row, :lengths[index]] if outputs[name] else value[row] for name, value in arrays.items()}
+            item = {
+                name: value[row, : lengths[index]] if outputs[name] else value[row] for name, value in arrays.items()
+            }
             if accelerator.num_processes == 1:
                 yield index, item
             else:

@@ -18,9 +18,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence, TypeVar
+from typing import TypeVar
 
 import torch
 
@@ -44,9 +45,12 @@ class Engine:
         # accelerator_options: e.g. log_with/project_dir for --report-to (bertkit/tracking.py)
         # Settings objects work too; their micro_batches is None until the task's default fills it in.
         self.micro_batches = getattr(options, "micro_batches", None) or 1
-        self.accelerator = make_accelerator(options.precision, options.grad_accum * self.micro_batches,
-                                            options.distributed_timeout,
-                                            **accelerator_options)
+        self.accelerator = make_accelerator(
+            options.precision,
+            options.grad_accum * self.micro_batches,
+            options.distributed_timeout,
+            **accelerator_options,
+        )
         self._clock = time.perf_counter()
         self._window = _Window()
 
@@ -113,12 +117,24 @@ class Engine:
             raise BertkitError(error)
 
     # ------------------------------------------------------------------ training
-    def fit(self, model: torch.nn.Module, features: Sequence[dict], *, run_dir: Path, pad_token_id: int = 0,
-            evaluate: Callable[[torch.nn.Module], dict] | None = None, main_metric: str = "accuracy",
-            greater_is_better: bool = True, on_best: Callable[[torch.nn.Module, dict], None] | None = None,
-            collate_fn: Callable | None = None, reporter=None, lengths: Sequence[int] | None = None,
-            on_epoch: Callable[[int], None] | None = None, resume_hint: str = "",
-            loss_over_tokens: bool = False) -> FitResult:
+    def fit(
+        self,
+        model: torch.nn.Module,
+        features: Sequence[dict],
+        *,
+        run_dir: Path,
+        pad_token_id: int = 0,
+        evaluate: Callable[[torch.nn.Module], dict] | None = None,
+        main_metric: str = "accuracy",
+        greater_is_better: bool = True,
+        on_best: Callable[[torch.nn.Module, dict], None] | None = None,
+        collate_fn: Callable | None = None,
+        reporter=None,
+        lengths: Sequence[int] | None = None,
+        on_epoch: Callable[[int], None] | None = None,
+        resume_hint: str = "",
+        loss_over_tokens: bool = False,
+    ) -> FitResult:
         """Train `model` on `features`; the returned metrics are those of the best evaluation (the saved model).
 
         `lengths` (each feature's length) spares reading every feature to group them, e.g. from a disk cache.
@@ -140,8 +156,11 @@ class Engine:
         # Its own generator: each new iterator draws a seed from it, and drawing from the global RNG
         # would shift dropout after a mid-epoch resume (a fresh iterator that the uninterrupted run never made).
         loader = torch.utils.data.DataLoader(
-            ListDataset(features), batch_sampler=sampler, generator=torch.Generator().manual_seed(s.seed),
-            collate_fn=collate_fn or (lambda batch: collate(batch, pad_token_id)))
+            ListDataset(features),
+            batch_sampler=sampler,
+            generator=torch.Generator().manual_seed(s.seed),
+            collate_fn=collate_fn or (lambda batch: collate(batch, pad_token_id)),
+        )
         optimizer = make_optimizer(model, s.learning_rate, s.weight_decay)
         model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
 
@@ -162,12 +181,24 @@ class Engine:
             state.__dict__.update(asdict(self.resume(run_dir)))  # in place: the timed schedule reads `state`
         self._check_layout(state, run_dir)
         if self.reporter:
-            self.reporter.start(total_steps=None if total_steps == sys.maxsize else total_steps, done=state.step,
-                                steps_per_epoch=steps_per_epoch)
+            self.reporter.start(
+                total_steps=None if total_steps == sys.maxsize else total_steps,
+                done=state.step,
+                steps_per_epoch=steps_per_epoch,
+            )
 
-        run = _Run(model, loader, sampler, optimizer, scheduler, total_steps, batches_per_epoch, run_dir,
-                   lambda: self._evaluate(model, evaluate, state, main_metric, greater_is_better, on_best),
-                   TokenWeights(features, micro_batch) if loss_over_tokens else None)
+        run = _Run(
+            model,
+            loader,
+            sampler,
+            optimizer,
+            scheduler,
+            total_steps,
+            batches_per_epoch,
+            run_dir,
+            lambda: self._evaluate(model, evaluate, state, main_metric, greater_is_better, on_best),
+            TokenWeights(features, micro_batch) if loss_over_tokens else None,
+        )
         with StopRequests() as stops:
             stopped_early = self._train(run, state, stops)
         self._bank_time(state)
@@ -271,10 +302,14 @@ class Engine:
         self._bank_time(state)
         window = self._window
         if self.reporter:
-            self.reporter.log_step(step=state.step, epoch=state.epoch + state.batch_in_epoch / max(1, run.batches_per_epoch),
-                                   loss=window.loss / max(1, window.steps), lr=run.scheduler.get_last_lr()[0],
-                                   examples_per_second=window.examples / max(window.seconds, 1e-9),
-                                   tokens_per_second=window.tokens / max(window.seconds, 1e-9))
+            self.reporter.log_step(
+                step=state.step,
+                epoch=state.epoch + state.batch_in_epoch / max(1, run.batches_per_epoch),
+                loss=window.loss / max(1, window.steps),
+                lr=run.scheduler.get_last_lr()[0],
+                examples_per_second=window.examples / max(window.seconds, 1e-9),
+                tokens_per_second=window.tokens / max(window.seconds, 1e-9),
+            )
         self._window = _Window()
 
     def _bank_time(self, state: TrainState) -> None:
@@ -290,14 +325,17 @@ class Engine:
     def _nonfinite(self, state: TrainState, value: float) -> None:
         state.nonfinite_skipped += 1
         if state.nonfinite_skipped > self.options.skip_nonfinite:
-            raise BertkitError(f"step {state.step + 1}: the loss is {value}; lower --learning-rate, check the data, "
-                               "or pass --skip-nonfinite N to skip a few such steps")
+            raise BertkitError(
+                f"step {state.step + 1}: the loss is {value}; lower --learning-rate, check the data, "
+                "or pass --skip-nonfinite N to skip a few such steps"
+            )
         if self.reporter:
-            self.reporter.note(f"step {state.step + 1}: the loss is {value}; step skipped "
-                               f"({state.nonfinite_skipped} of --skip-nonfinite {self.options.skip_nonfinite})")
+            self.reporter.note(
+                f"step {state.step + 1}: the loss is {value}; step skipped "
+                f"({state.nonfinite_skipped} of --skip-nonfinite {self.options.skip_nonfinite})"
+            )
 
-    def _evaluate(self, model, evaluate, state: TrainState, main_metric: str, greater_is_better: bool,
-                  on_best) -> bool:
+    def _evaluate(self, model, evaluate, state: TrainState, main_metric: str, greater_is_better: bool, on_best) -> bool:
         """Evaluate and remember the best model; False when there is nothing to evaluate with."""
         if evaluate is None:
             return False
@@ -310,7 +348,9 @@ class Engine:
             raise RuntimeError(f"evaluation returned no '{main_metric}' (got {sorted(metrics)})")
         value = float(metrics[main_metric])
         state.history.append({"step": state.step, "epoch": state.epoch, "metrics": metrics})
-        improved = state.best_metric is None or (value > state.best_metric if greater_is_better else value < state.best_metric)
+        improved = state.best_metric is None or (
+            value > state.best_metric if greater_is_better else value < state.best_metric
+        )
         if improved:
             state.best_metric, state.best_step, state.evals_without_improvement = value, state.step, 0
             if on_best and self.is_main:
@@ -342,20 +382,29 @@ class Engine:
         name = signal.Signals(number).name if number else "a signal on another process"
         if self.reporter:
             self.reporter.finish()
-        raise RunInterrupted(f"stopped by {name} at step {state.step}; checkpoint written to {path}; "
-                             f"continue with: {self.resume_hint}", EXIT_CODES.get(number, 143))
+        raise RunInterrupted(
+            f"stopped by {name} at step {state.step}; checkpoint written to {path}; continue with: {self.resume_hint}",
+            EXIT_CODES.get(number, 143),
+        )
 
     def _check_layout(self, state: TrainState, run_dir: Path) -> None:
         """A checkpoint continues only with the processes, global batch and micro-batches it was made with
         (the saved data position counts the sampler's micro-batches)."""
-        processes, global_batch = self.accelerator.num_processes, self.options.batch_size * self.accelerator.num_processes
+        processes, global_batch = (
+            self.accelerator.num_processes,
+            self.options.batch_size * self.accelerator.num_processes,
+        )
         if state.global_batch and (state.processes, state.global_batch) != (processes, global_batch):
-            raise BertkitError(f"{run_dir}: its checkpoint was made with {state.processes} process(es) and "
-                               f"--batch-size {state.global_batch // state.processes}; resume with the same "
-                               "--num-processes and --batch-size")
+            raise BertkitError(
+                f"{run_dir}: its checkpoint was made with {state.processes} process(es) and "
+                f"--batch-size {state.global_batch // state.processes}; resume with the same "
+                "--num-processes and --batch-size"
+            )
         if state.global_batch and (state.micro_batches or 1) != self.micro_batches:
-            raise BertkitError(f"{run_dir}: its checkpoint was made with --micro-batches {state.micro_batches or 1}; "
-                               "resume with the same --micro-batches")
+            raise BertkitError(
+                f"{run_dir}: its checkpoint was made with --micro-batches {state.micro_batches or 1}; "
+                "resume with the same --micro-batches"
+            )
         state.processes, state.global_batch, state.micro_batches = processes, global_batch, self.micro_batches
 
     def resume(self, run_dir: Path) -> TrainState:
@@ -369,13 +418,21 @@ class Engine:
         path, saved = found
         state = TrainState(**saved)
         if self.reporter:
-            self.reporter.note(f"Resuming from {path}: step {state.step}, epoch {state.epoch} "
-                               f"(batch {state.batch_in_epoch} of it), {state.examples_seen} examples seen")
+            self.reporter.note(
+                f"Resuming from {path}: step {state.step}, epoch {state.epoch} "
+                f"(batch {state.batch_in_epoch} of it), {state.examples_seen} examples seen"
+            )
             self.reporter.rewind(state.step)
         return state
 
     # ------------------------------------------------------------------ inference
-    def run_model(self, model: torch.nn.Module, features: Sequence[dict], batch_size: int, pad_token_id: int,
-                  outputs: Mapping[str, bool]) -> Iterator[tuple[int, dict]]:
+    def run_model(
+        self,
+        model: torch.nn.Module,
+        features: Sequence[dict],
+        batch_size: int,
+        pad_token_id: int,
+        outputs: Mapping[str, bool],
+    ) -> Iterator[tuple[int, dict]]:
         """Yield (feature number, {output name: numpy array}) for every feature exactly once; see `model_outputs`."""
         return model_outputs(self.accelerator, model, features, batch_size, pad_token_id, outputs)

@@ -4,9 +4,9 @@ options the engine runs with (`EngineOptions`, read from any command's settings 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable
 
 import torch
 
@@ -68,13 +68,17 @@ def make_accelerator(precision: str, grad_accum: int = 1, timeout_seconds: int =
         mixed = "no"
     else:
         if not on_gpu:
-            raise BertkitError(f"--precision {precision} needs a GPU (on CPU it is far slower than fp32); "
-                               "use --precision fp32 or auto")
+            raise BertkitError(
+                f"--precision {precision} needs a GPU (on CPU it is far slower than fp32); use --precision fp32 or auto"
+            )
         mixed = precision
-    return Accelerator(mixed_precision=mixed, gradient_accumulation_steps=grad_accum,
-                       dataloader_config=DataLoaderConfiguration(split_batches=True),
-                       kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(seconds=timeout_seconds))],
-                       **options)
+    return Accelerator(
+        mixed_precision=mixed,
+        gradient_accumulation_steps=grad_accum,
+        dataloader_config=DataLoaderConfiguration(split_batches=True),
+        kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(seconds=timeout_seconds))],
+        **options,
+    )
 
 
 def make_optimizer(model: torch.nn.Module, learning_rate: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -100,6 +104,7 @@ def linear_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, total_s
 
 def timed_schedule(optimizer: torch.optim.Optimizer, warmup_ratio: float, fraction_done: Callable[[], float]):
     """Linear warm-up and decay over a time budget: the factor follows the share of the budget spent."""
+
     def factor(_step: int) -> float:
         done = min(1.0, fraction_done())
         if done < warmup_ratio:

@@ -23,7 +23,7 @@ class StopRequests:
         self.requested = 0
         self._previous: dict[int, object] = {}
 
-    def __enter__(self) -> "StopRequests":
+    def __enter__(self) -> StopRequests:
         if threading.current_thread() is threading.main_thread():  # handlers can only be set there
             for number in EXIT_CODES:
                 self._previous[number] = signal.signal(number, self._handle)
@@ -36,12 +36,16 @@ class StopRequests:
 
     def _handle(self, number: int, frame) -> None:
         if self.requested and number == signal.SIGINT:
-            sys.stderr.write("error: interrupted twice; stopped without saving (the last complete checkpoint "
-                             "is kept; continue with --resume)\n")
+            sys.stderr.write(
+                "error: interrupted twice; stopped without saving (the last complete checkpoint "
+                "is kept; continue with --resume)\n"
+            )
             sys.stderr.flush()
             os._exit(130)
         if not self.requested and os.environ.get("RANK", "0") == "0":  # one message, not one per process
-            sys.stderr.write(f"\n{signal.Signals(number).name} received: saving a checkpoint after this step "
-                             "(press Ctrl-C again to stop at once)\n")
+            sys.stderr.write(
+                f"\n{signal.Signals(number).name} received: saving a checkpoint after this step "
+                "(press Ctrl-C again to stop at once)\n"
+            )
             sys.stderr.flush()
         self.requested = number

@@ -3,7 +3,7 @@ threshold that maximises micro-F1 (all fractions 0-1, computed locally)."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -16,18 +16,26 @@ def multilabel_metrics(gold: Sequence[Sequence[str]], predicted: Sequence[Sequen
     for i, label in enumerate(labels):
         precision = true_positive[i] / predicted_count[i] if predicted_count[i] else 0.0
         recall = true_positive[i] / gold_count[i] if gold_count[i] else 0.0
-        per_class[label] = {"precision": float(precision), "recall": float(recall),
-                            "f1": f1(true_positive[i], predicted_count[i], gold_count[i]), "support": int(gold_count[i])}
+        per_class[label] = {
+            "precision": float(precision),
+            "recall": float(recall),
+            "f1": f1(true_positive[i], predicted_count[i], gold_count[i]),
+            "support": int(gold_count[i]),
+        }
     present = [label for i, label in enumerate(labels) if gold_count[i] or predicted_count[i]]
     row_true = (gold_hot & predicted_hot).sum(axis=1)
     # An example with no gold and no predicted label is fully right (F1 1), as scikit-learn's zero_division=1.
-    samples = [1.0 if not g and not p else f1(t, p, g)
-               for t, p, g in zip(row_true, predicted_hot.sum(axis=1), gold_hot.sum(axis=1))]
-    return {"micro_f1": f1(true_positive.sum(), predicted_count.sum(), gold_count.sum()),
-            "macro_f1": sum(per_class[label]["f1"] for label in present) / len(present) if present else 0.0,
-            "samples_f1": float(np.mean(samples)) if samples else 0.0,
-            "exact_match": float(np.mean((gold_hot == predicted_hot).all(axis=1))) if len(gold_hot) else 0.0,
-            "per_class": per_class}
+    samples = [
+        1.0 if not g and not p else f1(t, p, g)
+        for t, p, g in zip(row_true, predicted_hot.sum(axis=1), gold_hot.sum(axis=1))
+    ]
+    return {
+        "micro_f1": f1(true_positive.sum(), predicted_count.sum(), gold_count.sum()),
+        "macro_f1": sum(per_class[label]["f1"] for label in present) / len(present) if present else 0.0,
+        "samples_f1": float(np.mean(samples)) if samples else 0.0,
+        "exact_match": float(np.mean((gold_hot == predicted_hot).all(axis=1))) if len(gold_hot) else 0.0,
+        "per_class": per_class,
+    }
 
 
 def best_threshold(gold: Sequence[Sequence[str]], probabilities: np.ndarray, labels: list[str]) -> tuple[float, float]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -11,8 +11,11 @@ def regression_metrics(gold: Sequence[float], predicted: Sequence[float]) -> dic
     """Correlations as fractions (-1 to 1); a constant side has no correlation and scores 0."""
     gold_array, predicted_array = np.asarray(gold, dtype=np.float64), np.asarray(predicted, dtype=np.float64)
     mse = float(np.mean((gold_array - predicted_array) ** 2)) if len(gold_array) else 0.0
-    return {"pearson": pearson(gold_array, predicted_array), "spearman": pearson(ranks(gold_array), ranks(predicted_array)),
-            "mse": mse}
+    return {
+        "pearson": pearson(gold_array, predicted_array),
+        "spearman": pearson(ranks(gold_array), ranks(predicted_array)),
+        "mse": mse,
+    }
 
 
 def pearson(x: np.ndarray, y: np.ndarray) -> float:
@@ -31,6 +34,6 @@ def ranks(values: np.ndarray) -> np.ndarray:
         end = start
         while end + 1 < len(values) and ordered[end + 1] == ordered[start]:
             end += 1
-        result[order[start:end + 1]] = (start + end) / 2 + 1
+        result[order[start : end + 1]] = (start + end) / 2 + 1
         start = end + 1
     return result

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
 PUNCTUATION = set(string.punctuation)
@@ -53,8 +53,10 @@ def question_scores(prediction: str, answers: Sequence[str], version_2: bool) ->
     golds = gold_texts(answers, version_2)
     if not golds:  # a v1.1 question without answers cannot be matched
         return 0, 0.0
-    return (max(exact_score(prediction, gold) for gold in golds),
-            max(f1_score(prediction, gold, version_2) for gold in golds))
+    return (
+        max(exact_score(prediction, gold) for gold in golds),
+        max(f1_score(prediction, gold, version_2) for gold in golds),
+    )
 
 
 def squad_metrics(golds: Sequence[Sequence[str]], predictions: Sequence[str], version_2: bool) -> dict:
@@ -70,12 +72,16 @@ def squad_metrics(golds: Sequence[Sequence[str]], predictions: Sequence[str], ve
 
 def _totals(scores: list[tuple[int, float]], prefix: str) -> dict:
     count = len(scores)
-    return {f"{prefix}exact_match": 100.0 * sum(s[0] for s in scores) / count if count else 0.0,
-            f"{prefix}f1": 100.0 * sum(s[1] for s in scores) / count if count else 0.0,
-            f"{prefix}total": count}
+    return {
+        f"{prefix}exact_match": 100.0 * sum(s[0] for s in scores) / count if count else 0.0,
+        f"{prefix}f1": 100.0 * sum(s[1] for s in scores) / count if count else 0.0,
+        f"{prefix}total": count,
+    }
 
 
-def best_null_threshold(golds: Sequence[Sequence[str]], spans: Sequence[str], null_odds: Sequence[float]) -> tuple[float, float]:
+def best_null_threshold(
+    golds: Sequence[Sequence[str]], spans: Sequence[str], null_odds: Sequence[float]
+) -> tuple[float, float]:
     """The threshold on null odds that maximises v2.0 F1, and that F1 (0-100).
 
     Question i answers `spans[i]` when null_odds[i] <= threshold and "no answer" otherwise.

@@ -70,8 +70,7 @@ def entity_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict:
     for kind in sorted(set(gold_by) | set(predicted_by)):
         precision, recall, f1 = _prf(correct_by[kind], predicted_by[kind], gold_by[kind])
         per_type[kind] = {"precision": precision, "recall": recall, "f1": f1, "support": gold_by[kind]}
-    return {"entity_precision": overall[0], "entity_recall": overall[1], "entity_f1": overall[2],
-            "per_type": per_type}
+    return {"entity_precision": overall[0], "entity_recall": overall[1], "entity_f1": overall[2], "per_type": per_type}
 
 
 def _prf(correct: int, predicted: int, gold: int) -> tuple[float, float, float]:

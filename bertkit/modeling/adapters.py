@@ -47,8 +47,10 @@ def adapted_sublayers(model: nn.Module) -> list[nn.Module]:
         for path in ("attention.output", "output"):
             sublayer = layer.get_submodule(path) if _has(layer, path) else None
             if sublayer is None or not isinstance(getattr(sublayer, "dense", None), nn.Linear):
-                raise BertkitError(f"encoder layer {index} has no '{path}.dense' projection; adapters need a "
-                                   "BERT-style encoder (use --strategy lora or full for this model)")
+                raise BertkitError(
+                    f"encoder layer {index} has no '{path}.dense' projection; adapters need a "
+                    "BERT-style encoder (use --strategy lora or full for this model)"
+                )
             sublayers.append(sublayer)
     return sublayers
 

@@ -35,17 +35,28 @@ REFERENCING = ("adapters", "lora")  # strategies whose saved model needs its bas
 
 def strategy_spec(settings, model_name: str) -> dict:
     """The strategy and its options as bertkit.json records them (with the base reference where needed)."""
-    spec = {"name": settings.strategy, "layer_mix": settings.layer_mix, "pooling": settings.pooling,
-            "reinit": reinit_plan(settings.reinit_pooler, settings.reinit_layers, model_name)}
+    spec = {
+        "name": settings.strategy,
+        "layer_mix": settings.layer_mix,
+        "pooling": settings.pooling,
+        "reinit": reinit_plan(settings.reinit_pooler, settings.reinit_layers, model_name),
+    }
     if settings.strategy == "adapters":
         spec["adapter_size"] = settings.adapter_size
     if settings.strategy == "lora":
-        spec.update(rank=settings.lora_rank, alpha=settings.lora_alpha, dropout=settings.lora_dropout,
-                    targets=lora_targets(settings.lora_targets), merge=settings.merge)
+        spec.update(
+            rank=settings.lora_rank,
+            alpha=settings.lora_alpha,
+            dropout=settings.lora_dropout,
+            targets=lora_targets(settings.lora_targets),
+            merge=settings.merge,
+        )
     if needs_base(spec):
         if not Path(model_name).is_dir():
-            raise BertkitError(f"--strategy {settings.strategy} saves a reference to the base model's files; "
-                               f"pass a local model directory to --model (not '{model_name}')")
+            raise BertkitError(
+                f"--strategy {settings.strategy} saves a reference to the base model's files; "
+                f"pass a local model directory to --model (not '{model_name}')"
+            )
         spec["base"] = {"path": str(Path(model_name).resolve()), "sha256": weights_checksum(model_name)}
     return spec
 
@@ -95,12 +106,17 @@ def write_weights(model: nn.Module, directory: Path, spec: dict) -> None:
         extra.update((name, tensor) for name, tensor in state.items() if is_head(name, inner))
     else:
         plain = merged_copy(model) if spec["name"] == "lora" else inner
-        plain.save_pretrained(directory, safe_serialization=True,
-                              state_dict={k: v for k, v in plain.state_dict().items() if not is_added(k)})
+        plain.save_pretrained(
+            directory,
+            safe_serialization=True,
+            state_dict={k: v for k, v in plain.state_dict().items() if not is_added(k)},
+        )
     if extra:
         from safetensors.torch import save_file
 
-        save_file({name: tensor.detach().contiguous().cpu() for name, tensor in extra.items()}, str(directory / WEIGHTS_FILE))
+        save_file(
+            {name: tensor.detach().contiguous().cpu() for name, tensor in extra.items()}, str(directory / WEIGHTS_FILE)
+        )
 
 
 def load_model(task: Task, model_dir: str | Path, info: dict, **load_options) -> nn.Module:
@@ -128,11 +144,15 @@ def check_base(spec: dict, model_dir: Path) -> str:
     path = base.get("path", "")
     what = "adapters" if spec["name"] == "adapters" else "LoRA adapter"
     if not path or not Path(path).is_dir():
-        raise BertkitError(f"{model_dir}: its base model {path or '(unrecorded)'} is missing; this model holds only its "
-                           f"{what} and head, so restore the base model at that path")
+        raise BertkitError(
+            f"{model_dir}: its base model {path or '(unrecorded)'} is missing; this model holds only its "
+            f"{what} and head, so restore the base model at that path"
+        )
     if weights_checksum(path) != base.get("sha256"):
-        raise BertkitError(f"{model_dir}: its base model {path} has changed since fine-tuning (the weights' checksum "
-                           "differs); restore the original base model or fine-tune again")
+        raise BertkitError(
+            f"{model_dir}: its base model {path} has changed since fine-tuning (the weights' checksum "
+            "differs); restore the original base model or fine-tune again"
+        )
     return path
 
 
@@ -145,15 +165,19 @@ def load_extra_weights(model: nn.Module, model_dir: Path, spec: dict) -> None:
         return
     path = model_dir / WEIGHTS_FILE
     if not path.is_file():
-        raise BertkitError(f"{path}: missing; this {spec['name']} model cannot be used without it "
-                           "(copy the whole model directory, or fine-tune again)")
+        raise BertkitError(
+            f"{path}: missing; this {spec['name']} model cannot be used without it "
+            "(copy the whole model directory, or fine-tune again)"
+        )
     from safetensors.torch import load_file
 
     tensors = load_file(str(path))
     missing = sorted(expected - set(tensors))
     if missing:
-        raise BertkitError(f"{path}: lacks {len(missing)} tensors (e.g. {missing[0]}); the directory is damaged or from "
-                           "a different run: fine-tune again")
+        raise BertkitError(
+            f"{path}: lacks {len(missing)} tensors (e.g. {missing[0]}); the directory is damaged or from "
+            "a different run: fine-tune again"
+        )
     model.load_state_dict(tensors, strict=False)
 
 

@@ -82,8 +82,10 @@ def encoder_of(model: nn.Module) -> nn.Module:
     """The transformers base model (BertModel & co.) under a task model."""
     base = getattr(model, "base_model", model)
     if not hasattr(base, "encoder") or not hasattr(base.encoder, "layer") or not hasattr(base, "embeddings"):
-        raise BertkitError(f"{type(model).__name__}: not a BERT-style encoder (embeddings + encoder.layer); "
-                           "the fine-tuning strategies need one")
+        raise BertkitError(
+            f"{type(model).__name__}: not a BERT-style encoder (embeddings + encoder.layer); "
+            "the fine-tuning strategies need one"
+        )
     return base
 
 
@@ -101,8 +103,10 @@ def add_layer_mix(model: nn.Module) -> LayerMix:
 def add_mean_pooling(model: nn.Module) -> MeanPooling:
     base = encoder_of(model)
     if getattr(base, "pooler", None) is None:
-        raise BertkitError("--pooling mean needs a head that reads one vector per text (classification, nli); "
-                           "this task's head reads every token, so drop --pooling")
+        raise BertkitError(
+            "--pooling mean needs a head that reads one vector per text (classification, nli); "
+            "this task's head reads every token, so drop --pooling"
+        )
     pooling = MeanPooling()
     setattr(model, MEAN_POOLING, pooling)
     base.register_forward_pre_hook(pooling.remember_mask, with_kwargs=True)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from bertkit.atomic import publish_directory, writing
 from bertkit.errors import BertkitError
@@ -33,15 +34,19 @@ def resolve_model_dir(name: str, option: str = "--model") -> str:
     path = Path(name)
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise BertkitError(f"{path}: not a model directory (no config.json); pass the model/ folder of a run "
-                               "or a Hugging Face model directory")
+            raise BertkitError(
+                f"{path}: not a model directory (no config.json); pass the model/ folder of a run "
+                "or a Hugging Face model directory"
+            )
         return str(path)
     if path.exists():
         raise BertkitError(f"{path}: is a file; {option} takes a model directory")
     looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1 or os.sep + os.sep in name
     offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
     if looks_local or offline:
-        reason = "no such directory" if looks_local else "no such local directory, and the hub is offline (HF_HUB_OFFLINE=1)"
+        reason = (
+            "no such directory" if looks_local else "no such local directory, and the hub is offline (HF_HUB_OFFLINE=1)"
+        )
         raise BertkitError(f"{name}: {reason}; pass a local model directory to {option}")
     return name  # a hub name while online: transformers fetches it, and a failure becomes one line below
 
@@ -54,21 +59,25 @@ def load_tokenizer(model: str):
 
     # transformers would otherwise build an empty tokenizer (special tokens only) and train on nothing.
     if Path(model).is_dir() and not any((Path(model) / name).is_file() for name in TOKENIZER_FILES):
-        raise BertkitError(f"{model}: no tokenizer files (tokenizer.json or vocab.txt); copy them from the "
-                           "model the run started from")
+        raise BertkitError(
+            f"{model}: no tokenizer files (tokenizer.json or vocab.txt); copy them from the model the run started from"
+        )
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(model)
     except (OSError, ValueError) as error:
-        raise BertkitError(f"{model}: cannot load a tokenizer ({first_line(error)}); the model directory needs "
-                           "tokenizer files (tokenizer.json or vocab.txt)") from None
+        raise BertkitError(
+            f"{model}: cannot load a tokenizer ({first_line(error)}); the model directory needs "
+            "tokenizer files (tokenizer.json or vocab.txt)"
+        ) from None
     if not tokenizer.is_fast:
         raise BertkitError(f"{model}: only a slow tokenizer is available; bertkit needs a fast one (tokenizer.json)")
     return tokenizer
 
 
-def load_pretrained(auto_class: str, model: str, *, allow_pickle: bool = False, trust_remote_code: bool = False,
-                    **kwargs: Any):
+def load_pretrained(
+    auto_class: str, model: str, *, allow_pickle: bool = False, trust_remote_code: bool = False, **kwargs: Any
+):
     """Load weights into a transformers Auto class: safetensors unless --allow-pickle, no remote code unless asked."""
     import transformers
 
@@ -76,13 +85,16 @@ def load_pretrained(auto_class: str, model: str, *, allow_pickle: bool = False, 
     use_safetensors = weights_format(model, allow_pickle) == "safetensors"
     cls = getattr(transformers, auto_class)
     try:
-        return cls.from_pretrained(model, use_safetensors=use_safetensors, trust_remote_code=trust_remote_code,
-                                   **kwargs)
+        return cls.from_pretrained(
+            model, use_safetensors=use_safetensors, trust_remote_code=trust_remote_code, **kwargs
+        )
     except Exception as error:  # transformers, safetensors and torch each raise their own kinds
         if isinstance(error, (KeyboardInterrupt, MemoryError)):
             raise
-        raise BertkitError(f"{model}: cannot load the model ({first_line(error)}); check that the directory holds "
-                           "config.json and model.safetensors from a complete run") from None
+        raise BertkitError(
+            f"{model}: cannot load the model ({first_line(error)}); check that the directory holds "
+            "config.json and model.safetensors from a complete run"
+        ) from None
 
 
 def weights_format(model: str, allow_pickle: bool) -> str:
@@ -92,8 +104,10 @@ def weights_format(model: str, allow_pickle: bool) -> str:
         return "safetensors"
     if any((path / name).is_file() for name in PICKLE_WEIGHTS):
         if not allow_pickle:
-            raise BertkitError(f"{path}: holds only pytorch_model.bin, a pickle file that can run code when loaded; "
-                               "convert it to model.safetensors, or pass --allow-pickle if you trust its source")
+            raise BertkitError(
+                f"{path}: holds only pytorch_model.bin, a pickle file that can run code when loaded; "
+                "convert it to model.safetensors, or pass --allow-pickle if you trust its source"
+            )
         return "pickle"
     raise BertkitError(f"{path}: no weights (model.safetensors); pass a directory saved by a complete run")
 
@@ -108,8 +122,9 @@ def read_bertkit_file(model_dir: str) -> dict:
         raise BertkitError(f"{path}: damaged (not valid JSON); re-run the fine-tuning or restore the file") from None
 
 
-def save_model_dir(model, tokenizer, target: Path, info: dict, card: str,
-                   write_weights: Callable[[Path], None] | None = None) -> None:
+def save_model_dir(
+    model, tokenizer, target: Path, info: dict, card: str, write_weights: Callable[[Path], None] | None = None
+) -> None:
     """Write model/ completely in a temporary directory, then move it into place (see bertkit.atomic).
 
     `write_weights(directory)` writes the weights when a plain `save_pretrained` is not the layout

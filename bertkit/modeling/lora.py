@@ -16,17 +16,22 @@ from pathlib import Path
 from torch import nn
 
 from bertkit.errors import BertkitError
-from bertkit.modeling.strategies import head_modules, unwrap
+from bertkit.modeling.strategies import head_modules
 
 
 def target_modules(model: nn.Module, targets: list[str]) -> list[str]:
     """Full names of the encoder's linear layers called one of `targets`."""
     prefix = f"{model.base_model_prefix}.encoder."
-    found = [name for name, module in model.named_modules()
-             if name.startswith(prefix) and isinstance(module, nn.Linear) and name.rsplit(".", 1)[-1] in targets]
+    found = [
+        name
+        for name, module in model.named_modules()
+        if name.startswith(prefix) and isinstance(module, nn.Linear) and name.rsplit(".", 1)[-1] in targets
+    ]
     if not found:
-        raise BertkitError(f"--lora-targets {','.join(targets)}: no linear layer of the encoder has one of these names; "
-                           "BERT's are query, key, value and dense")
+        raise BertkitError(
+            f"--lora-targets {','.join(targets)}: no linear layer of the encoder has one of these names; "
+            "BERT's are query, key, value and dense"
+        )
     return found
 
 
@@ -34,8 +39,14 @@ def add_lora(model: nn.Module, rank: int, alpha: float, dropout: float, targets:
     """Wrap `model` in a peft LoRA model; only the LoRA matrices and the head train."""
     from peft import LoraConfig, get_peft_model
 
-    config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, bias="none",
-                        target_modules=target_modules(model, targets), modules_to_save=head_modules(model))
+    config = LoraConfig(
+        r=rank,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        bias="none",
+        target_modules=target_modules(model, targets),
+        modules_to_save=head_modules(model),
+    )
     with quiet_peft():
         return get_peft_model(model, config)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 from bertkit.errors import BertkitError
 
@@ -19,8 +19,12 @@ SIZES = {
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
-def train_wordpiece(texts: Iterable[str] | Callable[[], Iterable[str]], vocab_size: int = 8000, lowercase: bool = True,
-                    min_frequency: int = 2):
+def train_wordpiece(
+    texts: Iterable[str] | Callable[[], Iterable[str]],
+    vocab_size: int = 8000,
+    lowercase: bool = True,
+    min_frequency: int = 2,
+):
     """Train a BERT WordPiece tokenizer on `texts`; returns a fast BERT tokenizer that adds [CLS]/[SEP] itself.
 
     The result is the same, byte for byte, in every process. Upstream's trainer gives the `##x`
@@ -40,8 +44,9 @@ def train_wordpiece(texts: Iterable[str] | Callable[[], Iterable[str]], vocab_si
 
     def trained(size: int, reserved: list[str]):
         draft = bert_wordpiece_pipeline(Tokenizer(models.WordPiece(unk_token="[UNK]")), lowercase)
-        trainer = trainers.WordPieceTrainer(vocab_size=size, min_frequency=min_frequency, special_tokens=reserved,
-                                            continuing_subword_prefix="##")
+        trainer = trainers.WordPieceTrainer(
+            vocab_size=size, min_frequency=min_frequency, special_tokens=reserved, continuing_subword_prefix="##"
+        )
         draft.train_from_iterator(fresh_texts(), trainer=trainer)
         return draft.get_vocab(with_added_tokens=False)
 
@@ -55,8 +60,9 @@ def bert_wordpiece_pipeline(tokenizer, lowercase: bool):
     """BERT's normalizer and pre-tokenizer on a `tokenizers.Tokenizer`."""
     from tokenizers import normalizers, pre_tokenizers
 
-    tokenizer.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
-                                                      strip_accents=None, lowercase=lowercase)
+    tokenizer.normalizer = normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=lowercase
+    )
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     return tokenizer
 
@@ -69,15 +75,31 @@ def as_bert_tokenizer(tokenizer, lowercase: bool):
     tokenizer.add_special_tokens([AddedToken(token, special=True, normalized=False) for token in SPECIAL_TOKENS])
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)])
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
     tokenizer.decoder = decoders.WordPiece(prefix="##")
-    return BertTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]",
-                             cls_token="[CLS]", mask_token="[MASK]", do_lower_case=lowercase)
+    return BertTokenizerFast(
+        tokenizer_object=tokenizer,
+        unk_token="[UNK]",
+        sep_token="[SEP]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        mask_token="[MASK]",
+        do_lower_case=lowercase,
+    )
 
 
-def bert_config(vocab_size: int, size: str | None = "mini", layers: int | None = None, hidden: int | None = None,
-                heads: int | None = None, intermediate: int | None = None, max_position: int = 512):
+def bert_config(
+    vocab_size: int,
+    size: str | None = "mini",
+    layers: int | None = None,
+    hidden: int | None = None,
+    heads: int | None = None,
+    intermediate: int | None = None,
+    max_position: int = 512,
+):
     """A BertConfig from a size preset, with any explicit dimension overriding it."""
     from transformers import BertConfig
 
@@ -91,12 +113,19 @@ def bert_config(vocab_size: int, size: str | None = "mini", layers: int | None =
     heads = heads or max(1, hidden // 64)
     if hidden % heads:
         raise BertkitError(f"--hidden {hidden} is not divisible by --heads {heads}; choose sizes that divide")
-    return BertConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-                      intermediate_size=intermediate or 4 * hidden, max_position_embeddings=max_position)
+    return BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=intermediate or 4 * hidden,
+        max_position_embeddings=max_position,
+    )
 
 
-def init_model_dir(texts: list[str], target: Path, size: str = "tiny", vocab_size: int = 4000, seed: int = 0,
-                   **dimensions) -> Path:
+def init_model_dir(
+    texts: list[str], target: Path, size: str = "tiny", vocab_size: int = 4000, seed: int = 0, **dimensions
+) -> Path:
     """Write a randomly initialised BERT (with MLM and NSP heads) and a tokenizer trained on `texts` to `target`."""
     import torch
     from transformers import BertForPreTraining

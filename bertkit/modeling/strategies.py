@@ -40,8 +40,11 @@ def is_head(name: str, model: nn.Module) -> bool:
 def head_modules(model: nn.Module) -> list[str]:
     """Names of the head's modules (e.g. ['bert.pooler', 'classifier']), for peft's modules_to_save."""
     prefix = model.base_model_prefix
-    names = [name for name, child in model.named_children()
-             if name != prefix and not is_added(name) and any(True for _ in child.parameters())]
+    names = [
+        name
+        for name, child in model.named_children()
+        if name != prefix and not is_added(name) and any(True for _ in child.parameters())
+    ]
     if getattr(model.base_model, "pooler", None) is not None:
         names.insert(0, f"{prefix}.pooler")
     return names
@@ -70,8 +73,11 @@ def validate_strategy(settings, sequence_level: bool) -> None:
 
     `sequence_level`: the task's head reads one vector per text (the only case where --pooling means anything).
     """
-    choices = {"strategy": (settings.strategy, STRATEGIES), "pooling": (settings.pooling, POOLINGS),
-               "layer_mix": (settings.layer_mix, LAYER_MIXES)}
+    choices = {
+        "strategy": (settings.strategy, STRATEGIES),
+        "pooling": (settings.pooling, POOLINGS),
+        "layer_mix": (settings.layer_mix, LAYER_MIXES),
+    }
     for name, (value, allowed) in choices.items():
         if value not in allowed:
             raise BertkitError(f"--{name.replace('_', '-')} is '{value}'; choose one of: {', '.join(allowed)}")
@@ -85,11 +91,14 @@ def validate_strategy(settings, sequence_level: bool) -> None:
     if not lora_targets(settings.lora_targets):
         raise BertkitError("--lora-targets is empty; name the projections to adapt, e.g. query,key,value,dense")
     if settings.merge and settings.strategy != "lora":
-        raise BertkitError(f"--merge folds LoRA updates into the weights; it needs --strategy lora "
-                           f"(not {settings.strategy})")
+        raise BertkitError(
+            f"--merge folds LoRA updates into the weights; it needs --strategy lora (not {settings.strategy})"
+        )
     if settings.pooling == "mean" and not sequence_level:
-        raise BertkitError(f"--pooling mean applies to tasks with one label per text; --task {settings.task} "
-                           "labels tokens or spans, so drop --pooling")
+        raise BertkitError(
+            f"--pooling mean applies to tasks with one label per text; --task {settings.task} "
+            "labels tokens or spans, so drop --pooling"
+        )
 
 
 def lora_targets(text: str) -> list[str]:

@@ -71,12 +71,19 @@ def held_out_documents(count: int, fraction: float, seed: int, nsp: bool) -> set
 
 def held_out_for(files: list[Path], settings) -> set[int]:
     """The held-out document numbers of this corpus under these settings."""
-    return held_out_documents(count_documents(files, layout_of(settings)), settings.validation_fraction,
-                              settings.seed, settings.nsp)
+    return held_out_documents(
+        count_documents(files, layout_of(settings)), settings.validation_fraction, settings.seed, settings.nsp
+    )
 
 
-def tokenize_corpus(files: list[Path], layout: str, tokenizer, folder: Path, held_out: set[int] | None,
-                    validation_files: list[Path] | None) -> None:
+def tokenize_corpus(
+    files: list[Path],
+    layout: str,
+    tokenizer,
+    folder: Path,
+    held_out: set[int] | None,
+    validation_files: list[Path] | None,
+) -> None:
     """Tokenize the corpus into train/ and validation/ (held-out documents, or the --validation files)."""
     dtype = np.uint16 if len(tokenizer) <= np.iinfo(np.uint16).max else np.int32
     writers = {split: SplitWriter(folder / split, dtype) for split in SPLITS}
@@ -99,11 +106,12 @@ def _flush(pending: list[tuple[str, list[str]]], tokenizer, writers: dict[str, S
     flat = [sentence for _, sentences in pending for sentence in sentences]
     if not flat:
         return
-    ids = tokenizer(flat, add_special_tokens=False, return_attention_mask=False, return_token_type_ids=False,
-                    verbose=False)["input_ids"]
+    ids = tokenizer(
+        flat, add_special_tokens=False, return_attention_mask=False, return_token_type_ids=False, verbose=False
+    )["input_ids"]
     position = 0
     for split, sentences in pending:
-        writers[split].add(ids[position:position + len(sentences)])
+        writers[split].add(ids[position : position + len(sentences)])
         position += len(sentences)
 
 
@@ -149,8 +157,12 @@ def _write_instances(split_dir: Path, settings, rng: random.Random) -> dict:
     else:
         rows = build_packed_instances(sentences, documents, settings.max_seq_length)
     np.save(split_dir / "instances.npy", rows)
-    return {"documents": int(count), "sentences": int(len(sentences) - 1), "tokens": int(sentences[-1]),
-            "instances": int(len(rows))}
+    return {
+        "documents": int(count),
+        "sentences": int(len(sentences) - 1),
+        "tokens": int(sentences[-1]),
+        "instances": int(len(rows)),
+    }
 
 
 def fingerprint(files: list[Path], tokenizer, settings) -> str:
@@ -161,8 +173,15 @@ def fingerprint(files: list[Path], tokenizer, settings) -> str:
         stat = os.stat(path)
         digest.update(f"{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
     digest.update(json.dumps(tokenizer.get_vocab(), sort_keys=True).encode())
-    shaping = (settings.seed, layout_of(settings), settings.validation_fraction, settings.max_seq_length,
-               settings.short_seq_prob, settings.nsp, getattr(tokenizer, "do_lower_case", None))
+    shaping = (
+        settings.seed,
+        layout_of(settings),
+        settings.validation_fraction,
+        settings.max_seq_length,
+        settings.short_seq_prob,
+        settings.nsp,
+        getattr(tokenizer, "do_lower_case", None),
+    )
     digest.update(repr(shaping).encode())
     return digest.hexdigest()
 
@@ -205,4 +224,3 @@ class InstanceFeatures:
         if self.nsp:
             item["next_sentence_label"] = int(instance[4])  # 1: B is a random sentence (BERT's convention)
         return item
-

@@ -16,18 +16,73 @@ from __future__ import annotations
 
 import glob
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from bertkit.data.datasets_io import is_saved_dataset
 from bertkit.errors import BertkitError
 from bertkit.pretraining.records import is_record_corpus, record_blocks
 
 # Words that end with a period yet rarely end a sentence.
-ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "vs", "etc", "e.g", "i.e", "cf", "no", "nos",
-                 "fig", "mt", "capt", "col", "gen", "lt", "rev", "sgt", "hon", "gov", "sen", "rep", "messrs", "mme",
-                 "mlle", "ave", "co", "corp", "inc", "ltd", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep",
-                 "sept", "oct", "nov", "dec", "vol", "ch", "p", "pp", "al", "approx", "dept", "est", "u.s", "u.k"}
+ABBREVIATIONS = {
+    "mr",
+    "mrs",
+    "ms",
+    "dr",
+    "prof",
+    "st",
+    "jr",
+    "sr",
+    "vs",
+    "etc",
+    "e.g",
+    "i.e",
+    "cf",
+    "no",
+    "nos",
+    "fig",
+    "mt",
+    "capt",
+    "col",
+    "gen",
+    "lt",
+    "rev",
+    "sgt",
+    "hon",
+    "gov",
+    "sen",
+    "rep",
+    "messrs",
+    "mme",
+    "mlle",
+    "ave",
+    "co",
+    "corp",
+    "inc",
+    "ltd",
+    "jan",
+    "feb",
+    "mar",
+    "apr",
+    "jun",
+    "jul",
+    "aug",
+    "sep",
+    "sept",
+    "oct",
+    "nov",
+    "dec",
+    "vol",
+    "ch",
+    "p",
+    "pp",
+    "al",
+    "approx",
+    "dept",
+    "est",
+    "u.s",
+    "u.k",
+}
 # End punctuation (with closing quotes/brackets), whitespace, then what a new sentence starts with.
 BOUNDARY = re.compile(r"[.!?]+[\"'\u201d\u2019)\]]*\s+(?=[\"'\u201c\u2018(\[]*[A-Z0-9])")
 
@@ -42,11 +97,11 @@ def split_sentences(line: str) -> list[str]:
     """
     sentences, start = [], 0
     for match in BOUNDARY.finditer(line):
-        before = line[start:match.start() + 1]
+        before = line[start : match.start() + 1]
         word = before.rsplit(None, 1)[-1].rstrip(".").lower().lstrip("\"'(\u201c\u2018[")
         if line[match.start()] == "." and (word in ABBREVIATIONS or (len(word) == 1 and word.isalpha())):
             continue
-        sentences.append(line[start:match.end()].strip())
+        sentences.append(line[start : match.end()].strip())
         start = match.end()
     rest = line[start:].strip()
     if rest:
@@ -63,8 +118,11 @@ def resolve_corpus(items: list) -> list[Path]:
         if is_saved_dataset(path):  # a save_to_disk directory is one corpus, not a folder of files
             files.append(path)
         elif path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and not any(part.startswith(".")
-                                                                                  for part in p.relative_to(path).parts))
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
             if not found:
                 raise BertkitError(f"{path}: directory holds no files; put the corpus text files in it")
             files.extend(found)

@@ -22,12 +22,15 @@ import numpy as np
 from bertkit.errors import BertkitError
 
 
-def build_nsp_instances(sentences: np.ndarray, documents: np.ndarray, max_seq_length: int, short_seq_prob: float,
-                        rng: random.Random) -> np.ndarray:
+def build_nsp_instances(
+    sentences: np.ndarray, documents: np.ndarray, max_seq_length: int, short_seq_prob: float, rng: random.Random
+) -> np.ndarray:
     """Sentence-pair instances, one document at a time (BERT's create_instances_from_document)."""
     if len(documents) < 3:
-        raise BertkitError("next-sentence prediction needs at least 2 documents; separate documents with blank "
-                           "lines, or pass --document-per-line or --no-nsp")
+        raise BertkitError(
+            "next-sentence prediction needs at least 2 documents; separate documents with blank "
+            "lines, or pass --document-per-line or --no-nsp"
+        )
     max_tokens = max_seq_length - 3
     rows: list[tuple] = []
     for doc in range(len(documents) - 1):
@@ -39,8 +42,9 @@ def _random_share_so_far(rows: list[tuple]) -> float:
     return sum(row[4] for row in rows[-1000:]) / min(len(rows), 1000) if rows else 0.5
 
 
-def _document_instances(sentences, documents, doc: int, max_tokens: int, short_seq_prob: float,
-                        rng: random.Random, rows: list[tuple]) -> None:
+def _document_instances(
+    sentences, documents, doc: int, max_tokens: int, short_seq_prob: float, rng: random.Random, rows: list[tuple]
+) -> None:
     first, last = int(documents[doc]), int(documents[doc + 1])
     # Mostly fill to the maximum; sometimes to a random shorter length, so short inputs are seen too.
     target = rng.randint(2, max_tokens) if rng.random() < short_seq_prob else max_tokens
@@ -124,19 +128,21 @@ def instance_lengths(instances: np.ndarray, sentences: np.ndarray, documents: np
     if instances.shape[1] == 5:
         return (instances[:, 1] - instances[:, 0] + instances[:, 3] - instances[:, 2] + 3).astype(np.int64)
     boundaries = sentences[documents[1:-1]]
-    inside = np.searchsorted(boundaries, instances[:, 1], side="left") - np.searchsorted(boundaries, instances[:, 0],
-                                                                                          side="right")
+    inside = np.searchsorted(boundaries, instances[:, 1], side="left") - np.searchsorted(
+        boundaries, instances[:, 0], side="right"
+    )
     return (instances[:, 1] - instances[:, 0] + 2 + inside).astype(np.int64)
 
 
-def materialize(tokens: np.ndarray, instance: np.ndarray, boundaries: np.ndarray, cls_id: int,
-                sep_id: int) -> tuple[np.ndarray, np.ndarray]:
+def materialize(
+    tokens: np.ndarray, instance: np.ndarray, boundaries: np.ndarray, cls_id: int, sep_id: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The input ids and segment ids of one instance."""
     if len(instance) == 5:
         a0, a1, b0, b1 = (int(x) for x in instance[:4])
         ids = np.concatenate(([cls_id], tokens[a0:a1], [sep_id], tokens[b0:b1], [sep_id])).astype(np.int64)
         segments = np.zeros(len(ids), dtype=np.int64)
-        segments[a1 - a0 + 2:] = 1
+        segments[a1 - a0 + 2 :] = 1
         return ids, segments
     start, end = int(instance[0]), int(instance[1])
     pieces = np.asarray(tokens[start:end], dtype=np.int64)

@@ -31,7 +31,7 @@ class MaskingRule:
     continuation: np.ndarray | None = None  # vocab-sized bool table: "##" pieces (whole-word masking), else None
 
     @classmethod
-    def for_tokenizer(cls, tokenizer, probability: float, cap: int, whole_words: bool) -> "MaskingRule":
+    def for_tokenizer(cls, tokenizer, probability: float, cap: int, whole_words: bool) -> MaskingRule:
         never = np.array(sorted({tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id}))
         specials = set(tokenizer.all_special_ids)
         pool = np.array([i for i in range(len(tokenizer)) if i not in specials])
@@ -106,13 +106,18 @@ class MaskingCollator:
         positions = np.zeros((len(items), slots), dtype=np.int64)
         labels = np.full((len(items), slots), IGNORE, dtype=np.int64)
         for row, (item, (ids, chosen, originals)) in enumerate(zip(items, masked)):
-            input_ids[row, :len(ids)] = ids
-            segments[row, :len(ids)] = item["token_type_ids"]
-            attention[row, :len(ids)] = 1
-            positions[row, :len(chosen)] = chosen
-            labels[row, :len(chosen)] = originals
-        batch = {"input_ids": input_ids, "token_type_ids": segments, "attention_mask": attention,
-                 "masked_positions": positions, "masked_labels": labels}
+            input_ids[row, : len(ids)] = ids
+            segments[row, : len(ids)] = item["token_type_ids"]
+            attention[row, : len(ids)] = 1
+            positions[row, : len(chosen)] = chosen
+            labels[row, : len(chosen)] = originals
+        batch = {
+            "input_ids": input_ids,
+            "token_type_ids": segments,
+            "attention_mask": attention,
+            "masked_positions": positions,
+            "masked_labels": labels,
+        }
         if "next_sentence_label" in items[0]:
             batch["next_sentence_label"] = np.array([item["next_sentence_label"] for item in items], dtype=np.int64)
         return {key: torch.from_numpy(value) for key, value in batch.items()}

@@ -28,8 +28,12 @@ def evaluate_pretraining(model, features, collator, batch_size: int, accelerator
     sums = accelerator.reduce(sums, reduction="sum") if accelerator.num_processes > 1 else sums
     loss, correct, count, nsp_correct, nsp_count = sums.tolist()
     mlm_loss = loss / max(count, 1)
-    metrics = {"mlm_accuracy": correct / max(count, 1), "mlm_loss": mlm_loss,
-               "perplexity": math.exp(min(mlm_loss, 50.0)), "masked_tokens": int(count)}
+    metrics = {
+        "mlm_accuracy": correct / max(count, 1),
+        "mlm_loss": mlm_loss,
+        "perplexity": math.exp(min(mlm_loss, 50.0)),
+        "masked_tokens": int(count),
+    }
     if nsp_count:
         metrics["nsp_accuracy"] = nsp_correct / nsp_count
     return metrics

@@ -30,10 +30,12 @@ class PretrainingModel(torch.nn.Module):
         super().__init__()
         self.model = model  # a transformers BertForPreTraining
 
-    def forward(self, input_ids, attention_mask, token_type_ids, masked_positions, masked_labels,
-                next_sentence_label=None) -> PretrainingOutput:
-        sequence, pooled = self.model.bert(input_ids=input_ids, attention_mask=attention_mask,
-                                           token_type_ids=token_type_ids, return_dict=False)[:2]
+    def forward(
+        self, input_ids, attention_mask, token_type_ids, masked_positions, masked_labels, next_sentence_label=None
+    ) -> PretrainingOutput:
+        sequence, pooled = self.model.bert(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, return_dict=False
+        )[:2]
         chosen = masked_labels != IGNORE
         rows = torch.arange(input_ids.shape[0], device=input_ids.device)[:, None].expand_as(masked_positions)
         hidden = sequence[rows[chosen], masked_positions[chosen]]  # [masked, hidden]

@@ -13,8 +13,8 @@ the whole file.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from bertkit.data.datasets_io import Source, is_saved_dataset, open_dataset
 from bertkit.errors import BertkitError
@@ -95,8 +95,9 @@ def _dataset_texts(path: Path, column: str) -> Iterator[str]:
 
 def _check_column(shown, column: str, columns: list[str]) -> None:
     if column not in columns:
-        raise BertkitError(f"{shown}: no '{column}' column (columns: {', '.join(columns)}); name the text column "
-                           "with --text-column")
+        raise BertkitError(
+            f"{shown}: no '{column}' column (columns: {', '.join(columns)}); name the text column with --text-column"
+        )
 
 
 def _text(value, where: str, column: str) -> str:

@@ -21,7 +21,7 @@ import torch
 def embedding_scale(model) -> float:
     """The factor that brings the mean word-embedding row norm to that of a newly initialised model."""
     config = model.config
-    initial = config.initializer_range * config.hidden_size ** 0.5
+    initial = config.initializer_range * config.hidden_size**0.5
     current = model.bert.embeddings.word_embeddings.weight.detach().float().norm(dim=1).mean().item()
     return initial / current if current > 0 else 1.0
 

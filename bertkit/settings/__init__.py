@@ -27,8 +27,16 @@ from bertkit.settings.options import (  # noqa: F401 -- the public names of the 
     validate_choices,
 )
 
-DECLARED = ("RunSettings", "TrainingSettings", "FinetuneSettings", "PredictSettings", "EvaluateSettings",
-            "PretrainSettings", "EmbedSettings", "RECIPES")
+DECLARED = (
+    "RunSettings",
+    "TrainingSettings",
+    "FinetuneSettings",
+    "PredictSettings",
+    "EvaluateSettings",
+    "PretrainSettings",
+    "EmbedSettings",
+    "RECIPES",
+)
 DEPLOY = ("ExportSettings", "ServeSettings")
 
 

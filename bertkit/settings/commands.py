@@ -25,16 +25,23 @@ class RunSettings:
     config: Optional[Path] = opt(None, "YAML or TOML file of settings; flags given on the command line override it.")
     debug: bool = opt(False, "Show the full traceback of errors.")
     # --- safe loading ---
-    allow_pickle: bool = opt(False, "Load pickle weights (pytorch_model.bin) when a model has no safetensors; "
-                                    "pickle can run code, so only for models you trust.")
-    trust_remote_code: bool = opt(False, "Run model code shipped inside a model directory (off: only transformers' own code).")
+    allow_pickle: bool = opt(
+        False,
+        "Load pickle weights (pytorch_model.bin) when a model has no safetensors; "
+        "pickle can run code, so only for models you trust.",
+    )
+    trust_remote_code: bool = opt(
+        False, "Run model code shipped inside a model directory (off: only transformers' own code)."
+    )
 
 
 @dataclass
 class TrainingSettings(RunSettings):
     """What the engine needs, shared by pretrain and finetune."""
 
-    output: Optional[Path] = opt(None, "Output directory of the run (model/, metrics.json, log.jsonl, ...).", short="-o")
+    output: Optional[Path] = opt(
+        None, "Output directory of the run (model/, metrics.json, log.jsonl, ...).", short="-o"
+    )
     overwrite: bool = opt(False, "Replace an existing run in --output.")
     resume: bool = opt(False, "Continue the run in --output from its newest complete checkpoint.")
     seed: int = opt(42, "Random seed; the same seed on one device gives the same run.")
@@ -46,32 +53,49 @@ class TrainingSettings(RunSettings):
     warmup_ratio: float = opt(0.1, "Share of the steps over which the learning rate rises linearly from 0.")
     weight_decay: float = opt(0.01, "AdamW weight decay (not applied to biases and LayerNorm).")
     max_grad_norm: float = opt(1.0, "Clip gradients to this norm (0: no clipping).")
-    length_grouping: int = opt(50, "Batches per length-sorted group: batches hold examples of similar length (little "
-                                    "padding, fast); 1: random batches, as the transformers Trainer draws them.")
+    length_grouping: int = opt(
+        50,
+        "Batches per length-sorted group: batches hold examples of similar length (little "
+        "padding, fast); 1: random batches, as the transformers Trainer draws them.",
+    )
     eval_every: int = opt(0, "Evaluate every N steps (0: at the end of each epoch only).")
     save_every: int = opt(0, "Write a resumable checkpoint every N steps (0: at the end of each epoch only).")
     keep_checkpoints: int = opt(1, "How many checkpoints to keep; older ones are removed once a new one is complete.")
     patience: int = opt(0, "Early stopping: stop after N evaluations without improvement (0: never).")
-    precision: str = opt("auto", "Arithmetic: auto (bf16 autocast on GPU, fp32 on CPU), fp32, bf16 or fp16.",
-                         choices=("auto", "fp32", "bf16", "fp16"))
+    precision: str = opt(
+        "auto",
+        "Arithmetic: auto (bf16 autocast on GPU, fp32 on CPU), fp32, bf16 or fp16.",
+        choices=("auto", "fp32", "bf16", "fp16"),
+    )
     log_every: int = opt(10, "Write a line to log.jsonl every N steps.")
     eval_batch_size: int = opt(64, "Examples per batch when evaluating.")
     skip_nonfinite: int = opt(0, "Tolerate this many steps with a NaN/inf loss (skipped) before stopping.")
     # --- multi-process training (Accelerate) ---
-    num_processes: int = opt(1, "Train with N processes (all machines together): bertkit re-launches itself through "
-                                "Accelerate (DDP; gloo on CPU, NCCL on GPUs).")
+    num_processes: int = opt(
+        1,
+        "Train with N processes (all machines together): bertkit re-launches itself through "
+        "Accelerate (DDP; gloo on CPU, NCCL on GPUs).",
+    )
     num_machines: int = opt(1, "Machines taking part; start the same command on each with its --machine-rank.")
     machine_rank: int = opt(0, "This machine's rank, 0 to --num-machines - 1 (0 is the main machine).")
     main_process_ip: str = opt("127.0.0.1", "Address of the machine with rank 0 (the others connect to it).")
     main_process_port: int = opt(29500, "Port on the main machine for the processes to meet.")
-    distributed_timeout: int = opt(7200, "Seconds processes wait for each other (e.g. while the main process prepares data).")
+    distributed_timeout: int = opt(
+        7200, "Seconds processes wait for each other (e.g. while the main process prepares data)."
+    )
     # --- time budget (any training run; the low-budget pretraining recipes use it) --- (generic: any training run) ---
-    time_budget: str = opt("", "Train for this long (e.g. 90s, 30m, 2h, 1h30m): the learning-rate schedule runs over "
-                               "the time instead of a step count and training stops cleanly at it (evaluations and "
-                               "checkpoints are not counted); --max-steps still caps it, --epochs is ignored.")
+    time_budget: str = opt(
+        "",
+        "Train for this long (e.g. 90s, 30m, 2h, 1h30m): the learning-rate schedule runs over "
+        "the time instead of a step count and training stops cleanly at it (evaluations and "
+        "checkpoints are not counted); --max-steps still caps it, --epochs is ignored.",
+    )
     # --- experiment tracking (bertkit/tracking.py) ---
-    report_to: str = opt("none", "Also log settings and metrics to trackers under OUTPUT/tracking: tensorboard, mlflow "
-                                 "(a local file store), several comma-separated, or none.")
+    report_to: str = opt(
+        "none",
+        "Also log settings and metrics to trackers under OUTPUT/tracking: tensorboard, mlflow "
+        "(a local file store), several comma-separated, or none.",
+    )
 
     @property
     def time_budget_seconds(self) -> float:
@@ -81,9 +105,14 @@ class TrainingSettings(RunSettings):
     def validate(self) -> None:
         validate_choices(self)
         validate_launch(self)
-        positive = {"batch_size": self.batch_size, "grad_accum": self.grad_accum, "eval_batch_size": self.eval_batch_size,
-                    "log_every": self.log_every, "keep_checkpoints": self.keep_checkpoints,
-                    "length_grouping": self.length_grouping}
+        positive = {
+            "batch_size": self.batch_size,
+            "grad_accum": self.grad_accum,
+            "eval_batch_size": self.eval_batch_size,
+            "log_every": self.log_every,
+            "keep_checkpoints": self.keep_checkpoints,
+            "length_grouping": self.length_grouping,
+        }
         for name, value in positive.items():
             if value < 1:
                 raise BertkitError(f"{flag(name)} is {value}; it must be at least 1")
@@ -108,38 +137,73 @@ class FinetuneSettings(TrainingSettings):
     """``bertkit finetune``: train a task head (and the encoder) on labelled data."""
 
     task: str = opt(REGISTERED[0].name, "What to learn.", short="-t", choices=tuple(TASKS))  # classification
-    model: str = opt("", "Model directory to start from (a pretrained or fine-tuned bertkit/Hugging Face model).", short="-m")
-    train: Optional[Path] = opt(None, "Training file (csv, tsv, jsonl, json, parquet, arrow, a saved dataset or "
-                                      "hf:NAME[:CONFIG]; conll/conllu for tagging; SQuAD json for qa).")
-    eval: Optional[Path] = opt(None, "Evaluation file in the same format; picks the best checkpoint and early stopping.")
-    max_length: Optional[int] = opt(None, "Longest input in WordPieces; longer texts are truncated (and counted in "
-                                          "the log). Default: the task's own (128 for most).")
-    token_weighted_loss: bool = opt(True, "Per-token tasks (tagging): weight each batch's loss by its labelled tokens, "
-                                    "so length-grouped batches of short texts do not outweigh long ones; off: every "
-                                    "batch counts the same, as in the Trainer.", off="--batch-weighted-loss")
-    micro_batches: Optional[int] = opt(None, "Compute each batch as N length-grouped micro-batches of --batch-size / N "
-                                             "whose gradients make one step: little padding, yet every step mixes "
-                                             "lengths. Default: the task's (4 for tagging, else 1; 1 when --batch-size "
-                                             "is not a multiple of it).")
+    model: str = opt(
+        "", "Model directory to start from (a pretrained or fine-tuned bertkit/Hugging Face model).", short="-m"
+    )
+    train: Optional[Path] = opt(
+        None,
+        "Training file (csv, tsv, jsonl, json, parquet, arrow, a saved dataset or "
+        "hf:NAME[:CONFIG]; conll/conllu for tagging; SQuAD json for qa).",
+    )
+    eval: Optional[Path] = opt(
+        None, "Evaluation file in the same format; picks the best checkpoint and early stopping."
+    )
+    max_length: Optional[int] = opt(
+        None,
+        "Longest input in WordPieces; longer texts are truncated (and counted in "
+        "the log). Default: the task's own (128 for most).",
+    )
+    token_weighted_loss: bool = opt(
+        True,
+        "Per-token tasks (tagging): weight each batch's loss by its labelled tokens, "
+        "so length-grouped batches of short texts do not outweigh long ones; off: every "
+        "batch counts the same, as in the Trainer.",
+        off="--batch-weighted-loss",
+    )
+    micro_batches: Optional[int] = opt(
+        None,
+        "Compute each batch as N length-grouped micro-batches of --batch-size / N "
+        "whose gradients make one step: little padding, yet every step mixes "
+        "lengths. Default: the task's (4 for tagging, else 1; 1 when --batch-size "
+        "is not a multiple of it).",
+    )
     # --- strategies ---
-    strategy: str = opt("full", "What trains: full (everything), frozen (the head only), adapters (bottleneck adapters "
-                        "in every layer + head) or lora (low-rank updates via peft + head).",
-                        choices=("full", "frozen", "adapters", "lora"))
+    strategy: str = opt(
+        "full",
+        "What trains: full (everything), frozen (the head only), adapters (bottleneck adapters "
+        "in every layer + head) or lora (low-rank updates via peft + head).",
+        choices=("full", "frozen", "adapters", "lora"),
+    )
     adapter_size: int = opt(64, "Bottleneck width of each adapter (--strategy adapters).")
     lora_rank: int = opt(8, "Rank of the LoRA updates (--strategy lora).")
     lora_alpha: float = opt(16.0, "LoRA scaling: updates are multiplied by alpha / rank.")
     lora_dropout: float = opt(0.1, "Dropout on the LoRA branch's input.")
-    lora_targets: str = opt("query,key,value,dense", "Comma-separated names of the encoder's linear layers LoRA adapts.")
+    lora_targets: str = opt(
+        "query,key,value,dense", "Comma-separated names of the encoder's linear layers LoRA adapts."
+    )
     merge: bool = opt(False, "With --strategy lora: save a plain model with the updates merged in, not an adapter.")
-    layer_mix: str = opt("last", "What the head reads: the last layer, or a learned softmax-weighted sum of all layers.",
-                         choices=("last", "weighted"))
-    pooling: str = opt("cls", "One vector per text from the [CLS] token or the mean of all tokens "
-                       "(tasks with one output per text).", choices=("cls", "mean"))
-    reinit_pooler: str = opt("auto", "Draw the [CLS] pooler anew before fine-tuning: auto (when the model is a bertkit "
-                                     "pretraining run whose next-sentence prediction was off or stayed near chance, "
-                                     "so nothing trained the pooler), yes or no.", choices=("auto", "yes", "no"))
-    reinit_layers: int = opt(0, "Draw the top N encoder layers anew before fine-tuning (helps small data sets "
-                                "and briefly pretrained models; Zhang et al. 2021).")
+    layer_mix: str = opt(
+        "last",
+        "What the head reads: the last layer, or a learned softmax-weighted sum of all layers.",
+        choices=("last", "weighted"),
+    )
+    pooling: str = opt(
+        "cls",
+        "One vector per text from the [CLS] token or the mean of all tokens (tasks with one output per text).",
+        choices=("cls", "mean"),
+    )
+    reinit_pooler: str = opt(
+        "auto",
+        "Draw the [CLS] pooler anew before fine-tuning: auto (when the model is a bertkit "
+        "pretraining run whose next-sentence prediction was off or stayed near chance, "
+        "so nothing trained the pooler), yes or no.",
+        choices=("auto", "yes", "no"),
+    )
+    reinit_layers: int = opt(
+        0,
+        "Draw the top N encoder layers anew before fine-tuning (helps small data sets "
+        "and briefly pretrained models; Zhang et al. 2021).",
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -152,8 +216,10 @@ class FinetuneSettings(TrainingSettings):
         if self.reinit_layers < 0:
             raise BertkitError(f"--reinit-layers is {self.reinit_layers}; it cannot be negative")
         if self.micro_batches is not None and (self.micro_batches < 1 or self.batch_size % self.micro_batches):
-            raise BertkitError(f"--micro-batches is {self.micro_batches}; give a divisor of --batch-size "
-                               f"{self.batch_size} (1: no micro-batches)")
+            raise BertkitError(
+                f"--micro-batches is {self.micro_batches}; give a divisor of --batch-size "
+                f"{self.batch_size} (1: no micro-batches)"
+            )
         from bertkit.modeling.strategies import validate_strategy
 
         task = get_task(self.task)
@@ -163,9 +229,12 @@ class FinetuneSettings(TrainingSettings):
     # --- datasets inputs (bertkit/data/datasets_io.py) ---
     train_split: str = opt("train", "Split of --train when it is a saved DatasetDict or hf:NAME[:CONFIG].")
     eval_split: str = opt("validation", "Split of --eval when it is a saved DatasetDict or hf:NAME[:CONFIG].")
-    cache_encoded: bool = opt(False, "Stream the training data through Arrow a batch at a time and encode it into "
-                                     "Arrow files in OUTPUT.encoded/ (memory flat in the number of examples; a "
-                                     "repeated or resumed run reuses them).")
+    cache_encoded: bool = opt(
+        False,
+        "Stream the training data through Arrow a batch at a time and encode it into "
+        "Arrow files in OUTPUT.encoded/ (memory flat in the number of examples; a "
+        "repeated or resumed run reuses them).",
+    )
     num_workers: int = opt(1, "Processes that encode the training data (more than 1 implies --cache-encoded).")
 
 
@@ -173,17 +242,28 @@ class FinetuneSettings(TrainingSettings):
 class PredictSettings(RunSettings):
     """``bertkit predict``: run a fine-tuned model over a file."""
 
-    input: Optional[Path] = opt(None, "Input file (txt one input per line, csv, tsv, jsonl, ...; parquet, arrow, a saved "
-                                      "dataset or hf:NAME[:CONFIG]), or - for stdin.", argument=True)
+    input: Optional[Path] = opt(
+        None,
+        "Input file (txt one input per line, csv, tsv, jsonl, ...; parquet, arrow, a saved "
+        "dataset or hf:NAME[:CONFIG]), or - for stdin.",
+        argument=True,
+    )
     model: str = opt("", "Fine-tuned model directory (runs/NAME/model).", short="-m")
-    output: Optional[Path] = opt(None, "Output file: .jsonl (default), .csv, .tsv or (tagging) .conll; - for stdout.",
-                                 short="-o")
+    output: Optional[Path] = opt(
+        None, "Output file: .jsonl (default), .csv, .tsv or (tagging) .conll; - for stdout.", short="-o"
+    )
     batch_size: int = opt(64, "Inputs per batch (batches are sorted by length internally).")
     max_length: int = opt(0, "Longest input in WordPieces (0: as in training).")
-    precision: str = opt("auto", "Arithmetic: auto (bf16 on GPU, fp32 on CPU), fp32, bf16 or fp16.",
-                         choices=("auto", "fp32", "bf16", "fp16"))
-    runtime: str = opt("auto", "What runs the model: auto (onnx for a directory written by 'bertkit export', else "
-                               "torch), torch or onnx.", choices=("auto", "torch", "onnx"))
+    precision: str = opt(
+        "auto",
+        "Arithmetic: auto (bf16 on GPU, fp32 on CPU), fp32, bf16 or fp16.",
+        choices=("auto", "fp32", "bf16", "fp16"),
+    )
+    runtime: str = opt(
+        "auto",
+        "What runs the model: auto (onnx for a directory written by 'bertkit export', else torch), torch or onnx.",
+        choices=("auto", "torch", "onnx"),
+    )
     threads: int = opt(0, "CPU threads for the model (0: all cores).")
 
     def validate(self) -> None:
@@ -201,8 +281,9 @@ class PredictSettings(RunSettings):
             options_from(task.options_type, self)
 
     # --- datasets inputs (bertkit/data/datasets_io.py) ---
-    split: Optional[str] = opt(None, "Split of the input when it is a saved DatasetDict or hf:NAME[:CONFIG] "
-                                     "(default: its only split).")
+    split: Optional[str] = opt(
+        None, "Split of the input when it is a saved DatasetDict or hf:NAME[:CONFIG] (default: its only split)."
+    )
 
 
 @dataclass
@@ -211,8 +292,11 @@ class EvaluateSettings(PredictSettings):
 
     output: Optional[Path] = opt(None, "Write the metrics as JSON to this file.", short="-o")
     predictions: Optional[Path] = opt(None, "Also write the predictions to this file (.jsonl, .csv, .tsv).")
-    files_dir: Optional[Path] = opt(None, "Folder for the files a task writes besides the metrics (e.g. "
-                                    "predictions.json); default: the folder of --output.")
+    files_dir: Optional[Path] = opt(
+        None,
+        "Folder for the files a task writes besides the metrics (e.g. "
+        "predictions.json); default: the folder of --output.",
+    )
 
 
 def validate_launch(s: TrainingSettings) -> None:
@@ -221,11 +305,14 @@ def validate_launch(s: TrainingSettings) -> None:
         if getattr(s, name) < 1:
             raise BertkitError(f"{flag(name)} is {getattr(s, name)}; it must be at least 1")
     if s.num_processes % s.num_machines:
-        raise BertkitError(f"--num-processes {s.num_processes} cannot be shared evenly by --num-machines "
-                           f"{s.num_machines}; it counts the processes of all machines together")
+        raise BertkitError(
+            f"--num-processes {s.num_processes} cannot be shared evenly by --num-machines "
+            f"{s.num_machines}; it counts the processes of all machines together"
+        )
     if not 0 <= s.machine_rank < s.num_machines:
-        raise BertkitError(f"--machine-rank is {s.machine_rank}; give 0 to {s.num_machines - 1} (--num-machines "
-                           f"{s.num_machines})")
+        raise BertkitError(
+            f"--machine-rank is {s.machine_rank}; give 0 to {s.num_machines - 1} (--num-machines {s.num_machines})"
+        )
     if not 1 <= s.main_process_port <= 65535:
         raise BertkitError(f"--main-process-port is {s.main_process_port}; give a port from 1 to 65535")
 
@@ -234,11 +321,24 @@ def validate_launch(s: TrainingSettings) -> None:
 # paper's objective as bertkit always had it; "budget" follows what Cramming and MosaicBERT found matters when
 # compute is short (measured here: BENCHMARKS.md, "Pretraining that pays off").
 RECIPES: dict[str, dict[str, Any]] = {
-    "bert": {"vocab_size": 30522, "learning_rate": 5e-4, "warmup_ratio": 0.1, "dropout": 0.1, "nsp": True,
-             "mlm_probability": 0.15, "weight_decay": 0.01},
+    "bert": {
+        "vocab_size": 30522,
+        "learning_rate": 5e-4,
+        "warmup_ratio": 0.1,
+        "dropout": 0.1,
+        "nsp": True,
+        "mlm_probability": 0.15,
+        "weight_decay": 0.01,
+    },
     # weight decay 0.1 keeps the encoder's weights near the scale fine-tuning's learning rate is made for
-    "budget": {"learning_rate": 1e-3, "warmup_ratio": 0.06, "dropout": 0.0, "nsp": False, "mlm_probability": 0.25,
-               "weight_decay": 0.1},
+    "budget": {
+        "learning_rate": 1e-3,
+        "warmup_ratio": 0.06,
+        "dropout": 0.0,
+        "nsp": False,
+        "mlm_probability": 0.25,
+        "weight_decay": 0.1,
+    },
 }
 # Budget vocabulary by model size: the embedding matrix stays a modest share of the parameters, so the
 # few steps a short budget buys go to the encoder, and each piece is seen often enough to be learned.
@@ -250,31 +350,56 @@ class PretrainSettings(TrainingSettings):
     """``bertkit pretrain``: masked LM (+ next-sentence prediction) on a raw text corpus."""
 
     # --- pretraining ---
-    recipe: str = opt("budget", "Preset of the settings marked 'by --recipe': budget (a useful encoder from minutes "
-                                "to hours: vocabulary sized to the model, no dropout, masked LM alone at 25%, higher "
-                                "learning rate) or bert (the BERT paper's objective: 15% masking, next-sentence "
-                                "prediction, 30,522 pieces, dropout 0.1). Flags and config keys override it.",
-                       choices=("budget", "bert"))
-    learning_rate: Optional[float] = opt(None, "Peak learning rate of AdamW (by --recipe: budget 1e-3, bert 5e-4; use "
-                                               "about 1e-4 or less to continue a pretrained --model).", short="--lr")
-    warmup_ratio: Optional[float] = opt(None, "Share of the steps (or of --time-budget) over which the learning rate "
-                                              "rises from 0 (by --recipe: budget 0.06, bert 0.1).")
-    weight_decay: Optional[float] = opt(None, "AdamW weight decay, not on biases and LayerNorm (by --recipe: budget "
-                                              "0.1, bert 0.01).")
-    dropout: Optional[float] = opt(None, "Dropout while pretraining (by --recipe: budget 0, bert 0.1); the saved "
-                                         "model keeps BERT's 0.1 for fine-tuning.")
-    corpus: list[Path] = opt([], "Text files, globs or directories; documents are separated by blank lines.",
-                             argument=True)
-    model: str = opt("", "Continue pretraining this model directory (domain adaptation) instead of starting from "
-                         "scratch; its tokenizer is used.", short="-m")
+    recipe: str = opt(
+        "budget",
+        "Preset of the settings marked 'by --recipe': budget (a useful encoder from minutes "
+        "to hours: vocabulary sized to the model, no dropout, masked LM alone at 25%, higher "
+        "learning rate) or bert (the BERT paper's objective: 15% masking, next-sentence "
+        "prediction, 30,522 pieces, dropout 0.1). Flags and config keys override it.",
+        choices=("budget", "bert"),
+    )
+    learning_rate: Optional[float] = opt(
+        None,
+        "Peak learning rate of AdamW (by --recipe: budget 1e-3, bert 5e-4; use "
+        "about 1e-4 or less to continue a pretrained --model).",
+        short="--lr",
+    )
+    warmup_ratio: Optional[float] = opt(
+        None,
+        "Share of the steps (or of --time-budget) over which the learning rate "
+        "rises from 0 (by --recipe: budget 0.06, bert 0.1).",
+    )
+    weight_decay: Optional[float] = opt(
+        None, "AdamW weight decay, not on biases and LayerNorm (by --recipe: budget 0.1, bert 0.01)."
+    )
+    dropout: Optional[float] = opt(
+        None,
+        "Dropout while pretraining (by --recipe: budget 0, bert 0.1); the saved "
+        "model keeps BERT's 0.1 for fine-tuning.",
+    )
+    corpus: list[Path] = opt(
+        [], "Text files, globs or directories; documents are separated by blank lines.", argument=True
+    )
+    model: str = opt(
+        "",
+        "Continue pretraining this model directory (domain adaptation) instead of starting from "
+        "scratch; its tokenizer is used.",
+        short="-m",
+    )
     tokenizer: str = opt("", "Use the tokenizer of this directory instead of training a WordPiece tokenizer.")
-    vocab_size: Optional[int] = opt(None, "Vocabulary size of the WordPiece tokenizer trained on the corpus (by "
-                                          "--recipe: bert 30,522; budget sized to the model: 4,096 for tiny, 8,192 "
-                                          "mini, 16,384 small and medium, 32,768 base and large).")
+    vocab_size: Optional[int] = opt(
+        None,
+        "Vocabulary size of the WordPiece tokenizer trained on the corpus (by "
+        "--recipe: bert 30,522; budget sized to the model: 4,096 for tiny, 8,192 "
+        "mini, 16,384 small and medium, 32,768 base and large).",
+    )
     lowercase: bool = opt(True, "Lower-case text in the trained tokenizer (--cased keeps case).", off="--cased")
-    size: str = opt("mini", "Model size from scratch: tiny 2x128, mini 4x256, small 4x512, medium 8x512, "
-                            "base 12x768, large 24x1024 (layers x hidden).",
-                    choices=("tiny", "mini", "small", "medium", "base", "large"))
+    size: str = opt(
+        "mini",
+        "Model size from scratch: tiny 2x128, mini 4x256, small 4x512, medium 8x512, "
+        "base 12x768, large 24x1024 (layers x hidden).",
+        choices=("tiny", "mini", "small", "medium", "base", "large"),
+    )
     layers: int = opt(0, "Encoder layers (0: from --size).")
     hidden: int = opt(0, "Hidden size (0: from --size).")
     heads: int = opt(0, "Attention heads (0: hidden / 64).")
@@ -285,22 +410,34 @@ class PretrainSettings(TrainingSettings):
     validation: Optional[Path] = opt(None, "Held-out text file for evaluation (replaces --validation-fraction).")
     max_seq_length: int = opt(128, "Length of the pretraining sequences in WordPieces, [CLS] and [SEP]s included.")
     short_seq_prob: float = opt(0.1, "Share of sequences filled to a random shorter length (as BERT does).")
-    nsp: Optional[bool] = opt(None, "Next-sentence prediction on [CLS] A [SEP] B [SEP] pairs; --no-nsp trains "
-                                    "masked LM alone on packed single-segment sequences (by --recipe: budget off, "
-                                    "bert on).")
-    mlm_probability: Optional[float] = opt(None, "Share of WordPiece positions chosen for masked LM (by --recipe: "
-                                                 "budget 0.25, bert 0.15).")
-    eval_instances: int = opt(2000, "Evaluate on at most this many held-out instances (a fixed sample drawn with "
-                                    "--seed), so an evaluation costs seconds; 0: all of them.")
-    max_predictions: int = opt(0, "At most this many masked positions per sequence (0: mlm-probability x "
-                                  "max-seq-length rounded up to a multiple of 5: 20 at 128, 80 at 512).")
+    nsp: Optional[bool] = opt(
+        None,
+        "Next-sentence prediction on [CLS] A [SEP] B [SEP] pairs; --no-nsp trains "
+        "masked LM alone on packed single-segment sequences (by --recipe: budget off, "
+        "bert on).",
+    )
+    mlm_probability: Optional[float] = opt(
+        None, "Share of WordPiece positions chosen for masked LM (by --recipe: budget 0.25, bert 0.15)."
+    )
+    eval_instances: int = opt(
+        2000,
+        "Evaluate on at most this many held-out instances (a fixed sample drawn with "
+        "--seed), so an evaluation costs seconds; 0: all of them.",
+    )
+    max_predictions: int = opt(
+        0,
+        "At most this many masked positions per sequence (0: mlm-probability x "
+        "max-seq-length rounded up to a multiple of 5: 20 at 128, 80 at 512).",
+    )
     whole_word_masking: bool = opt(False, "Choose whole words (all their WordPieces) for masking.")
     static_masks: bool = opt(False, "Draw the masks once instead of afresh each epoch.")
-    dump_instances: Optional[tuple[int, Path]] = opt(None, "Write N training instances (after masking) to FILE "
-                                                           "as jsonl: --dump-instances N FILE.")
+    dump_instances: Optional[tuple[int, Path]] = opt(
+        None, "Write N training instances (after masking) to FILE as jsonl: --dump-instances N FILE."
+    )
     # --- record corpora (jsonl, json, parquet, saved datasets: one document per record) ---
-    text_column: str = opt("text", "The field holding each document's text in jsonl, json, parquet or saved-dataset "
-                                   "corpora.")
+    text_column: str = opt(
+        "text", "The field holding each document's text in jsonl, json, parquet or saved-dataset corpora."
+    )
 
     def __post_init__(self) -> None:
         # What the user left unset comes from the recipe; an unknown recipe is left for validate() to name.
@@ -318,15 +455,20 @@ class PretrainSettings(TrainingSettings):
         if self.eval_instances < 0:
             raise BertkitError(f"--eval-instances is {self.eval_instances}; it cannot be negative (0: all)")
         if not self.corpus:
-            raise BertkitError("no corpus given; pass text files, globs or directories: bertkit pretrain corpus.txt ...")
+            raise BertkitError(
+                "no corpus given; pass text files, globs or directories: bertkit pretrain corpus.txt ..."
+            )
         from bertkit.modeling.scratch import SIZES
 
         if self.size not in SIZES:
             raise BertkitError(f"--size is '{self.size}'; choose one of: {', '.join(SIZES)}")
         if self.document_per_line and self.document_per_file:
             raise BertkitError("--document-per-line and --document-per-file contradict each other; pass one of them")
-        shares = {"validation_fraction": (self.validation_fraction, 0, 0.5), "short_seq_prob": (self.short_seq_prob, 0, 1),
-                  "mlm_probability": (self.mlm_probability, 0.01, 0.9)}
+        shares = {
+            "validation_fraction": (self.validation_fraction, 0, 0.5),
+            "short_seq_prob": (self.short_seq_prob, 0, 1),
+            "mlm_probability": (self.mlm_probability, 0.01, 0.9),
+        }
         for name, (value, low, high) in shares.items():
             if not low <= value <= high:
                 raise BertkitError(f"{flag(name)} is {value}; give a share from {low} to {high}")
@@ -351,11 +493,16 @@ class EmbedSettings(RunSettings):
     """``bertkit embed``: sentence vectors or contextual word vectors, and their similarities."""
 
     # --- embed ---
-    inputs: list[str] = opt([], "A file of texts (txt one per line, csv, tsv, jsonl; - for stdin), or the texts "
-                            "themselves.", argument=True)
+    inputs: list[str] = opt(
+        [], "A file of texts (txt one per line, csv, tsv, jsonl; - for stdin), or the texts themselves.", argument=True
+    )
     model: str = opt("", "Model directory: a pretrained model, or the model/ folder of a fine-tuning run.", short="-m")
-    output: Optional[Path] = opt(None, "Write the vectors to .npy (a float32 matrix) or .jsonl (text + vector).", short="-o")
-    pooling: str = opt("mean", "Sentence vector: mean of the token vectors, or the [CLS] vector.", choices=("cls", "mean"))
+    output: Optional[Path] = opt(
+        None, "Write the vectors to .npy (a float32 matrix) or .jsonl (text + vector).", short="-o"
+    )
+    pooling: str = opt(
+        "mean", "Sentence vector: mean of the token vectors, or the [CLS] vector.", choices=("cls", "mean")
+    )
     layer: int = opt(-1, "Which layer's vectors: -1 the last (what a task head reads), 0 the embeddings, N layer N.")
     normalize: bool = opt(False, "Scale every vector to unit length.")
     word: Optional[str] = opt(None, "Take this word's contextual vector in each input instead of a sentence vector.")
@@ -364,8 +511,11 @@ class EmbedSettings(RunSettings):
     text_column: Optional[str] = opt(None, "Column holding the text in csv/tsv/jsonl input (default: detected).")
     batch_size: int = opt(64, "Inputs per batch (batches are sorted by length internally).")
     max_length: int = opt(512, "Longest input in WordPieces; longer texts are truncated.")
-    precision: str = opt("auto", "Arithmetic: auto (bf16 on GPU, fp32 on CPU), fp32, bf16 or fp16.",
-                         choices=("auto", "fp32", "bf16", "fp16"))
+    precision: str = opt(
+        "auto",
+        "Arithmetic: auto (bf16 on GPU, fp32 on CPU), fp32, bf16 or fp16.",
+        choices=("auto", "fp32", "bf16", "fp16"),
+    )
 
     def validate(self) -> None:
         if not self.inputs:

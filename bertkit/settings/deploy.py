@@ -16,21 +16,35 @@ class ExportSettings(RunSettings):
     """``bertkit export``: a fine-tuned model as an ONNX model directory (optionally int8)."""
 
     model: str = opt("", "Fine-tuned model directory (runs/NAME/model), any task and strategy.", short="-m")
-    output: Optional[Path] = opt(None, "Directory to write: model.onnx, config.json, tokenizer, bertkit.json, "
-                                       "README.md.", short="-o")
-    quantize: str = opt("none", "int8: dynamic int8 quantization of the weights (about 4x smaller, faster on CPU); "
-                                "none: fp32.", choices=("none", "int8"))
+    output: Optional[Path] = opt(
+        None, "Directory to write: model.onnx, config.json, tokenizer, bertkit.json, README.md.", short="-o"
+    )
+    quantize: str = opt(
+        "none",
+        "int8: dynamic int8 quantization of the weights (about 4x smaller, faster on CPU); none: fp32.",
+        choices=("none", "int8"),
+    )
     opset: int = opt(17, "ONNX opset version.")
-    check_inputs: Optional[Path] = opt(None, "Check the export on this predict input file (e.g. your dev set) "
-                                             "instead of bertkit's built-in inputs.")
-    int8_keep_fp32: str = opt("none", "int8: leave these matrix products in fp32: head (the task head), last-ffn "
-                              "(also the last layer's feed-forward block), last-layer (the whole last layer and "
-                              "the head): closer to fp32, a little larger and slower.",
-                              choices=("none", "head", "last-ffn", "last-layer"))
-    int8_weight_bits: int = opt(7, "int8: bits used of each int8 weight: 7 (ONNX Runtime's reduce_range; a QA model "
-                                "lost 0.4 F1 against fp32 with 7, 2.1 with 8: see BENCHMARKS.md) or 8.")
-    min_agreement: float = opt(0.99, "int8: how far its decoded predictions must agree with PyTorch's on the check "
-                               "inputs (share of labels, label sets, scores, word tags; QA: mean answer F1).")
+    check_inputs: Optional[Path] = opt(
+        None, "Check the export on this predict input file (e.g. your dev set) instead of bertkit's built-in inputs."
+    )
+    int8_keep_fp32: str = opt(
+        "none",
+        "int8: leave these matrix products in fp32: head (the task head), last-ffn "
+        "(also the last layer's feed-forward block), last-layer (the whole last layer and "
+        "the head): closer to fp32, a little larger and slower.",
+        choices=("none", "head", "last-ffn", "last-layer"),
+    )
+    int8_weight_bits: int = opt(
+        7,
+        "int8: bits used of each int8 weight: 7 (ONNX Runtime's reduce_range; a QA model "
+        "lost 0.4 F1 against fp32 with 7, 2.1 with 8: see BENCHMARKS.md) or 8.",
+    )
+    min_agreement: float = opt(
+        0.99,
+        "int8: how far its decoded predictions must agree with PyTorch's on the check "
+        "inputs (share of labels, label sets, scores, word tags; QA: mean answer F1).",
+    )
     overwrite: bool = opt(False, "Replace an existing directory in --output.")
 
     def validate(self) -> None:
@@ -51,8 +65,9 @@ class ExportSettings(RunSettings):
 class ServeSettings(RunSettings):
     """``bertkit serve``: an HTTP JSON service over a model directory (PyTorch or exported)."""
 
-    model: str = opt("", "Model directory: the model/ folder of a fine-tuning run or a 'bertkit export' output.",
-                     short="-m")
+    model: str = opt(
+        "", "Model directory: the model/ folder of a fine-tuning run or a 'bertkit export' output.", short="-m"
+    )
     host: str = opt("127.0.0.1", "Address to listen on (0.0.0.0: every interface).")
     port: int = opt(8000, "Port to listen on.")
     max_batch_size: int = opt(32, "Most inputs run together: requests arriving together are batched up to this.")
@@ -60,8 +75,11 @@ class ServeSettings(RunSettings):
     max_inputs: int = opt(256, "Most inputs one request may hold.")
     max_chars: int = opt(20000, "Most characters of text one input may hold.")
     batch_size: int = opt(64, "Inputs per model call inside a batch.")
-    runtime: str = opt("auto", "What runs the model: auto (onnx for an exported directory, else torch), torch or onnx.",
-                       choices=("auto", "torch", "onnx"))
+    runtime: str = opt(
+        "auto",
+        "What runs the model: auto (onnx for an exported directory, else torch), torch or onnx.",
+        choices=("auto", "torch", "onnx"),
+    )
     threads: int = opt(0, "CPU threads for the model (0: all cores).")
     log_level: str = opt("info", "Log level; info shows every batch's size.", choices=("debug", "info", "warning"))
 

@@ -15,25 +15,42 @@ import dataclasses
 import json
 import re
 import sys
+from collections.abc import Iterable
 from dataclasses import field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from bertkit.errors import BertkitError
 
 ALL_COMMANDS = ("finetune", "predict", "evaluate")
 
 
-def opt(default: Any, help: str, *, short: str | None = None, argument: bool = False, choices: tuple | None = None,
-        off: str | None = None, commands: tuple[str, ...] = ALL_COMMANDS, saved: bool = False):
+def opt(
+    default: Any,
+    help: str,
+    *,
+    short: str | None = None,
+    argument: bool = False,
+    choices: tuple | None = None,
+    off: str | None = None,
+    commands: tuple[str, ...] = ALL_COMMANDS,
+    saved: bool = False,
+):
     """A settings field: its default and its help text (shown by ``--help``).
 
     `off` names the flag that turns a bool off (default ``--no-NAME``), e.g. ``--cased`` for ``--lowercase``.
     For task options: `commands` are the commands that take it; `saved` means predict and evaluate default to
     the value saved with the model (their flag defaults to None: "as in training").
     """
-    meta = {"help": help, "short": short, "argument": argument, "choices": choices, "off": off,
-            "commands": commands, "saved": saved}
+    meta = {
+        "help": help,
+        "short": short,
+        "argument": argument,
+        "choices": choices,
+        "off": off,
+        "commands": commands,
+        "saved": saved,
+    }
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -60,8 +77,9 @@ def with_options(base: type, command: str, option_types: Iterable[type]) -> type
             kind = f.type if not inherit or str(f.type).startswith("Optional") else f"Optional[{f.type}]"
             default = None if inherit else f.default
             added.append((f.name, kind, field(default=default, metadata=f.metadata)))
-    return dataclasses.make_dataclass(base.__name__, added, bases=(base,), namespace={"__doc__": base.__doc__,
-                                                                                       "__module__": base.__module__})
+    return dataclasses.make_dataclass(
+        base.__name__, added, bases=(base,), namespace={"__doc__": base.__doc__, "__module__": base.__module__}
+    )
 
 
 def options_from(option_type: type, values: Any) -> Any:
@@ -93,6 +111,8 @@ def parse_duration(text: str) -> float:
     if not parts or "".join(n + u for n, u in parts) != cleaned:
         raise BertkitError(f"--time-budget is '{text}'; give a duration such as 90s, 30m, 2h or 1h30m")
     return sum(float(number) * {"h": 3600, "m": 60, "s": 1}[unit] for number, unit in parts)
+
+
 def load_config(path: Path) -> dict[str, Any]:
     """Read a YAML or TOML settings file into a dict of field names (dashes allowed) to values."""
     if not path.is_file():
@@ -108,7 +128,9 @@ def load_config(path: Path) -> dict[str, Any]:
 
             data = yaml.safe_load(text)
     except Exception as exc:  # the parsers' own messages name the line
-        raise BertkitError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'YAML'}: {str(exc).splitlines()[0]}") from exc
+        raise BertkitError(
+            f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'YAML'}: {str(exc).splitlines()[0]}"
+        ) from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -116,13 +138,17 @@ def load_config(path: Path) -> dict[str, Any]:
     return {str(key).replace("-", "_"): value for key, value in data.items()}
 
 
-def build_settings(cls: type, config_values: dict[str, Any], cli_values: dict[str, Any], config_path: Path | None = None):
+def build_settings(
+    cls: type, config_values: dict[str, Any], cli_values: dict[str, Any], config_path: Path | None = None
+):
     """Defaults, then the config file, then the flags given on the command line."""
     known = {f.name: f for f in dataclasses.fields(cls)}
     values: dict[str, Any] = {}
     for key, value in config_values.items():
         if key not in known:
-            raise BertkitError(f"{config_path}: unknown setting '{key}'; see --help for the names (dashes or underscores)")
+            raise BertkitError(
+                f"{config_path}: unknown setting '{key}'; see --help for the names (dashes or underscores)"
+            )
         values[key] = coerce(known[key], value, config_path)
     values.update(cli_values)
     return cls(**values)
@@ -194,7 +220,10 @@ def save_settings(settings: Any, path: Path) -> None:
     import yaml
 
     command = " ".join(["bertkit", *sys.argv[1:]]) if sys.argv else ""
-    header = f"# Resolved settings of this run; repeat it with: bertkit <command> --config {path.name}\n# Command line: {command}\n"
+    header = (
+        f"# Resolved settings of this run; repeat it with: bertkit <command> --config {path.name}\n"
+        f"# Command line: {command}\n"
+    )
     path.write_text(header + yaml.safe_dump(settings_to_dict(settings), sort_keys=False), encoding="utf-8")
 
 

@@ -10,9 +10,10 @@ of changing any settings.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 # A feature is a dict of token lists (`input_ids`, `token_type_ids`, per-token `labels`) or scalars
 # (`labels`, `start_positions`) plus `index`, the example it came from; keys starting with "_" are the
@@ -60,12 +61,14 @@ class Task(Protocol):
     def main_metric(self, labels: list[str]) -> str:
         """The metric (greater is better) that picks the best checkpoint."""
 
-    def encode(self, examples: Sequence, tokenizer: Any, max_length: int, label2id: dict[str, int] | None,
-               options: Any) -> tuple[list[Feature], int]:
+    def encode(
+        self, examples: Sequence, tokenizer: Any, max_length: int, label2id: dict[str, int] | None, options: Any
+    ) -> tuple[list[Feature], int]:
         """Features (label2id None: without labels) and how many inputs were truncated."""
 
-    def decode(self, examples: Sequence, features: Sequence[Feature], outputs: ModelOutputs, labels: list[str],
-               options: Any) -> list[Prediction]:
+    def decode(
+        self, examples: Sequence, features: Sequence[Feature], outputs: ModelOutputs, labels: list[str], options: Any
+    ) -> list[Prediction]:
         """One prediction per example, in input order."""
 
     def metrics(self, examples: Sequence, predictions: Sequence[Prediction], labels: list[str]) -> dict:
@@ -89,15 +92,20 @@ class Task(Protocol):
         """Options tuned on the evaluation data, saved with the model ("tuned" in bertkit.json); predict and
         evaluate use them for options the user leaves unset."""
 
-    def write_outputs(self, directory: Path, examples: Sequence, predictions: Sequence[Prediction], options: Any,
-                      tuned: dict) -> None:
+    def write_outputs(
+        self, directory: Path, examples: Sequence, predictions: Sequence[Prediction], options: Any, tuned: dict
+    ) -> None:
         """The task's own files besides the metrics (QA: predictions.json), or nothing."""
 
 
 def label_head(labels: list[str], problem_type: str | None = None) -> dict:
     """from_pretrained options for a fresh head with one output per label (replacing any head the checkpoint had)."""
-    config: dict = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
-                    "label2id": {label: i for i, label in enumerate(labels)}, "ignore_mismatched_sizes": True}
+    config: dict = {
+        "num_labels": len(labels),
+        "id2label": dict(enumerate(labels)),
+        "label2id": {label: i for i, label in enumerate(labels)},
+        "ignore_mismatched_sizes": True,
+    }
     if problem_type:
         config["problem_type"] = problem_type
     return config
@@ -106,8 +114,12 @@ def label_head(labels: list[str], problem_type: str | None = None) -> dict:
 def share_agreeing(same: Iterable[bool], measure: str, **details: Any) -> dict:
     """An `agreement` result: the share of compared units (examples, words) that are the same."""
     flags = list(same)
-    return {"agreement": sum(flags) / len(flags) if flags else 1.0, "measure": measure, "compared": len(flags),
-            **details}
+    return {
+        "agreement": sum(flags) / len(flags) if flags else 1.0,
+        "measure": measure,
+        "compared": len(flags),
+        **details,
+    }
 
 
 # The parts of the contract a task may have nothing to do for, spelled once; a task still names each one
@@ -132,8 +144,9 @@ def nothing_tuned(task: Any, metrics: dict, options: Any) -> dict:
     return {}
 
 
-def no_files(task: Any, directory: Path, examples: Sequence, predictions: Sequence[Prediction], options: Any,
-             tuned: dict) -> None:
+def no_files(
+    task: Any, directory: Path, examples: Sequence, predictions: Sequence[Prediction], options: Any, tuned: dict
+) -> None:
     return None
 
 

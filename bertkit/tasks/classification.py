@@ -9,9 +9,9 @@ NLI is this task with the pair required.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -48,8 +48,10 @@ class ClassificationTask(OneOutputPerText):
         """The label set of a training file: numbers in numeric order, other names sorted."""
         names = {example.label for example in examples}
         if len(names) < 2:
-            raise BertkitError(f"{file_of(examples[0].where)}: only one label ({next(iter(names))}) in the "
-                               "training data; a classifier needs at least two")
+            raise BertkitError(
+                f"{file_of(examples[0].where)}: only one label ({next(iter(names))}) in the "
+                "training data; a classifier needs at least two"
+            )
         numeric = all(name.lstrip("-").isdigit() for name in names)
         return sorted(names, key=int) if numeric else sorted(names)
 
@@ -64,19 +66,33 @@ class ClassificationTask(OneOutputPerText):
     def main_metric(self, labels: list[str]) -> str:
         return "accuracy"
 
-    def encode(self, examples: list[TextExample], tokenizer, max_length: int, label2id: dict[str, int] | None,
-               options: TextColumns) -> tuple[list[dict], int]:
+    def encode(
+        self,
+        examples: list[TextExample],
+        tokenizer,
+        max_length: int,
+        label2id: dict[str, int] | None,
+        options: TextColumns,
+    ) -> tuple[list[dict], int]:
         label_of = (lambda example: label2id[example.label]) if label2id is not None else None
         return encode_texts(examples, tokenizer, max_length, label_of)
 
-    def decode(self, examples: list[TextExample], features: list[dict], outputs: Iterable[tuple[int, dict]],
-               labels: list[str], options: TextColumns) -> list[dict]:
+    def decode(
+        self,
+        examples: list[TextExample],
+        features: list[dict],
+        outputs: Iterable[tuple[int, dict]],
+        labels: list[str],
+        options: TextColumns,
+    ) -> list[dict]:
         """Softmax over each example's logits; returns one prediction per example, in input order."""
         probabilities = np.zeros((len(examples), len(labels)), dtype=np.float32)
         for feature_index, output in outputs:
             probabilities[features[feature_index]["index"]] = softmax(output["logits"])
-        return [{"label": labels[int(row.argmax())], "probabilities": dict(zip(labels, map(float, row)))}
-                for row in probabilities]
+        return [
+            {"label": labels[int(row.argmax())], "probabilities": dict(zip(labels, map(float, row)))}
+            for row in probabilities
+        ]
 
     def metrics(self, examples: list[TextExample], predictions: list[dict], labels: list[str]) -> dict:
         return classification_metrics([e.label for e in examples], [p["label"] for p in predictions], labels)
@@ -88,12 +104,16 @@ class ClassificationTask(OneOutputPerText):
         return {"text": text, "text_pair": other} if self.pair_required else {"text": text}
 
     def prediction_record(self, example: TextExample, prediction: dict) -> dict:
-        return {**text_record(example), "label": prediction["label"],
-                "probabilities": {name: round(p, 6) for name, p in prediction["probabilities"].items()}}
+        return {
+            **text_record(example),
+            "label": prediction["label"],
+            "probabilities": {name: round(p, 6) for name, p in prediction["probabilities"].items()},
+        }
 
     def agreement(self, reference: list[dict], other: list[dict]) -> dict:
-        return share_agreeing((a["label"] == b["label"] for a, b in zip(reference, other)),
-                              "inputs with the same label")
+        return share_agreeing(
+            (a["label"] == b["label"] for a, b in zip(reference, other)), "inputs with the same label"
+        )
 
     tuned_options = nothing_tuned
     write_outputs = no_files

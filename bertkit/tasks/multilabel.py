@@ -11,9 +11,10 @@ micro-F1 on ``--eval`` and saves it with the model, where predict and evaluate f
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -21,8 +22,15 @@ from bertkit.errors import BertkitError
 from bertkit.metrics.classification import per_class_table
 from bertkit.metrics.multilabel import best_threshold, multilabel_metrics
 from bertkit.settings.options import opt
-from bertkit.tasks.base import (OneOutputPerText, keep_options, label_head, no_files, no_stream, share_agreeing,
-                                single_text_input)
+from bertkit.tasks.base import (
+    OneOutputPerText,
+    keep_options,
+    label_head,
+    no_files,
+    no_stream,
+    share_agreeing,
+    single_text_input,
+)
 from bertkit.tasks.text import (
     TextColumns,
     TextExample,
@@ -40,13 +48,24 @@ LABEL_SET_COLUMNS = ("labels", "label", "tags", "categories", "target")
 class MultilabelOptions(TextColumns):
     """Multi-label's own flags; predict and evaluate take the saved (or tuned) ones unless given."""
 
-    label_separator: str = opt(",", "Multi-label, csv/tsv: the character that joins the labels of a record.", saved=True)
-    threshold: float = opt(0.5, "Multi-label: a label is predicted when its probability reaches this (predict, "
-                           "evaluate: the tuned or trained one).", saved=True)
-    tune_threshold: bool = opt(False, "Multi-label: pick the threshold that maximises micro-F1 on --eval and save it "
-                               "with the model (predict and evaluate use it).", commands=("finetune",))
-    allow_empty_labels: bool = opt(False, "Multi-label: a record may have no label at all (else an empty label "
-                                   "list is an error).", saved=True)
+    label_separator: str = opt(
+        ",", "Multi-label, csv/tsv: the character that joins the labels of a record.", saved=True
+    )
+    threshold: float = opt(
+        0.5,
+        "Multi-label: a label is predicted when its probability reaches this (predict, "
+        "evaluate: the tuned or trained one).",
+        saved=True,
+    )
+    tune_threshold: bool = opt(
+        False,
+        "Multi-label: pick the threshold that maximises micro-F1 on --eval and save it "
+        "with the model (predict and evaluate use it).",
+        commands=("finetune",),
+    )
+    allow_empty_labels: bool = opt(
+        False, "Multi-label: a record may have no label at all (else an empty label list is an error).", saved=True
+    )
 
     def __post_init__(self) -> None:
         if not 0 < self.threshold <= 1:
@@ -69,8 +88,10 @@ class MultilabelTask(OneOutputPerText):
     def label_names(self, examples: list[TextExample]) -> list[str]:
         names = sorted({label for example in examples for label in example.label})
         if len(names) < 2:
-            raise BertkitError(f"{file_of(examples[0].where)}: {len(names)} distinct label(s) in the training data; "
-                               "multi-label classification needs at least two (wrong --label-separator?)")
+            raise BertkitError(
+                f"{file_of(examples[0].where)}: {len(names)} distinct label(s) in the training data; "
+                "multi-label classification needs at least two (wrong --label-separator?)"
+            )
         return names
 
     def check_labels(self, examples: list[TextExample], labels: list[str]) -> None:
@@ -85,8 +106,14 @@ class MultilabelTask(OneOutputPerText):
     def main_metric(self, labels: list[str]) -> str:
         return "micro_f1"
 
-    def encode(self, examples: list[TextExample], tokenizer, max_length: int, label2id: dict[str, int] | None,
-               options: MultilabelOptions) -> tuple[list[dict], int]:
+    def encode(
+        self,
+        examples: list[TextExample],
+        tokenizer,
+        max_length: int,
+        label2id: dict[str, int] | None,
+        options: MultilabelOptions,
+    ) -> tuple[list[dict], int]:
         def multi_hot(example: TextExample) -> np.ndarray:  # an array: one row per example, never padded
             row = np.zeros(len(label2id), dtype=np.float32)
             row[[label2id[label] for label in example.label]] = 1.0
@@ -94,8 +121,14 @@ class MultilabelTask(OneOutputPerText):
 
         return encode_texts(examples, tokenizer, max_length, multi_hot if label2id is not None else None)
 
-    def decode(self, examples: list[TextExample], features: list[dict], outputs: Iterable[tuple[int, dict]],
-               labels: list[str], options: MultilabelOptions) -> list[dict]:
+    def decode(
+        self,
+        examples: list[TextExample],
+        features: list[dict],
+        outputs: Iterable[tuple[int, dict]],
+        labels: list[str],
+        options: MultilabelOptions,
+    ) -> list[dict]:
         """Each label's sigmoid; the labels at or above --threshold, most probable first."""
         probabilities = np.zeros((len(examples), len(labels)), dtype=np.float64)
         for feature_index, output in outputs:
@@ -120,12 +153,16 @@ class MultilabelTask(OneOutputPerText):
     input_record = single_text_input
 
     def prediction_record(self, example: TextExample, prediction: dict) -> dict:
-        return {**text_record(example), "labels": prediction["labels"],
-                "probabilities": {name: round(p, 6) for name, p in prediction["probabilities"].items()}}
+        return {
+            **text_record(example),
+            "labels": prediction["labels"],
+            "probabilities": {name: round(p, 6) for name, p in prediction["probabilities"].items()},
+        }
 
     def agreement(self, reference: list[dict], other: list[dict]) -> dict:
-        return share_agreeing((set(a["labels"]) == set(b["labels"]) for a, b in zip(reference, other)),
-                              "inputs with the same label set")
+        return share_agreeing(
+            (set(a["labels"]) == set(b["labels"]) for a, b in zip(reference, other)), "inputs with the same label set"
+        )
 
     def tuned_options(self, metrics: dict, options: MultilabelOptions) -> dict:
         """With --tune-threshold, the micro-F1-best threshold is saved with the model for predict and evaluate."""
@@ -148,8 +185,10 @@ def parse_label_set(value: Any, where: str, column: str, options: MultilabelOpti
         names = [] if value is None else [part.strip() for part in str(value).split(options.label_separator)]
     names = list(dict.fromkeys(name for name in names if name))
     if not names and not options.allow_empty_labels:
-        raise BertkitError(f"{where}: no label in '{column}'; give at least one (joined by '{options.label_separator}'"
-                           "), or pass --allow-empty-labels if records may have none")
+        raise BertkitError(
+            f"{where}: no label in '{column}'; give at least one (joined by '{options.label_separator}'"
+            "), or pass --allow-empty-labels if records may have none"
+        )
     return names
 
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable
 
 from bertkit.data.squad import QAExample, read_qa
 from bertkit.data.writers import write_json, write_records
@@ -39,14 +39,28 @@ class QAOptions:
     max_query_length: int = opt(64, "QA: questions are cut to this many WordPieces.", saved=True)
     n_best: int = opt(20, "QA: how many best start and end positions (and answers) the search keeps.", saved=True)
     max_answer_length: int = opt(30, "QA: longest answer in WordPieces.", saved=True)
-    allow_no_answer: str = opt("auto", "QA (SQuAD v2.0): may the answer be 'no answer' ([CLS])? auto: yes when the "
-                               "training file has unanswerable questions.", choices=("auto", "yes", "no"), saved=True)
-    null_threshold: float = opt(0.0, "QA v2.0: answer 'no answer' when its score beats the best span by more than "
-                                "this (predict: the tuned or trained one).", saved=True)
-    tune_null_threshold: bool = opt(False, "QA v2.0: pick the null threshold that maximises F1 on --eval and save it "
-                                    "with the model (predict uses it).", commands=("finetune",))
-    skip_bad_examples: bool = opt(False, "QA: skip (and count) questions whose answer is not at its answer_start, "
-                                  "instead of stopping with an error.")
+    allow_no_answer: str = opt(
+        "auto",
+        "QA (SQuAD v2.0): may the answer be 'no answer' ([CLS])? auto: yes when the "
+        "training file has unanswerable questions.",
+        choices=("auto", "yes", "no"),
+        saved=True,
+    )
+    null_threshold: float = opt(
+        0.0,
+        "QA v2.0: answer 'no answer' when its score beats the best span by more than "
+        "this (predict: the tuned or trained one).",
+        saved=True,
+    )
+    tune_null_threshold: bool = opt(
+        False,
+        "QA v2.0: pick the null threshold that maximises F1 on --eval and save it with the model (predict uses it).",
+        commands=("finetune",),
+    )
+    skip_bad_examples: bool = opt(
+        False,
+        "QA: skip (and count) questions whose answer is not at its answer_start, instead of stopping with an error.",
+    )
 
     def __post_init__(self) -> None:
         for name in ("max_query_length", "n_best", "max_answer_length"):
@@ -97,16 +111,24 @@ class QATask:
     def check_labels(self, examples: list[QAExample], labels: list[str]) -> None:
         return None
 
-    def encode(self, examples: list[QAExample], tokenizer, max_length: int, label2id, options: QAOptions
-               ) -> tuple[list[dict], int]:
+    def encode(
+        self, examples: list[QAExample], tokenizer, max_length: int, label2id, options: QAOptions
+    ) -> tuple[list[dict], int]:
         """Windows of every example; start/end positions when the examples carry answers."""
         labelled = label2id is not None or any(e.answers or e.impossible for e in examples)
-        features = build_windows(examples, tokenizer, max_length, options.doc_stride, options.max_query_length,
-                                 with_positions=labelled)
+        features = build_windows(
+            examples, tokenizer, max_length, options.doc_stride, options.max_query_length, with_positions=labelled
+        )
         return features, 0  # long passages are windowed, never truncated
 
-    def decode(self, examples: list[QAExample], features: list[dict], outputs: Iterable[tuple[int, dict]],
-               labels, options: QAOptions) -> list[dict]:
+    def decode(
+        self,
+        examples: list[QAExample],
+        features: list[dict],
+        outputs: Iterable[tuple[int, dict]],
+        labels,
+        options: QAOptions,
+    ) -> list[dict]:
         """Answer each question once its last window has come through; logits are dropped window by window."""
         windows_left = Counter(feature["index"] for feature in features)
         pending: dict[int, list] = defaultdict(list)
@@ -115,13 +137,22 @@ class QATask:
         for feature_number, output in outputs:
             feature = features[feature_number]
             index = feature["index"]
-            pending[index].append(window_candidates(
-                output["start_logits"], output["end_logits"], feature["_passage_start"], feature["_offsets"],
-                feature["_max_context"], options.n_best, options.max_answer_length))
+            pending[index].append(
+                window_candidates(
+                    output["start_logits"],
+                    output["end_logits"],
+                    feature["_passage_start"],
+                    feature["_offsets"],
+                    feature["_max_context"],
+                    options.n_best,
+                    options.max_answer_length,
+                )
+            )
             windows_left[index] -= 1
             if windows_left[index] == 0:
-                predictions[index] = combine(examples[index].context, pending.pop(index), options.n_best, allow_null,
-                                             options.null_threshold)
+                predictions[index] = combine(
+                    examples[index].context, pending.pop(index), options.n_best, allow_null, options.null_threshold
+                )
         missing = [examples[i].id for i, p in enumerate(predictions) if p is None]
         if missing:
             raise RuntimeError(f"no model output for questions {missing[:5]}")  # a bug, never a user error
@@ -133,8 +164,9 @@ class QATask:
         version_2 = any(e.impossible for e in examples)
         metrics = squad_metrics(golds, [p["answer"] for p in predictions], version_2)
         if version_2 and all(p["null_odds"] is not None for p in predictions):
-            threshold, best_f1 = best_null_threshold(golds, [p["span"]["text"] for p in predictions],
-                                                     [p["null_odds"] for p in predictions])
+            threshold, best_f1 = best_null_threshold(
+                golds, [p["span"]["text"] for p in predictions], [p["null_odds"] for p in predictions]
+            )
             metrics.update(best_f1=best_f1, best_null_threshold=threshold)
         return metrics
 
@@ -146,20 +178,25 @@ class QATask:
             return {}
         if metrics["best_f1"] <= metrics["no_ans_total"] / metrics["total"] * 100 + 1e-9:
             # No threshold beats answering nothing: say so, or the user finds every prediction empty.
-            console.print(f"[yellow]warning:[/] the tuned null threshold answers no question of --eval: no span "
-                          f"beats 'no answer' there (F1 {metrics['best_f1']:.1f} = answering nothing; HasAns F1 at "
-                          f"threshold {options.null_threshold:g}: {metrics['has_ans_f1']:.1f}). The model has not "
-                          f"learned spans yet: train longer (--epochs) or on more answerable questions.")
+            console.print(
+                f"[yellow]warning:[/] the tuned null threshold answers no question of --eval: no span "
+                f"beats 'no answer' there (F1 {metrics['best_f1']:.1f} = answering nothing; HasAns F1 at "
+                f"threshold {options.null_threshold:g}: {metrics['has_ans_f1']:.1f}). The model has not "
+                f"learned spans yet: train longer (--epochs) or on more answerable questions."
+            )
         return {"null_threshold": metrics["best_null_threshold"]}
 
-    def write_outputs(self, directory: Path, examples: list[QAExample], predictions: list[dict], options: QAOptions,
-                      tuned: dict) -> None:
+    def write_outputs(
+        self, directory: Path, examples: list[QAExample], predictions: list[dict], options: QAOptions, tuned: dict
+    ) -> None:
         """predictions.json ({id: answer}, what the official scripts read), nbest.jsonl, and for v2.0 null_odds.json."""
         threshold = tuned.get("null_threshold", options.null_threshold)
         final = [with_threshold(p, threshold) for p in predictions]
         write_json(directory / "predictions.json", {e.id: p["answer"] for e, p in zip(examples, final)})
-        write_records(directory / "nbest.jsonl", ({"id": e.id, "nbest": [_rounded(entry) for entry in p["nbest"]]}
-                                                  for e, p in zip(examples, final)))
+        write_records(
+            directory / "nbest.jsonl",
+            ({"id": e.id, "nbest": [_rounded(entry) for entry in p["nbest"]]} for e, p in zip(examples, final)),
+        )
         if options.allow_no_answer == "yes":
             write_json(directory / NULL_ODDS_FILE, {e.id: _finite(p["null_odds"]) for e, p in zip(examples, final)})
 
@@ -168,16 +205,24 @@ class QATask:
         1: identical, "no answer" agreeing with "no answer" counts 1), and the share of identical answers."""
         pairs = list(zip(reference, other))
         scores = [f1_score(b["answer"], a["answer"], version_2=True) for a, b in pairs]
-        return {"agreement": sum(scores) / len(scores) if scores else 1.0,
-                "measure": "mean answer F1 against PyTorch's answers", "compared": len(scores),
-                "identical": sum(a["answer"] == b["answer"] for a, b in pairs) / len(pairs) if pairs else 1.0}
+        return {
+            "agreement": sum(scores) / len(scores) if scores else 1.0,
+            "measure": "mean answer F1 against PyTorch's answers",
+            "compared": len(scores),
+            "identical": sum(a["answer"] == b["answer"] for a, b in pairs) / len(pairs) if pairs else 1.0,
+        }
 
     def input_record(self, number: int, text: str, other: str) -> dict:
         return {"id": f"check-{number}", "question": f"What about {text.split()[0]}?", "context": text}
 
     def prediction_record(self, example: QAExample, prediction: dict) -> dict:
-        return {"id": example.id, "answer": prediction["answer"], "score": _finite(prediction["score"]),
-                "start": prediction["start"], "end": prediction["end"]}
+        return {
+            "id": example.id,
+            "answer": prediction["answer"],
+            "score": _finite(prediction["score"]),
+            "start": prediction["start"],
+            "end": prediction["end"],
+        }
 
 
 def _finite(value: float | None) -> float | None:
@@ -186,8 +231,13 @@ def _finite(value: float | None) -> float | None:
 
 
 def _rounded(entry: dict) -> dict:
-    return {"text": entry["text"], "score": _finite(entry["score"]), "probability": round(entry["probability"], 6),
-            "start": entry["start"], "end": entry["end"]}
+    return {
+        "text": entry["text"],
+        "score": _finite(entry["score"]),
+        "probability": round(entry["probability"], 6),
+        "start": entry["start"],
+        "end": entry["end"],
+    }
 
 
 QA = QATask()

@@ -12,8 +12,8 @@ question gets "no answer" when that beats the best span by more than `null_thres
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -33,13 +33,19 @@ class WindowResult:
     null_score: float  # start_logits[0] + end_logits[0]: the [CLS] "no answer" score
 
 
-def window_candidates(start_logits: np.ndarray, end_logits: np.ndarray, passage_start: int,
-                      offsets: Sequence[tuple[int, int]], max_context: Sequence[bool], n_best: int,
-                      max_answer_length: int) -> WindowResult:
+def window_candidates(
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    passage_start: int,
+    offsets: Sequence[tuple[int, int]],
+    max_context: Sequence[bool],
+    n_best: int,
+    max_answer_length: int,
+) -> WindowResult:
     """The best valid spans of one window (at most `n_best`), best first."""
     count = len(offsets)
-    starts = np.asarray(start_logits[passage_start:passage_start + count], dtype=np.float64)
-    ends = np.asarray(end_logits[passage_start:passage_start + count], dtype=np.float64)
+    starts = np.asarray(start_logits[passage_start : passage_start + count], dtype=np.float64)
+    ends = np.asarray(end_logits[passage_start : passage_start + count], dtype=np.float64)
     spans = []
     for i in np.argsort(-starts, kind="stable")[:n_best]:
         if not max_context[i]:
@@ -47,14 +53,18 @@ def window_candidates(start_logits: np.ndarray, end_logits: np.ndarray, passage_
         for j in np.argsort(-ends, kind="stable")[:n_best]:
             if j < i or j - i + 1 > max_answer_length:
                 continue
-            spans.append(Span(float(starts[i] + ends[j]), int(offsets[i][0]), int(offsets[j][1]), float(starts[i]),
-                              float(ends[j])))
+            spans.append(
+                Span(
+                    float(starts[i] + ends[j]), int(offsets[i][0]), int(offsets[j][1]), float(starts[i]), float(ends[j])
+                )
+            )
     spans.sort(key=lambda span: -span.score)
     return WindowResult(spans[:n_best], float(start_logits[0] + end_logits[0]))
 
 
-def combine(context: str, windows: Sequence[WindowResult], n_best: int, allow_null: bool,
-            null_threshold: float) -> dict:
+def combine(
+    context: str, windows: Sequence[WindowResult], n_best: int, allow_null: bool, null_threshold: float
+) -> dict:
     """One question's prediction from its windows' results.
 
     Returns ``answer`` (text, "" for no answer), ``start``/``end`` (character offsets, -1 for no
@@ -63,7 +73,7 @@ def combine(context: str, windows: Sequence[WindowResult], n_best: int, allow_nu
     (text, score, probability, start, end; probabilities by softmax over the list).
     """
     spans = sorted((span for window in windows for span in window.spans), key=lambda span: -span.score)[:n_best]
-    entries = [{"text": context[s.start:s.end], "score": s.score, "start": s.start, "end": s.end} for s in spans]
+    entries = [{"text": context[s.start : s.end], "score": s.score, "start": s.start, "end": s.end} for s in spans]
     best = entries[0] if entries else {"text": "", "score": -math.inf, "start": -1, "end": -1}
     null_score = null_odds = None
     if allow_null:

@@ -59,33 +59,41 @@ def answer_token_span(offsets, start_char: int, end_char: int) -> tuple[int, int
     return first, last
 
 
-def build_windows(examples, tokenizer, max_length: int, doc_stride: int, max_query_length: int,
-                  with_positions: bool) -> list[dict]:
+def build_windows(
+    examples, tokenizer, max_length: int, doc_stride: int, max_query_length: int, with_positions: bool
+) -> list[dict]:
     """Windows of every example, in example order (an example's windows are consecutive)."""
     questions = tokenizer([e.question.strip() for e in examples], add_special_tokens=False)["input_ids"]
     contexts = list(dict.fromkeys(e.context for e in examples))  # SQuAD shares passages between questions
     encoded = tokenizer(contexts, add_special_tokens=False, return_offsets_mapping=True)
     # Offsets as one int32 array per passage; every window keeps a view of it, not a copy (memory on full SQuAD).
-    passages = {text: (ids, np.asarray(offsets, dtype=np.int32).reshape(-1, 2))
-                for text, ids, offsets in zip(contexts, encoded["input_ids"], encoded["offset_mapping"])}
+    passages = {
+        text: (ids, np.asarray(offsets, dtype=np.int32).reshape(-1, 2))
+        for text, ids, offsets in zip(contexts, encoded["input_ids"], encoded["offset_mapping"])
+    }
     features = []
     for index, example in enumerate(examples):
         question = questions[index][:max_query_length]
         room = max_length - len(question) - 3  # [CLS], [SEP], [SEP]
         if room <= doc_stride:
-            raise BertkitError(f"{example.where}: with --max-length {max_length}, a question of {len(question)} "
-                               f"WordPieces leaves {max(room, 0)} for the passage, not more than --doc-stride "
-                               f"{doc_stride}; lower --doc-stride or --max-query-length, or raise --max-length")
+            raise BertkitError(
+                f"{example.where}: with --max-length {max_length}, a question of {len(question)} "
+                f"WordPieces leaves {max(room, 0)} for the passage, not more than --doc-stride "
+                f"{doc_stride}; lower --doc-stride or --max-query-length, or raise --max-length"
+            )
         ids, offsets = passages[example.context]
         spans = window_spans(len(ids), room, doc_stride)
         answer = _answer_tokens(example, offsets) if with_positions else None
         for (start, end), flags in zip(spans, max_context_flags(spans)):
             feature = _window(tokenizer, question, ids[start:end], index)
-            feature.update(_passage_start=len(question) + 2, _offsets=offsets[start:end],
-                           _max_context=np.array(flags, dtype=bool))
+            feature.update(
+                _passage_start=len(question) + 2, _offsets=offsets[start:end], _max_context=np.array(flags, dtype=bool)
+            )
             if with_positions:
                 inside = answer is not None and start <= answer[0] and answer[1] < end
-                first, last = (answer[0] - start + len(question) + 2, answer[1] - start + len(question) + 2) if inside else (0, 0)
+                first, last = (
+                    (answer[0] - start + len(question) + 2, answer[1] - start + len(question) + 2) if inside else (0, 0)
+                )
                 feature.update(start_positions=first, end_positions=last)
             features.append(feature)
     return features
@@ -100,6 +108,8 @@ def _answer_tokens(example, offsets) -> tuple[int, int] | None:
 
 
 def _window(tokenizer, question: list[int], passage: list[int], index: int) -> dict:
-    return {"input_ids": [tokenizer.cls_token_id, *question, tokenizer.sep_token_id, *passage, tokenizer.sep_token_id],
-            "token_type_ids": [0] * (len(question) + 2) + [1] * (len(passage) + 1),
-            "index": index}
+    return {
+        "input_ids": [tokenizer.cls_token_id, *question, tokenizer.sep_token_id, *passage, tokenizer.sep_token_id],
+        "token_type_ids": [0] * (len(question) + 2) + [1] * (len(passage) + 1),
+        "index": index,
+    }

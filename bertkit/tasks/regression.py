@@ -11,14 +11,24 @@ Metrics: Pearson and Spearman correlation (fractions) and MSE; Spearman picks th
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from bertkit.errors import BertkitError
 from bertkit.metrics.regression import regression_metrics
-from bertkit.tasks.base import (OneOutputPerText, keep_options, label_head, no_files, no_stream, no_table,
-                                nothing_tuned, share_agreeing, single_text_input)
+from bertkit.tasks.base import (
+    OneOutputPerText,
+    keep_options,
+    label_head,
+    no_files,
+    no_stream,
+    no_table,
+    nothing_tuned,
+    share_agreeing,
+    single_text_input,
+)
 from bertkit.tasks.text import TextColumns, TextExample, encode_texts, read_text_examples, text_record
 
 SCORE = "score"  # the name of the one output, as config.json's id2label and the pipeline show it
@@ -66,12 +76,26 @@ class RegressionTask(OneOutputPerText):
     def main_metric(self, labels: list[str]) -> str:
         return "spearman"
 
-    def encode(self, examples: list[TextExample], tokenizer, max_length: int, label2id: dict[str, int] | None,
-               options: TextColumns) -> tuple[list[dict], int]:
-        return encode_texts(examples, tokenizer, max_length, (lambda e: float(e.label)) if label2id is not None else None)
+    def encode(
+        self,
+        examples: list[TextExample],
+        tokenizer,
+        max_length: int,
+        label2id: dict[str, int] | None,
+        options: TextColumns,
+    ) -> tuple[list[dict], int]:
+        return encode_texts(
+            examples, tokenizer, max_length, (lambda e: float(e.label)) if label2id is not None else None
+        )
 
-    def decode(self, examples: list[TextExample], features: list[dict], outputs: Iterable[tuple[int, dict]],
-               labels: list[str], options: TextColumns) -> list[dict]:
+    def decode(
+        self,
+        examples: list[TextExample],
+        features: list[dict],
+        outputs: Iterable[tuple[int, dict]],
+        labels: list[str],
+        options: TextColumns,
+    ) -> list[dict]:
         scores = [0.0] * len(examples)
         for feature_index, output in outputs:
             scores[features[feature_index]["index"]] = float(output["logits"][0])
@@ -92,8 +116,12 @@ class RegressionTask(OneOutputPerText):
         expected = [a["score"] for a in reference]
         tolerance = max(AGREEMENT_TOLERANCE * (max(expected, default=0.0) - min(expected, default=0.0)), 1e-3)
         differences = [abs(b["score"] - a) for a, b in zip(expected, other)]
-        return share_agreeing((d <= tolerance for d in differences), "scores within the tolerance",
-                              tolerance=tolerance, max_abs_difference=max(differences, default=0.0))
+        return share_agreeing(
+            (d <= tolerance for d in differences),
+            "scores within the tolerance",
+            tolerance=tolerance,
+            max_abs_difference=max(differences, default=0.0),
+        )
 
     tuned_options = nothing_tuned
     write_outputs = no_files

@@ -12,9 +12,10 @@ The head is ``BertForTokenClassification``, so the saved model loads in
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -34,16 +35,25 @@ TAG_FIELDS = ("upos", "xpos", "deprel", "feats")  # the CoNLL-U fields that tagg
 class TaggingOptions:
     """Tagging's own flags; predict and evaluate take the saved ones unless given."""
 
-    tag_column: Optional[int] = opt(None, "Tagging, CoNLL files: the column holding the tag, counting the word as 1 "
-                                    "(default: the last column).")
+    tag_column: Optional[int] = opt(
+        None, "Tagging, CoNLL files: the column holding the tag, counting the word as 1 (default: the last column)."
+    )
     tag_field: str = opt("upos", "Tagging, CoNLL-U files: the field that is the tag.", choices=TAG_FIELDS, saved=True)
-    label_all_tokens: bool = opt(False, "Tagging: train on every WordPiece of a word, not only the first "
-                                 "(B-X becomes I-X after the first piece); metrics stay per word.",
-                                 commands=("finetune",))
-    stride: int = opt(32, "Tagging: a sentence longer than --max-length is cut into windows that share this many "
-                      "WordPieces; each word is read where it has the most context.", saved=True)
-    label_column: Optional[str] = opt(None, "Column holding the label (tagging records: the tags, e.g. ner_tags).",
-                                      commands=("finetune", "evaluate"))  # one flag with the text tasks' own
+    label_all_tokens: bool = opt(
+        False,
+        "Tagging: train on every WordPiece of a word, not only the first "
+        "(B-X becomes I-X after the first piece); metrics stay per word.",
+        commands=("finetune",),
+    )
+    stride: int = opt(
+        32,
+        "Tagging: a sentence longer than --max-length is cut into windows that share this many "
+        "WordPieces; each word is read where it has the most context.",
+        saved=True,
+    )
+    label_column: Optional[str] = opt(
+        None, "Column holding the label (tagging records: the tags, e.g. ner_tags).", commands=("finetune", "evaluate")
+    )  # one flag with the text tasks' own
 
     def __post_init__(self) -> None:
         if self.tag_column is not None and self.tag_column < 2:
@@ -76,8 +86,10 @@ class TaggingTask:
         """O first, then the other tags sorted; entity tag sets also get I-X for every B-X."""
         names = {tag for example in examples for tag in example.tags}
         if len(names) < 2:
-            raise BertkitError(f"{examples[0].where.rsplit(' line ', 1)[0]}: only one tag ({next(iter(names))}) in "
-                               "the training data; tagging needs at least two (wrong --tag-column or --tag-field?)")
+            raise BertkitError(
+                f"{examples[0].where.rsplit(' line ', 1)[0]}: only one tag ({next(iter(names))}) in "
+                "the training data; tagging needs at least two (wrong --tag-column or --tag-field?)"
+            )
         if is_entity_tagset(sorted(names)):
             names |= {"I-" + name[2:] for name in names if name.startswith("B-")}
         return (["O"] if "O" in names else []) + sorted(names - {"O"})
@@ -88,25 +100,37 @@ class TaggingTask:
             for number, tag in enumerate(example.tags):
                 if tag not in known:
                     shown = ", ".join(labels[:20]) + (", ..." if len(labels) > 20 else "")
-                    raise BertkitError(f"{example.word_where(number)}: tag '{tag}' was not in the training data "
-                                       f"(tags: {shown}); fix the tag or retrain with it")
+                    raise BertkitError(
+                        f"{example.word_where(number)}: tag '{tag}' was not in the training data "
+                        f"(tags: {shown}); fix the tag or retrain with it"
+                    )
 
     def head_config(self, labels: list[str]) -> dict:
         return label_head(labels)
 
-    def configure(self, options: TaggingOptions, max_length: int, train_examples: list[TaggedSentence]) -> TaggingOptions:
+    def configure(
+        self, options: TaggingOptions, max_length: int, train_examples: list[TaggedSentence]
+    ) -> TaggingOptions:
         """Windows must move on by half their length; at predict time the encoder caps the stride instead."""
         if options.stride > max_length // 2 - 2:
-            raise BertkitError(f"--stride is {options.stride}; with --max-length {max_length} it can be at "
-                               f"most {max_length // 2 - 2} (windows must move on by half their length)")
+            raise BertkitError(
+                f"--stride is {options.stride}; with --max-length {max_length} it can be at "
+                f"most {max_length // 2 - 2} (windows must move on by half their length)"
+            )
         return replace(options)
 
     def main_metric(self, labels: list[str]) -> str:
         """Entity F1 for BIO/BIOES tag sets, else token accuracy."""
         return main_metric_for(labels)
 
-    def encode(self, examples: list[TaggedSentence], tokenizer, max_length: int, label2id: dict[str, int] | None,
-               options: TaggingOptions) -> tuple[list[dict], int]:
+    def encode(
+        self,
+        examples: list[TaggedSentence],
+        tokenizer,
+        max_length: int,
+        label2id: dict[str, int] | None,
+        options: TaggingOptions,
+    ) -> tuple[list[dict], int]:
         """One feature per window; nothing is truncated, so the second value is always 0."""
         prefix, suffix = special_tokens(tokenizer)
         capacity = max_length - len(prefix) - len(suffix)
@@ -124,8 +148,14 @@ class TaggingTask:
                 features.append(feature)
         return features, 0
 
-    def decode(self, examples: list[TaggedSentence], features: list[dict], outputs: Iterable[tuple[int, dict]],
-               labels: list[str], options: TaggingOptions) -> list[dict]:
+    def decode(
+        self,
+        examples: list[TaggedSentence],
+        features: list[dict],
+        outputs: Iterable[tuple[int, dict]],
+        labels: list[str],
+        options: TaggingOptions,
+    ) -> list[dict]:
         """Each word's tag and its probability, from the first piece in the window that owns the word."""
         tags = [[""] * len(example.tokens) for example in examples]
         scores = [[0.0] * len(example.tokens) for example in examples]
@@ -155,8 +185,11 @@ class TaggingTask:
 
     def prediction_record(self, example: TaggedSentence, prediction: dict) -> dict:
         record = {"text": example.text} if example.text is not None else {}
-        record.update(tokens=example.tokens, tags=prediction["tags"],
-                      probabilities=[round(p, 6) for p in prediction["probabilities"]])
+        record.update(
+            tokens=example.tokens,
+            tags=prediction["tags"],
+            probabilities=[round(p, 6) for p in prediction["probabilities"]],
+        )
         if "entities" in prediction:
             record["entities"] = prediction["entities"]
         return record
@@ -174,8 +207,14 @@ class TaggingTask:
     write_outputs = no_files
 
 
-def window_feature(words: list[list[int]], window: Window, prefix: list[int], suffix: list[int],
-                   tag_ids: list[int] | None, continuation: list[int] | None) -> dict:
+def window_feature(
+    words: list[list[int]],
+    window: Window,
+    prefix: list[int],
+    suffix: list[int],
+    tag_ids: list[int] | None,
+    continuation: list[int] | None,
+) -> dict:
     """input_ids of one window, the first-piece position of each word it owns, and (when tagged) labels.
 
     Only owned words are labelled, so every word counts once in the loss however windows overlap.
@@ -221,8 +260,9 @@ def entities(example: TaggedSentence, tags: list[str], scores: list[float]) -> l
             first, last = example.offsets[start][0], example.offsets[end - 1][1]
             found.append({"type": kind, "text": example.text[first:last], "start": first, "end": last, "score": score})
         else:
-            found.append({"type": kind, "text": " ".join(example.tokens[start:end]), "start": start, "end": end,
-                          "score": score})
+            found.append(
+                {"type": kind, "text": " ".join(example.tokens[start:end]), "start": start, "end": end, "score": score}
+            )
     return found
 
 

@@ -7,9 +7,10 @@ one vector per text (the ``[CLS]`` vector, or the mean under ``--pooling mean``)
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -27,10 +28,12 @@ class TextColumns:
     """Where the texts and labels are in a table (each invocation gives its own: never saved with the model)."""
 
     text_column: Optional[str] = opt(None, "Column holding the text (default: detected, e.g. text, sentence, premise).")
-    text_pair_column: Optional[str] = opt(None, "Column holding the second text of a pair (default: detected, "
-                                          "e.g. hypothesis).")
-    label_column: Optional[str] = opt(None, "Column holding the label (default: detected, e.g. label, score).",
-                                      commands=("finetune", "evaluate"))
+    text_pair_column: Optional[str] = opt(
+        None, "Column holding the second text of a pair (default: detected, e.g. hypothesis)."
+    )
+    label_column: Optional[str] = opt(
+        None, "Column holding the label (default: detected, e.g. label, score).", commands=("finetune", "evaluate")
+    )
 
 
 @dataclass
@@ -45,16 +48,29 @@ class TextExample:
 LabelParser = Callable[[Any, str, str], Any]
 
 
-def read_text_examples(path: Path, columns: TextColumns, labelled: bool, parse_label: LabelParser,
-                       pair_required: bool = False, label_columns: tuple[str, ...] = LABEL_COLUMNS) -> list[TextExample]:
+def read_text_examples(
+    path: Path,
+    columns: TextColumns,
+    labelled: bool,
+    parse_label: LabelParser,
+    pair_required: bool = False,
+    label_columns: tuple[str, ...] = LABEL_COLUMNS,
+) -> list[TextExample]:
     """Read examples, finding the text, pair and label columns; a bad record is a one-line error naming it."""
     table = read_table(path)
     make = text_examples(table, columns, labelled, parse_label, pair_required, label_columns)
     return make(zip(table.records, table.where))
 
 
-def stream_text_examples(path: Path, columns: TextColumns, labelled: bool, parse_label: LabelParser, folder: Path,
-                         pair_required: bool = False, label_columns: tuple[str, ...] = LABEL_COLUMNS):
+def stream_text_examples(
+    path: Path,
+    columns: TextColumns,
+    labelled: bool,
+    parse_label: LabelParser,
+    folder: Path,
+    pair_required: bool = False,
+    label_columns: tuple[str, ...] = LABEL_COLUMNS,
+):
     """`read_text_examples` as a `StreamedExamples` over the file's records in Arrow (--cache-encoded)."""
     from bertkit.data.streaming import StreamedExamples, open_rows
 
@@ -62,12 +78,19 @@ def stream_text_examples(path: Path, columns: TextColumns, labelled: bool, parse
     return StreamedExamples(rows, text_examples(rows, columns, labelled, parse_label, pair_required, label_columns))
 
 
-def text_examples(table, columns: TextColumns, labelled: bool, parse_label: LabelParser, pair_required: bool,
-                  label_columns: tuple[str, ...]) -> Callable[[Iterable[tuple[dict, str]]], list[TextExample]]:
+def text_examples(
+    table,
+    columns: TextColumns,
+    labelled: bool,
+    parse_label: LabelParser,
+    pair_required: bool,
+    label_columns: tuple[str, ...],
+) -> Callable[[Iterable[tuple[dict, str]]], list[TextExample]]:
     """(record, where) pairs -> examples, with the columns found in `table` (its `path` and `columns`)."""
     text_col = pick_column(table, columns.text_column, TEXT_COLUMNS, "text", "--text-column")
-    pair_col = pick_column(table, columns.text_pair_column, PAIR_COLUMNS, "second text", "--text-pair-column",
-                           required=pair_required)
+    pair_col = pick_column(
+        table, columns.text_pair_column, PAIR_COLUMNS, "second text", "--text-pair-column", required=pair_required
+    )
     label_col = pick_column(table, columns.label_column, label_columns, "label", "--label-column") if labelled else None
 
     def make(records: Iterable[tuple[dict, str]]) -> list[TextExample]:
@@ -102,8 +125,10 @@ def check_known_labels(examples: list[TextExample], labels: list[str], labels_of
     for example in examples:
         for label in labels_of(example.label):
             if label not in known:
-                raise BertkitError(f"{example.where}: label '{label}' was not in the training data "
-                                   f"(labels: {', '.join(labels)}); fix or drop the record")
+                raise BertkitError(
+                    f"{example.where}: label '{label}' was not in the training data "
+                    f"(labels: {', '.join(labels)}); fix or drop the record"
+                )
 
 
 def file_of(where: str) -> str:
@@ -111,8 +136,9 @@ def file_of(where: str) -> str:
     return where.rsplit(" line ", 1)[0].rsplit(" record ", 1)[0]
 
 
-def encode_texts(examples: list[TextExample], tokenizer, max_length: int,
-                 label_of: Callable[[TextExample], Any] | None) -> tuple[list[dict], int]:
+def encode_texts(
+    examples: list[TextExample], tokenizer, max_length: int, label_of: Callable[[TextExample], Any] | None
+) -> tuple[list[dict], int]:
     """Tokenize in one batch call; `label_of` (None: unlabelled) gives each feature's `labels`.
 
     Returns the features and how many inputs were truncated.
@@ -123,8 +149,12 @@ def encode_texts(examples: list[TextExample], tokenizer, max_length: int,
     # Only the few over-long inputs are encoded again, with truncation (longest text first).
     too_long = [i for i, ids in enumerate(encoded["input_ids"]) if len(ids) > max_length]
     if too_long:
-        cut = tokenizer([texts[i] for i in too_long], [pairs[i] for i in too_long] if pairs else None,
-                        truncation=True, max_length=max_length)
+        cut = tokenizer(
+            [texts[i] for i in too_long],
+            [pairs[i] for i in too_long] if pairs else None,
+            truncation=True,
+            max_length=max_length,
+        )
         for position, index in enumerate(too_long):
             for key in encoded:
                 encoded[key][index] = cut[key][position]

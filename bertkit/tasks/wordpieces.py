@@ -28,7 +28,7 @@ def special_tokens(tokenizer) -> tuple[list[int], list[int]]:
     ids, word_ids = encoded["input_ids"][0], encoded.word_ids(0)
     first = word_ids.index(0)
     last = len(word_ids) - 1 - word_ids[::-1].index(0)
-    return ids[:first], ids[last + 1:]
+    return ids[:first], ids[last + 1 :]
 
 
 def word_pieces(tokenizer, sentences: list[list[str]], max_pieces: int) -> list[list[list[int]]]:
@@ -84,5 +84,7 @@ def _assign_owners(counts: list[int], spans: list[tuple[int, int]]) -> list[Wind
             context = min(before[word] - before[start], before[end] - before[word + 1])
             if context > best[word]:
                 best[word], owner[word] = context, number
-    return [Window(start, end, tuple(word for word in range(start, end) if owner[word] == number))
-            for number, (start, end) in enumerate(spans)]
+    return [
+        Window(start, end, tuple(word for word in range(start, end) if owner[word] == number))
+        for number, (start, end) in enumerate(spans)
+    ]
