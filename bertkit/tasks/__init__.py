@@ -19,10 +19,6 @@ REGISTERED: tuple[Task, ...] = (CLASSIFICATION, NLI, REGRESSION, MULTILABEL, TAG
 TASKS: dict[str, Task] = {task.name: task for task in REGISTERED}
 
 
-def task_names() -> list[str]:
-    return list(TASKS)
-
-
 def get_task(name: str) -> Task:
     if name not in TASKS:
         raise BertkitError(f"unknown task '{name}'; choose one of: {', '.join(TASKS)}")
