@@ -23,7 +23,7 @@ class RunSettings:
     """What every command shares."""
 
     config: Optional[Path] = opt(None, "YAML or TOML file of settings; flags given on the command line override it.")
-    debug: bool = opt(False, "Show the full traceback of errors.")
+    debug: bool = opt(False, "Show the full traceback of errors.", panel="Output & logging")
     # --- safe loading ---
     allow_pickle: bool = opt(
         False,
