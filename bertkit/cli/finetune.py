@@ -30,7 +30,7 @@ bertkit finetune --task classification --strategy adapters --adapter-size 64 --l
 bertkit finetune --task nli --strategy lora --lora-rank 8 --layer-mix weighted --pooling mean ...
 ```
 
-Strategies: full (default), frozen (head only), adapters, lora; see the README for when to pick which.
+Strategies: full (default), frozen (head only), adapters, lora; docs/guides/strategies.md says when to pick which.
 
 Writes OUTPUT/model (a Hugging Face model directory plus bertkit.json), metrics.json,
 log.jsonl, settings.yaml and curves.png.
