@@ -54,6 +54,11 @@ class TuneSettings(FinetuneSettings):
         for name in ("trials", "jobs"):
             if getattr(self, name) < 1:
                 raise BertkitError(f"--{name} is {getattr(self, name)}; it must be at least 1")
+        if self.num_processes > 1 or self.num_machines > 1:
+            raise BertkitError(
+                "tune trains each trial in one process; drop --num-processes/--num-machines and use --jobs to run "
+                "trials side by side, or --storage to share the study between machines"
+            )
         if self.seeds < 0:
             raise BertkitError(f"--seeds is {self.seeds}; give 0 (no confirmation) or more")
         if self.time_budget:

@@ -41,7 +41,12 @@ class LiveView:
 
     def __enter__(self) -> LiveView:
         self.live = Live(
-            self.render(), console=self.console, refresh_per_second=2, redirect_stdout=False, redirect_stderr=False
+            self.render(),
+            console=self.console,
+            refresh_per_second=2,
+            transient=True,  # the lines of the finished trials stay; the status line goes
+            redirect_stdout=False,
+            redirect_stderr=False,
         )
         self.live.start()
         self.thread = threading.Thread(target=self.poll, daemon=True)
@@ -69,18 +74,14 @@ class LiveView:
                 self.live.console.print(trial_line(t))
         self.live.update(self.render(trials))
 
-    def render(self, trials: list | None = None) -> Table:
+    def render(self, trials: list | None = None) -> str:
         trials = trials or []
-        table = Table.grid(padding=(0, 2))
-        best = best_of(trials)
         elapsed = time.time() - self.started
         left = f"{max(0.0, self.deadline - time.time()) / 60:.1f} min left" if self.deadline else "no time limit"
-        table.add_row(
-            f"[bold]tune[/] trial {counted(trials)} of {self.settings.trials} done, {running(trials)} running",
-            f"best {best}",
-            f"{elapsed / 60:.1f} min, {left}",
+        return (
+            f"[bold]tune[/]: trial {counted(trials)} of {self.settings.trials} done, {running(trials)} running; "
+            f"best {best_of(trials)}; {elapsed / 60:.1f} min, {left}"
         )
-        return table
 
 
 def best_of(trials: list) -> str:
