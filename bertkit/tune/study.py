@@ -174,13 +174,15 @@ def objective(settings: TuneSettings, space: dict[str, Param]):
         except optuna.TrialPruned:
             raise
         except (RunInterrupted, KeyboardInterrupt) as error:
-            trial.set_user_attr("interrupted", one_line(error))
+            # The engine's hint (finetune --resume) is not how a study continues: the same tune command is.
+            trial.set_user_attr("interrupted", one_line(error).split(";")[0])
             raise KeyboardInterrupt from None
         except Exception as error:  # a crash (out of memory, a diverged loss, ...): recorded, the study goes on
             trial.set_user_attr("fail_reason", one_line(error))
             raise
         finally:
             remove_checkpoints(run_dir)
+            release_accelerator_memory()
         metric = trial.user_attrs["metric"]
         for key in ("steps", "best_step", "train_seconds"):
             trial.set_user_attr(key, summary.get(key))
@@ -194,6 +196,17 @@ def remove_checkpoints(run_dir: Path) -> None:
     import shutil
 
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+
+
+def release_accelerator_memory() -> None:
+    """After a trial (an out-of-memory one above all) the next starts with the GPU's cached memory freed."""
+    import gc
+
+    import torch
+
+    if torch.cuda.is_available():
+        gc.collect()
+        torch.cuda.empty_cache()
 
 
 def work(settings: TuneSettings, space: dict[str, Param], worker: int, deadline: float) -> None:
