@@ -9,6 +9,7 @@ finetune(FinetuneSettings(task="classification", model="runs/base/model", train=
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,8 +76,12 @@ def prepare_inputs(task: Task, model_name: str, settings: FinetuneSettings, max_
     )
 
 
-def finetune(settings: FinetuneSettings) -> dict:
-    """Fine-tune `settings.model` on `settings.train`; returns the final evaluation metrics."""
+def finetune(settings: FinetuneSettings, on_evaluation: Callable[[dict, str], None] | None = None) -> dict:
+    """Fine-tune `settings.model` on `settings.train`; returns the final evaluation metrics.
+
+    `on_evaluation(metrics, main_metric)` sees every evaluation as it happens (`bertkit tune` reports them to
+    its trial); an exception it raises stops the run.
+    """
     from accelerate.utils import set_seed
 
     settings.validate()
@@ -145,6 +150,8 @@ def finetune(settings: FinetuneSettings) -> dict:
         metrics = task.metrics(eval_examples, latest["predictions"], labels)
         # How many examples the evaluation covered, and from how many model outputs (every one exactly once).
         metrics["eval_examples"], metrics["eval_outputs"] = len(seen), count
+        if on_evaluation is not None:
+            on_evaluation(metrics, metric)
         return metrics
 
     def save_best(current_model, metrics: dict) -> None:

@@ -160,7 +160,7 @@ class Engine:
             generator=torch.Generator().manual_seed(s.seed),
             collate_fn=collate_fn or (lambda batch: collate(batch, pad_token_id)),
         )
-        optimizer = make_optimizer(model, s.learning_rate, s.weight_decay)
+        optimizer = make_optimizer(model, s.learning_rate, s.weight_decay, s.layer_lr_decay)
         model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
 
         batches_per_epoch = len(sampler)  # before any set_position: the whole epoch

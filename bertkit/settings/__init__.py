@@ -38,6 +38,7 @@ DECLARED = (
     "RECIPES",
 )
 DEPLOY = ("ExportSettings", "ServeSettings")
+TUNE = ("TuneSettings",)
 
 
 def __getattr__(name: str) -> Any:  # PEP 562: `from bertkit.settings import FinetuneSettings` loads the declarations
@@ -49,4 +50,8 @@ def __getattr__(name: str) -> Any:  # PEP 562: `from bertkit.settings import Fin
         from bertkit.settings import deploy
 
         return getattr(deploy, name)
+    if name in TUNE:
+        from bertkit.settings import tune
+
+        return getattr(tune, name)
     raise AttributeError(f"module 'bertkit.settings' has no attribute '{name}'")

@@ -205,8 +205,16 @@ class FinetuneSettings(TrainingSettings):
         "and briefly pretrained models; Zhang et al. 2021).",
     )
 
+    layer_lr_decay: float = opt(
+        1.0,
+        "Layer-wise learning-rate decay: the head trains at --learning-rate, each encoder layer below it at this "
+        "factor times the one above, the embeddings lowest (e.g. 0.8; 1.0: off).",
+    )
+
     def validate(self) -> None:
         super().validate()
+        if not 0 < self.layer_lr_decay <= 1:
+            raise BertkitError(f"--layer-lr-decay is {self.layer_lr_decay}; give a factor above 0 and at most 1")
         if not self.model:
             raise BertkitError("no starting model given; pass --model DIR (a local model directory)")
         if self.train is None:
