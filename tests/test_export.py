@@ -169,6 +169,15 @@ def test_export_errors_are_one_line(models, exports, tmp_path):
     assert not (tmp_path / "again").exists() and not (tmp_path / ".sub.tmp").exists()
 
 
+def agreeing_less(monkeypatch, task_name: str) -> None:
+    """The task's agreement measure reports 99% of what it measures (--min-agreement is at most 1)."""
+    from bertkit.tasks import TASKS
+
+    task = TASKS[task_name]
+    measured = task.agreement
+    monkeypatch.setattr(task, "agreement", lambda *both: {**measured(*both), "agreement": 0.99})
+
+
 @pytest.mark.parametrize(
     "change, words", [("ATOL", "differ from PyTorch"), ("min_agreement", "int8 model fails its check")]
 )
@@ -183,9 +192,10 @@ def test_a_failed_check_stops_the_export(change, words, models, tmp_path, monkey
     )
     if change == "ATOL":
         monkeypatch.setattr(checks, "ATOL", -1.0)
-    else:
-        settings.min_agreement = 1.01  # no model can agree on more than all labels
+    else:  # the int8 model agrees on less than everything (the fp32 check reads no agreement)
+        settings.min_agreement = 1.0
         settings.check_margin = 0.0
+        agreeing_less(monkeypatch, "classification")
     with pytest.raises(BertkitError, match=words):
         export_module.export_model(settings)
     assert list(tmp_path.iterdir()) == []
@@ -212,24 +222,25 @@ def test_int8_check_compares_decoded_predictions(task, measure, models, tmp_path
 
 
 @pytest.mark.parametrize("task, measure", [("tagging", "words with the same tag"), ("qa", "mean answer F1")])
-def test_a_failed_int8_check_names_the_model_and_the_fix(task, measure, models, tmp_path):
+def test_a_failed_int8_check_names_the_model_and_the_fix(task, measure, models, tmp_path, monkeypatch):
     code, text = invoke(
         *("export", "--model", models[task], "--output", tmp_path / "onnx", "--quantize", "int8"),
         *("--min-agreement", "1", "--check-margin", "0", "--int8-max-fp32", "0"),
     )
-    if code == 0:  # an int8 model may agree on everything; then demand more than everything
+    if code == 0:  # an int8 model may agree on everything; then it is made to agree on a little less
         shutil.rmtree(tmp_path / "onnx")
         from bertkit.deploy import export as export_module
         from bertkit.errors import BertkitError
         from bertkit.settings import ExportSettings
 
+        agreeing_less(monkeypatch, task)
         with pytest.raises(BertkitError) as failure:
             export_module.export_model(
                 ExportSettings(
                     model=str(models[task]),
                     output=tmp_path / "again",
                     quantize="int8",
-                    min_agreement=1.01,
+                    min_agreement=1,
                     check_margin=0,
                     int8_max_fp32=0,
                 )

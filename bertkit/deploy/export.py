@@ -61,6 +61,7 @@ class ExportWrapper(nn.Module):
 
 def export_model(settings: ExportSettings) -> Path:
     """Write the export directory (atomically) and return it; raises BertkitError on any failure."""
+    settings.validate()
     source, output = Path(settings.model), Path(settings.output)
     prepare_output(source, output, settings.overwrite)
     predict = PredictSettings(
