@@ -40,6 +40,7 @@ class Prepared:
     eval_examples: list[Any] | None
     eval_features: list[dict] | None
     strategy: dict  # the fine-tuning strategy as bertkit.json records it (see bertkit/modeling/build.py)
+    text_pairs: bool | None = None  # text tasks: trained on text pairs (serve refuses a pair a model never saw)
 
 
 def prepare_inputs(task: Task, model_name: str, settings: FinetuneSettings, max_length: int) -> Prepared:
@@ -70,8 +71,19 @@ def prepare_inputs(task: Task, model_name: str, settings: FinetuneSettings, max_
     eval_features = None
     if eval_examples is not None:
         eval_features, _ = task.encode(eval_examples, tokenizer, max_length, label2id, options)
+    first = train_examples[0]
+    text_pairs = first.text_pair is not None if hasattr(first, "text_pair") else None  # pairs in all or none
     return Prepared(
-        options, tokenizer, labels, len(train_examples), train_features, truncated, eval_examples, eval_features, spec
+        options,
+        tokenizer,
+        labels,
+        len(train_examples),
+        train_features,
+        truncated,
+        eval_examples,
+        eval_features,
+        spec,
+        text_pairs,
     )
 
 
@@ -125,6 +137,8 @@ def finetune(settings: FinetuneSettings) -> dict:
         "strategy": data.strategy,
         "settings": saved_settings,
     }
+    if data.text_pairs is not None:
+        info["text_pairs"] = data.text_pairs
     latest: dict = {}  # the predictions of the latest evaluation, for the task's own output files
 
     def evaluate(current_model) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -101,12 +102,22 @@ class ServeSettings(RunSettings):
     model: str = opt(
         "", "Model directory: the model/ folder of a fine-tuning run or a 'bertkit export' output.", short="-m"
     )
-    host: str = opt("127.0.0.1", "Address to listen on (0.0.0.0: every interface).")
+    host: str = opt(
+        "127.0.0.1",
+        "Address to listen on (0.0.0.0: every interface; any address but loopback needs --api-key-file or --no-auth).",
+    )
     port: int = opt(8000, "Port to listen on.")
     max_batch_size: int = opt(32, "Most inputs run together: requests arriving together are batched up to this.")
     max_wait_ms: float = opt(5.0, "How long the first request of a batch waits for others to join it (ms).")
     max_inputs: int = opt(256, "Most inputs one request may hold.")
     max_chars: int = opt(20000, "Most characters of text one input may hold.")
+    max_body_mb: float = opt(10.0, "Largest request body (MB); a larger one is refused (413) before it is read whole.")
+    api_key_file: Optional[Path] = opt(
+        None,
+        "A file whose first line is the token clients must send (Authorization: Bearer TOKEN) on every "
+        "request but /health; required when --host is not a loopback address.",
+    )
+    no_auth: bool = opt(False, "Serve a non-loopback --host without a token (anyone who can reach it may use it).")
     batch_size: int = opt(64, "Inputs per model call inside a batch.")
     runtime: str = opt(
         "auto",
@@ -126,5 +137,21 @@ class ServeSettings(RunSettings):
         for name in ("max_batch_size", "max_inputs", "max_chars", "batch_size"):
             if getattr(self, name) < 1:
                 raise BertkitError(f"{flag(name)} is {getattr(self, name)}; it must be at least 1")
+        if self.max_body_mb <= 0:
+            raise BertkitError(f"--max-body-mb is {self.max_body_mb}; give a size above 0")
+        if not is_loopback(self.host) and self.api_key_file is None and not self.no_auth:
+            raise BertkitError(
+                f"--host {self.host} is reachable from other machines; pass --api-key-file FILE (a token on "
+                "line 1; clients send 'Authorization: Bearer TOKEN'), or --no-auth to serve it open"
+            )
         if self.max_wait_ms < 0:
             raise BertkitError(f"--max-wait-ms is {self.max_wait_ms}; it cannot be negative")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
