@@ -4,7 +4,7 @@ One small file per command registers it on the shared app (`bertkit/cli/app.py`)
 them here, in `--help` order, is what makes the commands exist.
 """
 
-from bertkit.cli import embed, evaluate, export, finetune, predict, pretrain, serve  # noqa: E402,F401 -- registers the commands
+from bertkit.cli import distill, embed, evaluate, export, finetune, predict, pretrain, serve  # noqa: E402,F401 -- registers the commands
 from bertkit.cli.app import app, main
 
 __all__ = ["app", "main"]

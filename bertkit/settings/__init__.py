@@ -38,6 +38,7 @@ DECLARED = (
     "RECIPES",
 )
 DEPLOY = ("ExportSettings", "ServeSettings")
+DISTILL = ("DistillSettings",)
 
 
 def __getattr__(name: str) -> Any:  # PEP 562: `from bertkit.settings import FinetuneSettings` loads the declarations
@@ -49,4 +50,8 @@ def __getattr__(name: str) -> Any:  # PEP 562: `from bertkit.settings import Fin
         from bertkit.settings import deploy
 
         return getattr(deploy, name)
+    if name in DISTILL:
+        from bertkit.settings import distill
+
+        return getattr(distill, name)
     raise AttributeError(f"module 'bertkit.settings' has no attribute '{name}'")
