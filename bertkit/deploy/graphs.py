@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -128,7 +127,8 @@ def int8_with_fallback(
         report = reference.judge_int8(target, rule)
         if report["passed"]:
             break
-    report["fully_quantized"] = {key: value for key, value in first.items() if key != "fully_quantized"}
+    if kept:  # the report of the graph that failed first, beside the one that passed
+        report["fully_quantized"] = first
     return finished(report, kept, reference, rule)
 
 
@@ -140,7 +140,7 @@ def rank_by_sensitivity(fp32: Path, reference: Reference, settings, excluded: li
     for name in candidates:
         quantize_int8(fp32, probe, settings.int8_weight_bits, [other for other in candidates if other != name])
         errors[name] = reference.deviation(probe, SENSITIVITY_SAMPLE)
-    shutil.rmtree(probe, ignore_errors=True) if probe.is_dir() else probe.unlink(missing_ok=True)
+    probe.unlink(missing_ok=True)
     return sorted(candidates, key=lambda name: -errors[name])
 
 
