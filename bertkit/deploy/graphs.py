@@ -36,14 +36,21 @@ def fuse(source: Path, target: Path, config) -> dict:
     from onnxruntime.transformers.optimizer import optimize_model
 
     with quiet_onnxruntime_tools():
-        optimized = optimize_model(
-            str(source),
-            model_type="bert",
-            num_heads=config.num_attention_heads,
-            hidden_size=config.hidden_size,
-            opt_level=0,
-            use_gpu=False,
-        )
+        try:
+            optimized = optimize_model(
+                str(source),
+                model_type="bert",
+                # 0: read from the graph (configs that name them otherwise, e.g. DistilBERT's n_heads / dim)
+                num_heads=getattr(config, "num_attention_heads", 0),
+                hidden_size=getattr(config, "hidden_size", 0),
+                opt_level=0,
+                use_gpu=False,
+            )
+        except Exception as error:  # the optimizer failing on a graph it does not know: name the way out
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise BertkitError(
+                f"ONNX Runtime's BERT fusions failed on this model ({first}); export with --optimize none"
+            ) from None
         optimized.save_model_to_file(str(target))
         return {name: count for name, count in optimized.get_fused_operator_statistics().items() if count}
 
