@@ -104,6 +104,19 @@ def check_fields(records: list[dict], usable: set[str], task_name: str) -> None:
                 raise RequestError(422, f"{where}: expected text, found {kind}; send a JSON string")
 
 
+def refuse_unused_pairs(examples, info: dict) -> None:
+    """predict's inputs: a second text for a model fine-tuned on single texts would be encoded as a pair the
+    model never saw; a one-line error naming the first such record."""
+    if info.get("text_pairs") is not False:
+        return
+    paired = next((e for e in examples if getattr(e, "text_pair", None) is not None), None)
+    if paired is not None:
+        raise BertkitError(
+            f"{paired.where}: a second text for a model fine-tuned on single texts; drop the 'text_pair' field "
+            "(or its column), or use a model fine-tuned on pairs"
+        )
+
+
 class RequestGuard:
     """ASGI middleware: the token, the body limit and strict JSON (see the module docstring)."""
 
