@@ -56,6 +56,8 @@ def prepare_inputs(task: Task, model_name: str, settings: FinetuneSettings, max_
     if train_examples is None:
         train_examples = task.read(train_source, options, labelled=True)
     labels = task.label_names(train_examples)
+    first = train_examples[0]  # read before encoding, which may tidy a streamed file away
+    text_pairs = first.text_pair is not None if hasattr(first, "text_pair") else None  # pairs in all or none
     options = task.configure(options, max_length, train_examples)
     eval_examples = (
         task.read(source(settings.eval, settings.eval_split, "--eval-split"), options, labelled=True)
@@ -71,8 +73,6 @@ def prepare_inputs(task: Task, model_name: str, settings: FinetuneSettings, max_
     eval_features = None
     if eval_examples is not None:
         eval_features, _ = task.encode(eval_examples, tokenizer, max_length, label2id, options)
-    first = train_examples[0]
-    text_pairs = first.text_pair is not None if hasattr(first, "text_pair") else None  # pairs in all or none
     return Prepared(
         options,
         tokenizer,
