@@ -256,7 +256,7 @@ def test_a_public_host_needs_a_token_or_no_auth(exported, tmp_path):
 
     code, text = invoke("serve", "--model", exported, "--host", "0.0.0.0")
     assert code == 2 and "--api-key-file" in text and "--no-auth" in text and len(text.strip().splitlines()) == 1
-    ServeSettings(model=str(exported), host="0.0.0.0", no_auth=True).validate()
+    ServeSettings(model=str(exported), host="0.0.0.0", auth=False).validate()
     ServeSettings(model=str(exported), host="::1").validate()  # loopback
     (tmp_path / "short").write_text("abc\n")
     code, text = invoke("serve", "--model", exported, "--api-key-file", tmp_path / "short")

@@ -117,7 +117,10 @@ class ServeSettings(RunSettings):
         "A file whose first line is the token clients must send (Authorization: Bearer TOKEN) on every "
         "request but /health; required when --host is not a loopback address.",
     )
-    no_auth: bool = opt(False, "Serve a non-loopback --host without a token (anyone who can reach it may use it).")
+    auth: bool = opt(
+        True,
+        "Off (--no-auth): serve a non-loopback --host without a token (anyone who can reach it may use it).",
+    )
     batch_size: int = opt(64, "Inputs per model call inside a batch.")
     runtime: str = opt(
         "auto",
@@ -139,7 +142,7 @@ class ServeSettings(RunSettings):
                 raise BertkitError(f"{flag(name)} is {getattr(self, name)}; it must be at least 1")
         if self.max_body_mb <= 0:
             raise BertkitError(f"--max-body-mb is {self.max_body_mb}; give a size above 0")
-        if not is_loopback(self.host) and self.api_key_file is None and not self.no_auth:
+        if not is_loopback(self.host) and self.api_key_file is None and self.auth:
             raise BertkitError(
                 f"--host {self.host} is reachable from other machines; pass --api-key-file FILE (a token on "
                 "line 1; clients send 'Authorization: Bearer TOKEN'), or --no-auth to serve it open"
