@@ -41,6 +41,7 @@ class Prepared:
     eval_examples: list[Any] | None
     eval_features: list[dict] | None
     strategy: dict  # the fine-tuning strategy as bertkit.json records it (see bertkit/modeling/build.py)
+    text_pairs: bool | None = None  # text tasks: trained on text pairs (serve refuses a pair a model never saw)
 
 
 def prepare_inputs(task: Task, model_name: str, settings: FinetuneSettings, max_length: int) -> Prepared:
@@ -56,6 +57,8 @@ def prepare_inputs(task: Task, model_name: str, settings: FinetuneSettings, max_
     if train_examples is None:
         train_examples = task.read(train_source, options, labelled=True)
     labels = task.label_names(train_examples)
+    first = train_examples[0]  # read before encoding, which may tidy a streamed file away
+    text_pairs = first.text_pair is not None if hasattr(first, "text_pair") else None  # pairs in all or none
     options = task.configure(options, max_length, train_examples)
     eval_examples = (
         task.read(source(settings.eval, settings.eval_split, "--eval-split"), options, labelled=True)
@@ -72,7 +75,16 @@ def prepare_inputs(task: Task, model_name: str, settings: FinetuneSettings, max_
     if eval_examples is not None:
         eval_features, _ = task.encode(eval_examples, tokenizer, max_length, label2id, options)
     return Prepared(
-        options, tokenizer, labels, len(train_examples), train_features, truncated, eval_examples, eval_features, spec
+        options,
+        tokenizer,
+        labels,
+        len(train_examples),
+        train_features,
+        truncated,
+        eval_examples,
+        eval_features,
+        spec,
+        text_pairs,
     )
 
 
@@ -130,6 +142,8 @@ def finetune(settings: FinetuneSettings, on_evaluation: Callable[[dict, str], No
         "strategy": data.strategy,
         "settings": saved_settings,
     }
+    if data.text_pairs is not None:
+        info["text_pairs"] = data.text_pairs
     latest: dict = {}  # the predictions of the latest evaluation, for the task's own output files
 
     def evaluate(current_model) -> dict:

@@ -39,6 +39,7 @@ DECLARED = (
 )
 DEPLOY = ("ExportSettings", "ServeSettings")
 TUNE = ("TuneSettings",)
+DISTILL = ("DistillSettings",)
 
 
 def __getattr__(name: str) -> Any:  # PEP 562: `from bertkit.settings import FinetuneSettings` loads the declarations
@@ -54,4 +55,8 @@ def __getattr__(name: str) -> Any:  # PEP 562: `from bertkit.settings import Fin
         from bertkit.settings import tune
 
         return getattr(tune, name)
+    if name in DISTILL:
+        from bertkit.settings import distill
+
+        return getattr(distill, name)
     raise AttributeError(f"module 'bertkit.settings' has no attribute '{name}'")
