@@ -19,6 +19,7 @@ from bertkit.data.streaming import tidy_on_error
 from bertkit.driver import finish_run, resume_hint, scalar_metrics, start_engine, start_run
 from bertkit.modeling.build import build_model, save_model, strategy_spec
 from bertkit.modeling.loading import load_tokenizer, resolve_model_dir, weights_format
+from bertkit.modeling.losses import training_loss
 from bertkit.modeling.strategies import count_parameters
 from bertkit.report import model_card
 from bertkit.settings import FinetuneSettings, settings_to_dict
@@ -40,6 +41,7 @@ class Prepared:
     eval_examples: list[Any] | None
     eval_features: list[dict] | None
     strategy: dict  # the fine-tuning strategy as bertkit.json records it (see bertkit/modeling/build.py)
+    loss: Any = None  # a weighted training loss (windows, --class-weights; bertkit/modeling/losses.py), or None
 
 
 def prepare_inputs(task: Task, model_name: str, settings: FinetuneSettings, max_length: int) -> Prepared:
@@ -70,8 +72,19 @@ def prepare_inputs(task: Task, model_name: str, settings: FinetuneSettings, max_
     eval_features = None
     if eval_examples is not None:
         eval_features, _ = task.encode(eval_examples, tokenizer, max_length, label2id, options)
+    problem_type = task.head_config(labels).get("problem_type", "")
+    loss = training_loss(problem_type, getattr(options, "class_weights", "none"), labels, train_features)
     return Prepared(
-        options, tokenizer, labels, len(train_examples), train_features, truncated, eval_examples, eval_features, spec
+        options,
+        tokenizer,
+        labels,
+        len(train_examples),
+        train_features,
+        truncated,
+        eval_examples,
+        eval_features,
+        spec,
+        loss,
     )
 
 
@@ -173,6 +186,7 @@ def finetune(settings: FinetuneSettings) -> dict:
         resume_hint=resume_hint(),
         lengths=feature_lengths(data.train_features),
         loss_over_tokens=task.loss_over_tokens and settings.token_weighted_loss,
+        loss=data.loss,
     )
     state = result.state
     summary = {
