@@ -254,3 +254,57 @@ def _tokenizer(model):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(model)
+
+
+def test_per_label_thresholds_are_tuned_saved_and_decoded():
+    from bertkit.metrics.multilabel import best_label_thresholds
+    from bertkit.tasks.multilabel import MultilabelOptions
+
+    gold = [["a"], ["a", "b"], [], ["b"]]
+    logits = np.array([[-0.8, -2.2], [-0.6, 2.2], [-1.4, 1.7], [-2.2, 2.9]])  # a: above -0.9, b: above 2.0
+    probabilities = 1 / (1 + np.exp(-logits))  # as decode computes them
+    thresholds, macro = best_label_thresholds(gold, probabilities, ["a", "b"])
+    assert thresholds == {"a": probabilities[0, 0], "b": probabilities[1, 1]} and macro == pytest.approx(1.0)
+    options = MultilabelOptions(tune_threshold="per-label")
+    tuned = MULTILABEL.tuned_options({"best_threshold": 0.5, "best_label_thresholds": thresholds}, options)
+    assert json.loads(tuned["label_thresholds"]) == thresholds
+    decoding = MultilabelOptions(label_thresholds=tuned["label_thresholds"])
+    features = [{"index": i} for i in range(4)]
+    outputs = iter((i, {"logits": row}) for i, row in enumerate(logits))
+    predicted = MULTILABEL.decode([example("x")] * 4, features, outputs, ["a", "b"], decoding)
+    assert [sorted(p["labels"]) for p in predicted] == [["a"], ["a", "b"], [], ["b"]]
+    assert MultilabelOptions(tune_threshold=True).tune_threshold == "global"  # a config file of before
+    with pytest.raises(BertkitError, match="--label-thresholds is"):
+        MultilabelOptions(label_thresholds='{"a": 2}')
+
+
+def test_windows_predict_the_same_through_an_onnx_export(tiny_model, long_data, tmp_path, cli):
+    train, dev = long_data
+    run = finetune_through_cli(
+        tmp_path / "run",
+        "--model",
+        tiny_model,
+        "--train",
+        train,
+        "--max-steps",
+        "3",
+        "--max-length",
+        "16",
+        "--long-inputs",
+        "windows",
+        "--window-stride",
+        "4",
+        "--window-pool",
+        "max",
+    )
+    result = cli("export", "--model", run / "model", "--output", tmp_path / "onnx", "--check-inputs", dev)
+    assert result.exit_code == 0, result.output
+    records = {}
+    for name, model in (("torch", run / "model"), ("onnx", tmp_path / "onnx")):
+        result = cli("predict", "--model", model, dev, "--output", tmp_path / f"{name}.jsonl")
+        assert result.exit_code == 0, result.output
+        records[name] = [json.loads(line) for line in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
+    assert len(records["onnx"]) == 40
+    for got, expected in zip(records["onnx"], records["torch"]):
+        assert got["label"] == expected["label"]
+        assert got["probabilities"]["pos"] == pytest.approx(expected["probabilities"]["pos"], abs=1e-4)
