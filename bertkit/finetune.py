@@ -26,6 +26,7 @@ from bertkit.settings import FinetuneSettings, settings_to_dict
 from bertkit.settings.options import options_from
 from bertkit.tasks import get_task
 from bertkit.tasks.base import Task
+from bertkit.tasks.long_inputs import truncation_note
 
 
 @dataclass
@@ -116,10 +117,7 @@ def finetune(settings: FinetuneSettings) -> dict:
     )
     run_dir, reporter = start_run(engine, settings, title=f"finetune {task.name}")
     if data.truncated:
-        reporter.note(
-            f"{data.truncated} of {data.train_count} training inputs are longer than --max-length "
-            f"{max_length} and were truncated"
-        )
+        reporter.note(truncation_note(options, data.truncated, data.train_count, max_length))
     trainable, total = count_parameters(model)
     reporter.note(
         f"{task.name}: {data.train_count} training examples, {len(labels)} labels; "

@@ -178,3 +178,15 @@ def pooled_logits(
             stacked = np.stack(windows)
             pooled[example] = stacked.max(axis=0) if pool == "max" else stacked.mean(axis=0)
     return pooled
+
+
+def truncation_note(options: Any, cut: int, total: int, max_length: int) -> str:
+    """What finetune says about the training inputs that were cut, in the terms of --long-inputs."""
+    mode = getattr(options, "long_inputs", "truncate")
+    if mode == "windows":
+        return (
+            f"{cut} of {total} training inputs need more than --max-windows {options.max_windows} windows; "
+            "their ends were dropped"
+        )
+    kept = "only their first and last pieces were kept" if mode == "head-tail" else "and were truncated"
+    return f"{cut} of {total} training inputs are longer than --max-length {max_length} {kept}"
