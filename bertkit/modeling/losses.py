@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from bertkit.errors import BertkitError
 
-SINGLE, MULTI, REGRESSION = "single_label_classification", "multi_label_classification", "regression"
+SINGLE, MULTI = "single_label_classification", "multi_label_classification"  # else regression
 
 
 class WeightedLoss:

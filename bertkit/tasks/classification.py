@@ -17,7 +17,7 @@ import numpy as np
 
 from bertkit.errors import BertkitError
 from bertkit.metrics.classification import classification_metrics, per_class_table
-from bertkit.tasks.base import OneOutputPerText, keep_options, label_head, no_files, nothing_tuned, share_agreeing
+from bertkit.tasks.base import Task, label_head, share_agreeing
 from bertkit.tasks.long_inputs import ClassifierOptions, encode_long_texts, pooled_logits
 from bertkit.tasks.text import (
     TextExample,
@@ -32,7 +32,7 @@ from bertkit.tasks.text import (
 
 
 @dataclass
-class ClassificationTask(OneOutputPerText):
+class ClassificationTask(Task):
     name: str = "classification"
     pair_required: bool = False
     options_type: type = ClassifierOptions
@@ -59,8 +59,6 @@ class ClassificationTask(OneOutputPerText):
 
     def head_config(self, labels: list[str]) -> dict:
         return label_head(labels, "single_label_classification")
-
-    configure = keep_options
 
     def main_metric(self, labels: list[str]) -> str:
         return "accuracy"
@@ -112,9 +110,6 @@ class ClassificationTask(OneOutputPerText):
         return share_agreeing(
             (a["label"] == b["label"] for a, b in zip(reference, other)), "inputs with the same label"
         )
-
-    tuned_options = nothing_tuned
-    write_outputs = no_files
 
 
 CLASSIFICATION = ClassificationTask()

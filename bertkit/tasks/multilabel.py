@@ -25,15 +25,7 @@ from bertkit.errors import BertkitError
 from bertkit.metrics.classification import per_class_table
 from bertkit.metrics.multilabel import best_label_thresholds, best_threshold, multilabel_metrics
 from bertkit.settings.options import opt
-from bertkit.tasks.base import (
-    OneOutputPerText,
-    keep_options,
-    label_head,
-    no_files,
-    no_stream,
-    share_agreeing,
-    single_text_input,
-)
+from bertkit.tasks.base import Task, label_head, share_agreeing
 from bertkit.tasks.long_inputs import ClassifierOptions, encode_long_texts, pooled_logits
 from bertkit.tasks.text import TextExample, check_known_labels, file_of, read_text_examples, text_record
 
@@ -102,7 +94,7 @@ class MultilabelOptions(ClassifierOptions):
 
 
 @dataclass
-class MultilabelTask(OneOutputPerText):
+class MultilabelTask(Task):
     name: str = "multilabel"
     options_type: type = MultilabelOptions
 
@@ -126,9 +118,6 @@ class MultilabelTask(OneOutputPerText):
 
     def head_config(self, labels: list[str]) -> dict:
         return label_head(labels, "multi_label_classification")
-
-    stream = no_stream  # read whole; --cache-encoded still encodes through Arrow
-    configure = keep_options
 
     def main_metric(self, labels: list[str]) -> str:
         return "micro_f1"
@@ -182,8 +171,6 @@ class MultilabelTask(OneOutputPerText):
     def metrics_table(self, metrics: dict):
         return per_class_table(metrics, title="Per label")
 
-    input_record = single_text_input
-
     def prediction_record(self, example: TextExample, prediction: dict) -> dict:
         return {
             **text_record(example),
@@ -204,8 +191,6 @@ class MultilabelTask(OneOutputPerText):
         if options.tune_threshold == "per-label" and "best_label_thresholds" in metrics:
             return {"label_thresholds": json.dumps(metrics["best_label_thresholds"])}
         return {}
-
-    write_outputs = no_files
 
 
 def parse_label_set(value: Any, where: str, column: str, options: MultilabelOptions) -> list[str]:
