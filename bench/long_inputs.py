@@ -12,11 +12,12 @@ run_glue.py sets it up (every review padded to --trainer-length) on the same row
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import tempfile
 from pathlib import Path
 
-from common import DATA, minilm_dir, read_rows, require_data, run_trainer_peer, save_results, timer
+from common import DATA, RESULTS, minilm_dir, read_rows, require_data, run_trainer_peer, save_results, timer
 
 IMDB = DATA / "classification" / "imdb"
 HYPER = {"epochs": 1, "batch_size": 32, "learning_rate": 1e-4, "warmup_ratio": 0.1, "seed": 42}
@@ -94,23 +95,26 @@ def main() -> None:
     parser.add_argument("--trainer", action="store_true", help="also the Trainer, padded to --trainer-length")
     parser.add_argument("--trainer-length", type=int, default=512)
     parser.add_argument("--name", default="long_inputs", help="results file name in bench/results")
+    parser.add_argument("--append", action="store_true", help="add these configs to the runs of an earlier result")
     args = parser.parse_args()
     require_data(IMDB / "train.tsv")
     work = Path(tempfile.mkdtemp(prefix="bertkit-bench-long-"))
     train_rows = read_rows(IMDB / "train.tsv", args.train_rows)
     dev_rows = read_rows(IMDB / "dev.tsv", args.dev_rows)
     train, dev = write_tsv(work / "train.tsv", train_rows), write_tsv(work / "dev.tsv", dev_rows)
+    earlier = RESULTS / f"{args.name}.json"
     results: dict = {
         "data": f"imdb train.tsv first {len(train_rows)}, dev.tsv first {len(dev_rows)}",
         "hyper": HYPER,
         "window_stride": args.window_stride,
         "max_windows": 16,
         "window_pool": "mean",
-        "runs": {},
+        "runs": json.loads(earlier.read_text())["runs"] if args.append and earlier.is_file() else {},
     }
-    for config in args.configs:
+    for config in args.configs:  # saved after each, so a run stopped for time keeps what it measured
         results["runs"][config] = run_bertkit(config, train, dev, work, args.window_stride)
         print(config, results["runs"][config], flush=True)
+        save_results(args.name, results)
     if args.trainer:
         results["runs"][f"trainer-{args.trainer_length}"] = run_trainer(train_rows, dev_rows, work, args.trainer_length)
         print("trainer", results["runs"][f"trainer-{args.trainer_length}"], flush=True)
