@@ -20,12 +20,14 @@ from bertkit.data.streaming import tidy_on_error
 from bertkit.driver import finish_run, resume_hint, scalar_metrics, start_engine, start_run
 from bertkit.modeling.build import build_model, save_model, strategy_spec
 from bertkit.modeling.loading import load_tokenizer, resolve_model_dir, weights_format
+from bertkit.modeling.losses import training_loss
 from bertkit.modeling.strategies import count_parameters
 from bertkit.report import model_card
 from bertkit.settings import FinetuneSettings, settings_to_dict
 from bertkit.settings.options import options_from
 from bertkit.tasks import get_task
 from bertkit.tasks.base import Task
+from bertkit.tasks.long_inputs import truncation_note
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Prepared:
     eval_features: list[dict] | None
     strategy: dict  # the fine-tuning strategy as bertkit.json records it (see bertkit/modeling/build.py)
     text_pairs: bool | None = None  # text tasks: trained on text pairs (serve refuses a pair a model never saw)
+    loss: Any = None  # a weighted training loss (windows, --class-weights; bertkit/modeling/losses.py), or None
 
 
 def prepare_inputs(task: Task, model_name: str, settings: FinetuneSettings, max_length: int) -> Prepared:
@@ -74,6 +77,8 @@ def prepare_inputs(task: Task, model_name: str, settings: FinetuneSettings, max_
     eval_features = None
     if eval_examples is not None:
         eval_features, _ = task.encode(eval_examples, tokenizer, max_length, label2id, options)
+    problem_type = task.head_config(labels).get("problem_type", "")
+    loss = training_loss(problem_type, getattr(options, "class_weights", "none"), labels, train_features)
     return Prepared(
         options,
         tokenizer,
@@ -85,6 +90,7 @@ def prepare_inputs(task: Task, model_name: str, settings: FinetuneSettings, max_
         eval_features,
         spec,
         text_pairs,
+        loss,
     )
 
 
@@ -120,10 +126,7 @@ def finetune(settings: FinetuneSettings, on_evaluation: Callable[[dict, str], No
     )
     run_dir, reporter = start_run(engine, settings, title=f"finetune {task.name}")
     if data.truncated:
-        reporter.note(
-            f"{data.truncated} of {data.train_count} training inputs are longer than --max-length "
-            f"{max_length} and were truncated"
-        )
+        reporter.note(truncation_note(options, data.truncated, data.train_count, max_length))
     trainable, total = count_parameters(model)
     reporter.note(
         f"{task.name}: {data.train_count} training examples, {len(labels)} labels; "
@@ -194,6 +197,7 @@ def finetune(settings: FinetuneSettings, on_evaluation: Callable[[dict, str], No
         resume_hint=resume_hint(),
         lengths=feature_lengths(data.train_features),
         loss_over_tokens=task.loss_over_tokens and settings.token_weighted_loss,
+        loss=data.loss,
     )
     state = result.state
     summary = {

@@ -7,6 +7,7 @@ them here, in `--help` order, is what makes the commands exist.
 # The import order is the order of the commands in `bertkit --help`.
 # isort: off
 from bertkit.cli import pretrain, finetune, tune, distill, predict, evaluate, embed, export, serve  # noqa: F401
+
 # isort: on
 from bertkit.cli.app import app, main
 

@@ -1,13 +1,14 @@
 """The one training engine, on Accelerate, for pretraining and fine-tuning alike.
 
 It knows nothing of tasks: it gets a model whose forward returns ``.loss`` when the batch
-holds labels, a list of features, an ``evaluate(model) -> metrics`` callback and the name of
-the metric to maximise. It runs AdamW with linear warm-up and decay, gradient accumulation
-and clipping, evaluation every N steps or per epoch, keeps the best model through
-``on_best``, stops early on patience, and writes resumable checkpoints atomically.
-A reporter (``bertkit.report``) is told about every step and evaluation; the engine
-itself prints nothing. It is configured by `EngineOptions` (``engine/setup.py``), never by a
-command's settings, and its inference (``run_model``) is the shared loop of ``engine/inference.py``.
+holds labels (or a ``loss(outputs, batch)`` that computes it from the outputs), a list of
+features, an ``evaluate(model) -> metrics`` callback and the name of the metric to maximise.
+It runs AdamW with linear warm-up and decay, gradient accumulation and clipping, evaluation
+every N steps or per epoch, keeps the best model through ``on_best``, stops early on
+patience, and writes resumable checkpoints atomically. A reporter (``bertkit.report``) is
+told about every step and evaluation; the engine itself prints nothing. It is configured by
+`EngineOptions` (``engine/setup.py``), never by a command's settings, and its inference
+(``run_model``) is the shared loop of ``engine/inference.py``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import torch
 
 from bertkit.engine.batching import LengthGroupedBatches, ListDataset, TokenWeights, collate
 from bertkit.engine.checkpoints import load_newest_checkpoint, save_checkpoint
-from bertkit.engine.inference import model_outputs
+from bertkit.engine.inference import TARGETS, model_outputs
 from bertkit.engine.setup import EngineOptions, linear_schedule, make_accelerator, make_optimizer, timed_schedule
 from bertkit.engine.signals import EXIT_CODES, StopRequests
 from bertkit.engine.state import FitResult, TrainState, _Run, _Window
@@ -133,12 +134,15 @@ class Engine:
         on_epoch: Callable[[int], None] | None = None,
         resume_hint: str = "",
         loss_over_tokens: bool = False,
+        loss: Callable[[Mapping, dict], torch.Tensor] | None = None,
     ) -> FitResult:
         """Train `model` on `features`; the returned metrics are those of the best evaluation (the saved model).
 
         `lengths` (each feature's length) spares reading every feature to group them, e.g. from a disk cache.
         `on_epoch(epoch)` is called as each epoch starts (e.g. to draw new masks).
         `loss_over_tokens`: the model's loss is a mean over labelled tokens; weight batches by them (TokenWeights).
+        `loss(outputs, batch)`: the training loss from the model's outputs (e.g. weighted per example); the model
+        then sees no targets. None: the model's own `.loss`.
         With `settings.time_budget_seconds`, the learning-rate schedule runs over the training time instead of
         a step count and training stops cleanly when the budget is spent.
         SIGINT/SIGTERM save a checkpoint at the next step and raise RunInterrupted (exit 130/143), whose message
@@ -146,6 +150,7 @@ class Engine:
         """
         s, accelerator = self.options, self.accelerator
         self.reporter, self.resume_hint, self.on_epoch = reporter, resume_hint, on_epoch
+        self.loss = loss
         if lengths is None:
             lengths = [len(f["input_ids"]) for f in features]
         # One global batch per step, split across processes (see make_accelerator).
@@ -235,7 +240,10 @@ class Engine:
             for batch in run.loader:
                 with accelerator.accumulate(model):
                     with accelerator.autocast():
-                        loss = model(**{k: v for k, v in batch.items() if k != "index"}).loss
+                        if self.loss is None:
+                            loss = model(**{k: v for k, v in batch.items() if k != "index"}).loss
+                        else:
+                            loss = self.loss(model(**{k: v for k, v in batch.items() if k not in TARGETS}), batch)
                     step_loss += loss.detach() / (s.grad_accum * self.micro_batches)  # logged unweighted
                     accelerator.backward(loss * run.weigh(batch) if run.weigh else loss)
                     if accelerator.sync_gradients:  # the accumulation is complete: one optimizer step
