@@ -16,6 +16,7 @@ saved `model/` is a plain BERT directory; the generator and the detection head a
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,6 +157,11 @@ def make_electra(discriminator, settings, tokenizer, saved: Path | None) -> Elec
                 if isinstance(module, torch.nn.Linear):
                     module.weight.normal_(0.0, discriminator.config.initializer_range)
                     module.bias.zero_()
+            # The detection's first lesson is its base rate: a new generator replaces nearly every masked
+            # position. Unless the bias already says so, the first steps learn it by making every output
+            # state alike, and the encoder then fine-tunes at chance (measured: a tiny model after 24 steps).
+            share = settings.mlm_probability
+            head.prediction.bias.fill_(math.log(share / (1 - share)))
     never = sorted({tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id})
     return ElectraPretrainingModel(
         discriminator, generator, head, settings.rtd_weight, never, tokenizer.all_special_ids
