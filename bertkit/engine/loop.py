@@ -43,8 +43,7 @@ class Engine:
         self.options = options
         self.reporter = None
         # accelerator_options: e.g. log_with/project_dir for --report-to (bertkit/tracking.py)
-        # Settings objects work too; their micro_batches is None until the task's default fills it in.
-        self.micro_batches = getattr(options, "micro_batches", None) or 1
+        self.micro_batches = options.micro_batches
         self.accelerator = make_accelerator(
             options.precision,
             options.grad_accum * self.micro_batches,
@@ -212,7 +211,8 @@ class Engine:
         if self.reporter:
             self.reporter.finish()
         self.model = model
-        return FitResult(state=state, final_metrics=final or {}, stopped_early=stopped_early)
+        epochs = state.epoch + state.batch_in_epoch / max(1, batches_per_epoch)
+        return FitResult(state=state, final_metrics=final or {}, stopped_early=stopped_early, epochs=epochs)
 
     def _elapsed(self, state: TrainState) -> float:
         """Training seconds so far, evaluations and checkpoints excluded."""
