@@ -11,10 +11,9 @@ import shutil
 
 import pytest
 from conftest import EXAMPLES, assert_loads_completely
-from test_pretrain_cli import CORPUS, TINY
-from test_resume import tensors
+from helpers import CORPUS, PRETRAIN_TINY, tensors
 
-ELECTRA = [*TINY, "--objective", "electra", "--batch-size", "8", "--eval-every", "0", "--log-every", "1"]
+ELECTRA = [*PRETRAIN_TINY, "--objective", "electra", "--batch-size", "8", "--eval-every", "0", "--log-every", "1"]
 
 
 def electra_run(cli, output, steps: int, *extra):

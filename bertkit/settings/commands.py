@@ -441,11 +441,16 @@ class PretrainSettings(TrainingSettings):
         "fills the masked positions and the encoder tells, at every position, original from replaced; "
         "saved as a plain BERT, the generator in model/generator/).",
         choices=("mlm", "electra"),
+        panel="Masked LM",
     )
     generator_size: float = opt(
-        0.25, "ELECTRA: the generator's width as a share of the encoder's (same depth; the paper: 1/4 to 1/2)."
+        0.25,
+        "ELECTRA: the generator's width as a share of the encoder's (same depth; the paper: 1/4 to 1/2).",
+        panel="Masked LM",
     )
-    rtd_weight: float = opt(50.0, "ELECTRA: weight of replaced-token detection against the generator's MLM loss.")
+    rtd_weight: float = opt(
+        50.0, "ELECTRA: weight of replaced-token detection against the generator's MLM loss.", panel="Masked LM"
+    )
     head_warmup_steps: int = opt(
         0,
         "With --model lacking a masked-LM head (e.g. a sentence-transformers model): train the new "
