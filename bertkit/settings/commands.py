@@ -442,6 +442,28 @@ class PretrainSettings(TrainingSettings):
     dump_instances: Optional[tuple[int, Path]] = opt(
         None, "Write N training instances (after masking) to FILE as jsonl: --dump-instances N FILE."
     )
+    # --- objective (bertkit/pretraining/electra.py) ---
+    objective: str = opt(
+        "mlm",
+        "What the encoder learns: mlm (masked LM, + NSP by --recipe bert) or electra (a small generator "
+        "fills the masked positions and the encoder tells, at every position, original from replaced; "
+        "saved as a plain BERT, the generator in model/generator/).",
+        choices=("mlm", "electra"),
+        panel="Masked LM",
+    )
+    generator_size: float = opt(
+        0.25,
+        "ELECTRA: the generator's width as a share of the encoder's (same depth; the paper: 1/4 to 1/2).",
+        panel="Masked LM",
+    )
+    rtd_weight: float = opt(
+        50.0, "ELECTRA: weight of replaced-token detection against the generator's MLM loss.", panel="Masked LM"
+    )
+    head_warmup_steps: int = opt(
+        0,
+        "With --model lacking a masked-LM head (e.g. a sentence-transformers model): train the new "
+        "head alone for this many steps before the whole model.",
+    )
     # --- record corpora (jsonl, json, parquet, saved datasets: one document per record) ---
     text_column: str = opt(
         "text", "The field holding each document's text in jsonl, json, parquet or saved-dataset corpora."
@@ -449,6 +471,8 @@ class PretrainSettings(TrainingSettings):
 
     def __post_init__(self) -> None:
         # What the user left unset comes from the recipe; an unknown recipe is left for validate() to name.
+        if self.objective == "electra" and self.nsp is None:
+            self.nsp = False  # ELECTRA has no next-sentence task, whatever the recipe
         preset = RECIPES.get(self.recipe, {})
         for name, value in preset.items():
             if getattr(self, name) is None:
@@ -489,6 +513,23 @@ class PretrainSettings(TrainingSettings):
             raise BertkitError(f"--vocab-size is {self.vocab_size}; give at least 100")
         if self.dump_instances is not None and self.dump_instances[0] < 1:
             raise BertkitError(f"--dump-instances asks for {self.dump_instances[0]} instances; give at least 1")
+        self.validate_objective()
+
+    def validate_objective(self) -> None:
+        if self.objective == "electra" and self.nsp:
+            raise BertkitError("--nsp is for --objective mlm; ELECTRA has no next-sentence task: drop --nsp")
+        if not 0.05 <= self.generator_size <= 1:
+            raise BertkitError(f"--generator-size is {self.generator_size}; give a share from 0.05 to 1")
+        if self.rtd_weight <= 0:
+            raise BertkitError(f"--rtd-weight is {self.rtd_weight}; give a positive weight (the paper: 50)")
+        if self.head_warmup_steps < 0:
+            raise BertkitError(f"--head-warmup-steps is {self.head_warmup_steps}; it cannot be negative")
+        if self.head_warmup_steps and (self.objective != "mlm" or not self.model):
+            raise BertkitError(
+                "--head-warmup-steps needs --model and --objective mlm (it warms up a new masked-LM head)"
+            )
+        if self.head_warmup_steps and self.num_processes * self.num_machines > 1:
+            raise BertkitError("--head-warmup-steps runs in one process for now; drop --num-processes or the warm-up")
 
     @property
     def predictions_cap(self) -> int:
