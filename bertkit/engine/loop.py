@@ -25,7 +25,7 @@ from typing import TypeVar
 
 import torch
 
-from bertkit.engine.batching import LengthGroupedBatches, ListDataset, TokenWeights, collate
+from bertkit.engine.batching import ListDataset, TokenWeights, collate, make_batch_sampler
 from bertkit.engine.checkpoints import load_newest_checkpoint, save_checkpoint
 from bertkit.engine.inference import model_outputs
 from bertkit.engine.setup import EngineOptions, linear_schedule, make_accelerator, make_optimizer, timed_schedule
@@ -45,6 +45,7 @@ class Engine:
         # accelerator_options: e.g. log_with/project_dir for --report-to (bertkit/tracking.py)
         # Settings objects work too; their micro_batches is None until the task's default fills it in.
         self.micro_batches = getattr(options, "micro_batches", None) or 1
+        self.batch_sampler = getattr(options, "batch_sampler", None) or EngineOptions.batch_sampler
         self.accelerator = make_accelerator(
             options.precision,
             options.grad_accum * self.micro_batches,
@@ -152,7 +153,14 @@ class Engine:
         # One global batch per step, split across processes (see make_accelerator).
         # --micro-batches N: the sampler draws micro-batches of batch_size / N and N of them make one batch.
         micro_batch = s.batch_size // self.micro_batches
-        sampler = LengthGroupedBatches(lengths, micro_batch * accelerator.num_processes, s.seed, s.length_grouping)
+        sampler = make_batch_sampler(
+            self.batch_sampler,
+            lengths,
+            micro_batch * accelerator.num_processes,
+            s.seed,
+            s.length_grouping,
+            batches_per_step=s.grad_accum * self.micro_batches,
+        )
         # Its own generator: each new iterator draws a seed from it, and drawing from the global RNG
         # would shift dropout after a mid-epoch resume (a fresh iterator that the uninterrupted run never made).
         loader = torch.utils.data.DataLoader(
@@ -405,7 +413,13 @@ class Engine:
                 f"{run_dir}: its checkpoint was made with --micro-batches {state.micro_batches or 1}; "
                 "resume with the same --micro-batches"
             )
+        if state.batch_sampler and state.batch_sampler != self.batch_sampler:
+            raise BertkitError(
+                f"{run_dir}: its checkpoint was made with --batch-sampler {state.batch_sampler}; "
+                "resume with the same --batch-sampler"
+            )
         state.processes, state.global_batch, state.micro_batches = processes, global_batch, self.micro_batches
+        state.batch_sampler = self.batch_sampler
 
     def resume(self, run_dir: Path) -> TrainState:
         """Restore the newest complete checkpoint (model, optimizer, scheduler, RNG, data position)."""

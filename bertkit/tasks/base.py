@@ -37,6 +37,7 @@ class Task(Protocol):
     outputs: Mapping[str, bool]
     default_max_length: int  # --max-length when the user gives none
     default_micro_batches: int  # --micro-batches when the user gives none (see FinetuneSettings)
+    default_batch_sampler: str  # --batch-sampler when the user gives none (engine/batching.py)
 
     def read(self, path: Path, options: Any, labelled: bool) -> list:
         """Examples of a file; each knows its location (file and line or record) for error messages."""
@@ -161,3 +162,4 @@ class OneOutputPerText:
     outputs = {"logits": False}  # a class attribute, as in the Task protocol
     default_max_length: int = 128
     default_micro_batches: int = 1
+    default_batch_sampler: str = "length-grouped"

@@ -83,6 +83,7 @@ class QATask:
     outputs = {"start_logits": True, "end_logits": True}
     default_max_length: int = 384
     default_micro_batches: int = 1
+    default_batch_sampler: str = "length-grouped"
 
     def read(self, path: Path, options: QAOptions, labelled: bool) -> list[QAExample]:
         """SQuAD json or jsonl; bad answers are errors unless --skip-bad-examples (then counted)."""
