@@ -95,6 +95,7 @@ def run_predictions(finetuned: Finetuned, examples: list, settings: PredictSetti
 
 def predict_file(settings: PredictSettings) -> int:
     """Write one prediction record per input; returns how many were written."""
+    settings.validate()
     records_format(settings.output or "-")  # a bad output name fails before any work
     finetuned = load_finetuned(settings)
     examples = finetuned.task.read(source(settings.input, settings.split), finetuned.options, labelled=False)
@@ -108,6 +109,7 @@ def predict_file(settings: PredictSettings) -> int:
 
 def evaluate_file(settings: EvaluateSettings) -> dict:
     """Score the model on a labelled file; prints the metrics and writes them to --output as JSON."""
+    settings.validate()
     if settings.predictions:
         records_format(settings.predictions)
     finetuned = load_finetuned(settings)

@@ -111,7 +111,7 @@ def pretrain(settings: PretrainSettings) -> dict:
         on_epoch=splits["train"].set_epoch,
         resume_hint=resume_hint(),
     )
-    summary = summarize(result, batches_per_epoch=-(-len(splits["train"]) // settings.batch_size))
+    summary = summarize(result)
     finish_run(
         engine,
         run_dir,
@@ -135,13 +135,13 @@ def removed_on_error(run_dir: Path, keep: bool):
         raise
 
 
-def summarize(result, batches_per_epoch: int) -> dict:
+def summarize(result) -> dict:
     """metrics.json's scalars: the final held-out metrics and how much was trained, how fast."""
     state = result.state
     return {
         **result.final_metrics,
         "steps": state.step,
-        "epochs": round(state.epoch + state.batch_in_epoch / batches_per_epoch, 3),
+        "epochs": round(result.epochs, 3),  # the engine's count: its batches span every process
         "train_tokens": state.tokens_seen,
         "train_seconds": round(state.train_seconds, 3),
         "tokens_per_second": round(state.tokens_seen / max(state.train_seconds, 1e-9), 1),

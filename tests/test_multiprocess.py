@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import EXAMPLES, free_port
-from test_resume import assert_same_weights, run, start, wait_for
+from helpers import assert_same_weights, run, start, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ settings_command(
     "pretrain",
     PretrainSettings,
     run,
-    """Pretrain a BERT encoder on raw text: masked LM + next-sentence prediction.
+    """Pretrain a BERT encoder on raw text with masked LM (--recipe bert or --nsp add next-sentence prediction).
 
 ```
 bertkit pretrain corpus/*.txt --output runs/base --size mini --max-seq-length 128 --max-steps 20000

@@ -97,6 +97,7 @@ class CheckInputs:
 
 def export_model(settings: ExportSettings) -> Path:
     """Write the export directory (atomically) and return it; raises BertkitError on any failure."""
+    settings.validate()
     source, output = Path(settings.model), Path(settings.output)
     prepare_output(source, output, settings.overwrite)
     predict = PredictSettings(

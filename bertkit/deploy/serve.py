@@ -239,6 +239,7 @@ def serve(settings: ServeSettings) -> None:
     """Load the model, then serve until SIGINT/SIGTERM (in-flight requests are answered first; exit 0)."""
     import uvicorn
 
+    settings.validate()
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     LOG.addHandler(handler)

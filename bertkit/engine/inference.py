@@ -73,8 +73,5 @@ def model_outputs(
     if accelerator.num_processes > 1:
         from accelerate.utils import gather_object
 
-        seen: set[int] = set()
-        for index, item in sorted(gather_object(results), key=lambda pair: pair[0]):
-            if index not in seen:  # the last uneven batches may repeat
-                seen.add(index)
-                yield index, item
+        # Every feature is in exactly one process's batches (my_batches deals them out, never pads).
+        yield from sorted(gather_object(results), key=lambda pair: pair[0])

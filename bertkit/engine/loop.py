@@ -43,9 +43,7 @@ class Engine:
         self.options = options
         self.reporter = None
         # accelerator_options: e.g. log_with/project_dir for --report-to (bertkit/tracking.py)
-        # Settings objects work too; their micro_batches is None until the task's default fills it in.
-        self.micro_batches = getattr(options, "micro_batches", None) or 1
-        self.batch_sampler = getattr(options, "batch_sampler", None) or EngineOptions.batch_sampler
+        self.micro_batches = options.micro_batches
         self.accelerator = make_accelerator(
             options.precision,
             options.grad_accum * self.micro_batches,
@@ -154,7 +152,7 @@ class Engine:
         # --micro-batches N: the sampler draws micro-batches of batch_size / N and N of them make one batch.
         micro_batch = s.batch_size // self.micro_batches
         sampler = make_batch_sampler(
-            self.batch_sampler,
+            self.options.batch_sampler,
             lengths,
             micro_batch * accelerator.num_processes,
             s.seed,
@@ -220,7 +218,8 @@ class Engine:
         if self.reporter:
             self.reporter.finish()
         self.model = model
-        return FitResult(state=state, final_metrics=final or {}, stopped_early=stopped_early)
+        epochs = state.epoch + state.batch_in_epoch / max(1, batches_per_epoch)
+        return FitResult(state=state, final_metrics=final or {}, stopped_early=stopped_early, epochs=epochs)
 
     def _elapsed(self, state: TrainState) -> float:
         """Training seconds so far, evaluations and checkpoints excluded."""
@@ -413,13 +412,13 @@ class Engine:
                 f"{run_dir}: its checkpoint was made with --micro-batches {state.micro_batches or 1}; "
                 "resume with the same --micro-batches"
             )
-        if state.batch_sampler and state.batch_sampler != self.batch_sampler:
+        if state.batch_sampler and state.batch_sampler != self.options.batch_sampler:
             raise BertkitError(
                 f"{run_dir}: its checkpoint was made with --batch-sampler {state.batch_sampler}; "
                 "resume with the same --batch-sampler"
             )
         state.processes, state.global_batch, state.micro_batches = processes, global_batch, self.micro_batches
-        state.batch_sampler = self.batch_sampler
+        state.batch_sampler = self.options.batch_sampler
 
     def resume(self, run_dir: Path) -> TrainState:
         """Restore the newest complete checkpoint (model, optimizer, scheduler, RNG, data position)."""

@@ -40,6 +40,7 @@ class FitResult:
     state: TrainState
     final_metrics: dict
     stopped_early: bool
+    epochs: float = 0.0  # epochs trained, counted in the batches the sampler draws (all processes together)
 
 
 @dataclass

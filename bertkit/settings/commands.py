@@ -23,7 +23,7 @@ class RunSettings:
     """What every command shares."""
 
     config: Optional[Path] = opt(None, "YAML or TOML file of settings; flags given on the command line override it.")
-    debug: bool = opt(False, "Show the full traceback of errors.")
+    debug: bool = opt(False, "Show the full traceback of errors.", panel="Output & logging")
     # --- safe loading ---
     allow_pickle: bool = opt(
         False,
@@ -533,12 +533,11 @@ class EmbedSettings(RunSettings):
     )
 
     def validate(self) -> None:
+        validate_choices(self)  # --pooling, --precision
         if not self.inputs:
             raise BertkitError("no input given; pass a file of texts, - for stdin, or the texts themselves")
         if not self.model:
             raise BertkitError("no model given; pass --model DIR (a pretrained or fine-tuned model directory)")
-        if self.pooling not in ("cls", "mean"):
-            raise BertkitError(f"--pooling is '{self.pooling}'; choose cls or mean")
         if self.output is None and not self.similarity:
             raise BertkitError("nothing to do; pass --output FILE.npy|.jsonl for the vectors, or --similarity")
         if self.output is not None and self.output.suffix not in (".npy", ".jsonl"):

@@ -17,7 +17,7 @@ import numpy as np
 
 from bertkit.errors import BertkitError
 from bertkit.metrics.classification import classification_metrics, per_class_table
-from bertkit.tasks.base import OneOutputPerText, keep_options, label_head, no_files, nothing_tuned, share_agreeing
+from bertkit.tasks.base import Task, label_head, share_agreeing
 from bertkit.tasks.text import (
     TextColumns,
     TextExample,
@@ -33,7 +33,7 @@ from bertkit.tasks.text import (
 
 
 @dataclass
-class ClassificationTask(OneOutputPerText):
+class ClassificationTask(Task):
     name: str = "classification"
     pair_required: bool = False
     options_type: type = TextColumns
@@ -60,8 +60,6 @@ class ClassificationTask(OneOutputPerText):
 
     def head_config(self, labels: list[str]) -> dict:
         return label_head(labels, "single_label_classification")
-
-    configure = keep_options
 
     def main_metric(self, labels: list[str]) -> str:
         return "accuracy"
@@ -114,9 +112,6 @@ class ClassificationTask(OneOutputPerText):
         return share_agreeing(
             (a["label"] == b["label"] for a, b in zip(reference, other)), "inputs with the same label"
         )
-
-    tuned_options = nothing_tuned
-    write_outputs = no_files
 
 
 CLASSIFICATION = ClassificationTask()

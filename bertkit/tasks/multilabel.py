@@ -22,15 +22,7 @@ from bertkit.errors import BertkitError
 from bertkit.metrics.classification import per_class_table
 from bertkit.metrics.multilabel import best_threshold, multilabel_metrics
 from bertkit.settings.options import opt
-from bertkit.tasks.base import (
-    OneOutputPerText,
-    keep_options,
-    label_head,
-    no_files,
-    no_stream,
-    share_agreeing,
-    single_text_input,
-)
+from bertkit.tasks.base import Task, label_head, share_agreeing
 from bertkit.tasks.text import (
     TextColumns,
     TextExample,
@@ -75,7 +67,7 @@ class MultilabelOptions(TextColumns):
 
 
 @dataclass
-class MultilabelTask(OneOutputPerText):
+class MultilabelTask(Task):
     name: str = "multilabel"
     options_type: type = MultilabelOptions
 
@@ -99,9 +91,6 @@ class MultilabelTask(OneOutputPerText):
 
     def head_config(self, labels: list[str]) -> dict:
         return label_head(labels, "multi_label_classification")
-
-    stream = no_stream  # read whole; --cache-encoded still encodes through Arrow
-    configure = keep_options
 
     def main_metric(self, labels: list[str]) -> str:
         return "micro_f1"
@@ -150,8 +139,6 @@ class MultilabelTask(OneOutputPerText):
     def metrics_table(self, metrics: dict):
         return per_class_table(metrics, title="Per label")
 
-    input_record = single_text_input
-
     def prediction_record(self, example: TextExample, prediction: dict) -> dict:
         return {
             **text_record(example),
@@ -169,8 +156,6 @@ class MultilabelTask(OneOutputPerText):
         if options.tune_threshold and "best_threshold" in metrics:
             return {"threshold": metrics["best_threshold"]}
         return {}
-
-    write_outputs = no_files
 
 
 def parse_label_set(value: Any, where: str, column: str, options: MultilabelOptions) -> list[str]:

@@ -18,17 +18,7 @@ from typing import Any
 
 from bertkit.errors import BertkitError
 from bertkit.metrics.regression import regression_metrics
-from bertkit.tasks.base import (
-    OneOutputPerText,
-    keep_options,
-    label_head,
-    no_files,
-    no_stream,
-    no_table,
-    nothing_tuned,
-    share_agreeing,
-    single_text_input,
-)
+from bertkit.tasks.base import Task, label_head, share_agreeing
 from bertkit.tasks.text import TextColumns, TextExample, encode_texts, read_text_examples, text_record
 
 SCORE = "score"  # the name of the one output, as config.json's id2label and the pipeline show it
@@ -54,7 +44,7 @@ def parse_score(value: Any, where: str, column: str) -> float:
 
 
 @dataclass
-class RegressionTask(OneOutputPerText):
+class RegressionTask(Task):
     name: str = "regression"
     options_type: type = TextColumns
 
@@ -64,14 +54,8 @@ class RegressionTask(OneOutputPerText):
     def label_names(self, examples: list[TextExample]) -> list[str]:
         return [SCORE]
 
-    def check_labels(self, examples: list[TextExample], labels: list[str]) -> None:
-        return None  # every score was checked to be a number while reading
-
     def head_config(self, labels: list[str]) -> dict:
         return label_head([SCORE], "regression")
-
-    stream = no_stream  # read whole; --cache-encoded still encodes through Arrow
-    configure = keep_options
 
     def main_metric(self, labels: list[str]) -> str:
         return "spearman"
@@ -104,10 +88,6 @@ class RegressionTask(OneOutputPerText):
     def metrics(self, examples: list[TextExample], predictions: list[dict], labels: list[str]) -> dict:
         return regression_metrics([e.label for e in examples], [p["score"] for p in predictions])
 
-    metrics_table = no_table
-
-    input_record = single_text_input
-
     def prediction_record(self, example: TextExample, prediction: dict) -> dict:
         return {**text_record(example), "score": round(prediction["score"], 6)}
 
@@ -122,9 +102,6 @@ class RegressionTask(OneOutputPerText):
             tolerance=tolerance,
             max_abs_difference=max(differences, default=0.0),
         )
-
-    tuned_options = nothing_tuned
-    write_outputs = no_files
 
 
 REGRESSION = RegressionTask()
