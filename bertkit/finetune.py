@@ -108,6 +108,9 @@ def finetune(settings: FinetuneSettings, on_evaluation: Callable[[dict, str], No
     if settings.micro_batches is None:  # the task's default, where the batch divides into it (saved resolved)
         default = task.default_micro_batches
         settings = dataclasses.replace(settings, micro_batches=default if settings.batch_size % default == 0 else 1)
+    if settings.batch_sampler is None:  # the task's, where --length-grouping 1 does not ask for random batches
+        sampler = "random" if settings.length_grouping == 1 else task.default_batch_sampler
+        settings = dataclasses.replace(settings, batch_sampler=sampler)
     model_name = resolve_model_dir(settings.model)
     engine = start_engine(settings)
     # Under several processes the main process of each machine prepares the data once.

@@ -26,7 +26,7 @@ from typing import TypeVar
 
 import torch
 
-from bertkit.engine.batching import LengthGroupedBatches, ListDataset, TokenWeights, collate
+from bertkit.engine.batching import ListDataset, TokenWeights, collate, make_batch_sampler
 from bertkit.engine.checkpoints import load_newest_checkpoint, save_checkpoint
 from bertkit.engine.inference import TARGETS, model_outputs
 from bertkit.engine.setup import EngineOptions, linear_schedule, make_accelerator, make_optimizer, timed_schedule
@@ -156,7 +156,14 @@ class Engine:
         # One global batch per step, split across processes (see make_accelerator).
         # --micro-batches N: the sampler draws micro-batches of batch_size / N and N of them make one batch.
         micro_batch = s.batch_size // self.micro_batches
-        sampler = LengthGroupedBatches(lengths, micro_batch * accelerator.num_processes, s.seed, s.length_grouping)
+        sampler = make_batch_sampler(
+            self.options.batch_sampler,
+            lengths,
+            micro_batch * accelerator.num_processes,
+            s.seed,
+            s.length_grouping,
+            batches_per_step=s.grad_accum * self.micro_batches,
+        )
         # Its own generator: each new iterator draws a seed from it, and drawing from the global RNG
         # would shift dropout after a mid-epoch resume (a fresh iterator that the uninterrupted run never made).
         loader = torch.utils.data.DataLoader(
@@ -413,7 +420,13 @@ class Engine:
                 f"{run_dir}: its checkpoint was made with --micro-batches {state.micro_batches or 1}; "
                 "resume with the same --micro-batches"
             )
+        if state.batch_sampler and state.batch_sampler != self.options.batch_sampler:
+            raise BertkitError(
+                f"{run_dir}: its checkpoint was made with --batch-sampler {state.batch_sampler}; "
+                "resume with the same --batch-sampler"
+            )
         state.processes, state.global_batch, state.micro_batches = processes, global_batch, self.micro_batches
+        state.batch_sampler = self.options.batch_sampler
 
     def resume(self, run_dir: Path) -> TrainState:
         """Restore the newest complete checkpoint (model, optimizer, scheduler, RNG, data position)."""

@@ -32,6 +32,7 @@ class TrainState:
     processes: int = 1  # the batch order and RNG states depend on these three: a resume must match them
     global_batch: int = 0
     micro_batches: int = 0  # 0: a checkpoint from before --micro-batches (1 was the only choice)
+    batch_sampler: str = ""  # "": a checkpoint from before --batch-sampler (length-grouped or, at 1, random)
 
 
 @dataclass
@@ -48,7 +49,7 @@ class _Run:
 
     model: torch.nn.Module
     loader: Any
-    sampler: LengthGroupedBatches
+    sampler: LengthGroupedBatches  # or a subclass (make_batch_sampler)
     optimizer: Any
     scheduler: Any
     total_steps: int

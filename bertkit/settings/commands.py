@@ -56,7 +56,8 @@ class TrainingSettings(RunSettings):
     length_grouping: int = opt(
         50,
         "Batches per length-sorted group: batches hold examples of similar length (little "
-        "padding, fast); 1: random batches, as the transformers Trainer draws them.",
+        "padding, fast); 1: random batches, as the transformers Trainer draws them "
+        "(finetune: the same as --batch-sampler random).",
     )
     eval_every: int = opt(0, "Evaluate every N steps (0: at the end of each epoch only).")
     save_every: int = opt(0, "Write a resumable checkpoint every N steps (0: at the end of each epoch only).")
@@ -167,6 +168,15 @@ class FinetuneSettings(TrainingSettings):
         "lengths. Default: the task's (4 for tagging, else 1; 1 when --batch-size "
         "is not a multiple of it).",
     )
+    batch_sampler: Optional[str] = opt(
+        None,
+        "Batch order: step-sorted (each step holds the examples random batches would, sorted "
+        "by length into its --micro-batches: random batches' statistics, little padding), "
+        "length-grouped (groups of --length-grouping similar-length batches: least padding, but "
+        "each step holds one length) or random (as the Trainer). Default: the task's "
+        "(step-sorted for tagging, else length-grouped; random with --length-grouping 1).",
+        choices=("step-sorted", "length-grouped", "random"),  # the orders of engine/batching.py
+    )
     # --- strategies ---
     strategy: str = opt(
         "full",
@@ -227,6 +237,11 @@ class FinetuneSettings(TrainingSettings):
             raise BertkitError(
                 f"--micro-batches is {self.micro_batches}; give a divisor of --batch-size "
                 f"{self.batch_size} (1: no micro-batches)"
+            )
+        if self.batch_sampler == "step-sorted" and self.length_grouping == 1:
+            raise BertkitError(
+                "--length-grouping 1 asks for random batches and --batch-sampler step-sorted for sorted steps; "
+                "pass one of them"
             )
         from bertkit.modeling.strategies import validate_strategy
 
