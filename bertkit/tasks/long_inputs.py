@@ -113,8 +113,8 @@ def encode_long_texts(
     for index, (example, pieces, pair) in enumerate(zip(examples, texts, pairs)):
         if not pieces:
             raise BertkitError(
-                f"{example.where}: the text has no pieces the tokenizer keeps (only control or unknown "
-                "characters); fill it in or drop the record"
+                f"{example.where}: the text has no pieces the tokenizer keeps (only characters it drops, such "
+                "as control or zero-width ones); fill it in or drop the record"
             )
         specials = 3 if pair is not None else 2
         pair = pair[: (max_length - specials) // 2] if pair is not None else None
