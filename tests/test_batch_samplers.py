@@ -97,17 +97,14 @@ def test_finetune_resolves_the_batch_sampler_and_refuses_a_contradiction(tiny_mo
 
 
 def test_a_checkpoint_resumes_only_with_its_batch_sampler(tmp_path):
-    from bertkit.engine import Engine
-    from bertkit.engine.setup import EngineOptions
     from bertkit.engine.state import TrainState
     from bertkit.errors import BertkitError
 
-    engine = Engine(EngineOptions(precision="fp32", batch_sampler="step-sorted"))
     saved = TrainState(processes=1, global_batch=32, micro_batches=1, batch_sampler="length-grouped")
     with pytest.raises(BertkitError, match="made with --batch-sampler length-grouped; resume with the same"):
-        engine._check_layout(saved, tmp_path)
+        saved.check_layout(tmp_path, 1, 32, 1, "step-sorted")
     older = TrainState(processes=1, global_batch=32, micro_batches=1)  # before --batch-sampler: not checked
-    engine._check_layout(older, tmp_path)
+    older.check_layout(tmp_path, 1, 32, 1, "step-sorted")
     assert older.batch_sampler == "step-sorted"
     assert json.dumps(older.__dict__)  # still saved as plain JSON
 
