@@ -9,6 +9,7 @@ from typing import Any
 
 from bertkit.data.datasets_io import source
 from bertkit.data.writers import records_format, write_json, write_records
+from bertkit.deploy.guard import refuse_unused_pairs
 from bertkit.deploy.onnx_runner import load_for_inference
 from bertkit.engine import Engine
 from bertkit.engine.setup import EngineOptions
@@ -99,6 +100,7 @@ def predict_file(settings: PredictSettings) -> int:
     records_format(settings.output or "-")  # a bad output name fails before any work
     finetuned = load_finetuned(settings)
     examples = finetuned.task.read(source(settings.input, settings.split), finetuned.options, labelled=False)
+    refuse_unused_pairs(examples, finetuned.info)
     predictions = run_predictions(finetuned, examples, settings)
     records = (finetuned.task.prediction_record(e, p) for e, p in zip(examples, predictions))
     count = write_records(settings.output or "-", records)

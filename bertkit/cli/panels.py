@@ -102,7 +102,7 @@ GROUPS = {
         "document_per_file",
     ),
     MASKED_LM: ("nsp", "mlm_probability", "max_predictions", "whole_word_masking", "static_masks"),
-    TRAINING: ("eval_instances", "token_weighted_loss", "micro_batches"),
+    TRAINING: ("eval_instances", "token_weighted_loss", "micro_batches", "batch_sampler"),
     SAFETY: ("skip_nonfinite",),
 }
 BY_NAME = {name: panel for panel, names in GROUPS.items() for name in names}

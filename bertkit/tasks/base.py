@@ -54,6 +54,7 @@ class Task(ABC):
     loss_over_tokens: bool = False
     default_max_length: int = 128  # --max-length when the user gives none
     default_micro_batches: int = 1  # --micro-batches when the user gives none (see FinetuneSettings)
+    default_batch_sampler: str = "length-grouped"  # --batch-sampler when the user gives none (engine/batching.py)
 
     # Required methods.
 

@@ -74,6 +74,8 @@ class TaggingTask(Task):
     loss_over_tokens: bool = True
     outputs = {"logits": True}
     default_micro_batches: int = 4
+    # Each step is a random draw (the tag statistics of random batches), sorted into its 4 micro-batches.
+    default_batch_sampler: str = "step-sorted"
 
     def read(self, path: Path, options: TaggingOptions, labelled: bool) -> list[TaggedSentence]:
         return read_tagged(path, labelled, options.tag_column, options.tag_field, tags_column=options.label_column)
