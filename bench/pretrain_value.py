@@ -3,18 +3,22 @@
     flock /tmp/bertkit-bench.lock .venv/bin/python bench/pretrain_value.py                      # the full curve
     flock /tmp/bertkit-bench.lock .venv/bin/python bench/pretrain_value.py --budgets 0,5 --tasks mr \
         --poolings cls --seeds 1                                                                  # a short look
+    flock /tmp/bertkit-bench.lock .venv/bin/python bench/pretrain_value.py --corpus imdb-unsup \
+        --objective mlm,electra --sides bertkit-budget                          # in-domain text, both objectives
 
 On the first --megabytes (20) of ../shared/data/corpus/gutenberg/corpus.txt, with one WordPiece
 tokenizer for everybody (bertkit's deterministic trainer, 8,192 pieces: the budget recipe's size for
 `mini`), the `mini` model (4 x 256) is pretrained for each budget in --budgets (minutes of training
 time; 0 means random weights) by:
-- bertkit, `--recipe budget` (the default) and `--recipe bert` (the paper's objective with NSP);
+- bertkit, `--recipe budget` (the default) and `--recipe bert` (the paper's objective with NSP), each
+  with every `--objective` asked for (mlm, the default, and/or electra: sides `bertkit-budget-electra`...);
 - the peer: the Trainer set up as run_mlm.py (BertForMaskedLM, 15% masking, whole decoder, texts
   concatenated into 128-token blocks, linear schedule sized to the budget; bench/pretrain.py's side).
 Each model is then fine-tuned with `bertkit finetune` (3 epochs, lr 1e-4, batch 32) on MR polarity
 (the first 4,000 training rows, scored on test.tsv) and SICK NLI (train, scored on test), with the
 [CLS] head and with mean pooling, for each of --seeds fine-tuning seeds. Results:
-bench/results/pretrain-value.json and the plot bench/results/pretrain-value.png.
+bench/results/pretrain-value.json and the plot bench/results/pretrain-value.png (--name changes the
+name; --corpus imdb-unsup pretrains on ../shared/data/corpus/imdb-unsup, the text domain of MR).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from pathlib import Path
 
 from common import DATA, RESULTS, ROOT, require_data, save_results
 
-CORPUS = DATA / "corpus" / "gutenberg" / "corpus.txt"
+CORPORA = {name: DATA / "corpus" / name / "corpus.txt" for name in ("gutenberg", "imdb-unsup")}
 TASKS = {
     "mr": {
         "task": "classification",
@@ -46,11 +50,11 @@ def bertkit(*args) -> None:
     subprocess.run([sys.executable, "-m", "bertkit", *map(str, args)], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
 
 
-def prepare(work: Path, megabytes: float, mr_rows: int) -> None:
+def prepare(work: Path, corpus: Path, megabytes: float, mr_rows: int) -> None:
     """train.txt (whole paragraphs, blank lines kept), the shared tokenizer, and the task files."""
     from bertkit.modeling.scratch import train_wordpiece
 
-    text = require_data(CORPUS).read_bytes()[: int(megabytes * 1e6)].decode("utf-8", errors="ignore")
+    text = require_data(corpus).read_bytes()[: int(megabytes * 1e6)].decode("utf-8", errors="ignore")
     text = text[: text.rfind("\n")] + "\n"  # the last line may be cut
     (work / "train.txt").write_text(text, encoding="utf-8")
     lines = [line for line in text.splitlines() if line.strip()]
@@ -62,8 +66,8 @@ def prepare(work: Path, megabytes: float, mr_rows: int) -> None:
         (work / f"{name}-train.tsv").write_text("\n".join(keep) + "\n", encoding="utf-8")
 
 
-def pretrain_bertkit(work: Path, minutes: float, recipe: str, reuse: bool = False) -> Path:
-    output = work / f"bertkit-{recipe}-{minutes:g}m"
+def pretrain_bertkit(work: Path, minutes: float, recipe: str, reuse: bool = False, objective: str = "mlm") -> Path:
+    output = work / f"bertkit-{recipe}{'' if objective == 'mlm' else '-' + objective}-{minutes:g}m"
     if reuse and (output / "model" / "bertkit.json").is_file():
         return rescaled_as_saved_now(output / "model")
     length = ["--max-steps", "0"] if minutes == 0 else ["--time-budget", f"{minutes:g}m"]
@@ -79,6 +83,8 @@ def pretrain_bertkit(work: Path, minutes: float, recipe: str, reuse: bool = Fals
         "mini",
         "--recipe",
         recipe,
+        "--objective",
+        objective,
         "--seed",
         "1",
         "--log-every",
@@ -206,10 +212,15 @@ def main() -> None:
     parser.add_argument("--poolings", default="cls,mean")
     parser.add_argument("--seeds", type=int, default=2, help="fine-tuning seeds per model")
     parser.add_argument("--sides", default="bertkit-budget,bertkit-bert,trainer")
+    parser.add_argument("--corpus", choices=sorted(CORPORA), default="gutenberg", help="the pretraining text")
+    parser.add_argument(
+        "--objective", default="mlm", help="bertkit's objectives, comma-separated: mlm, electra (each bertkit side)"
+    )
+    parser.add_argument("--name", default="", help="result files' name (default pretrain-value[-CORPUS])")
     parser.add_argument("--megabytes", type=float, default=20)
     parser.add_argument("--mr-rows", type=int, default=4000, help="MR training rows (smoke tests use fewer)")
     parser.add_argument("--epochs", type=float, default=3, help="fine-tuning epochs")
-    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench-pretrain-value")
+    parser.add_argument("--work", type=Path, default=None, help="default runs/bench-pretrain-value[-CORPUS]")
     parser.add_argument(
         "--reuse",
         action="store_true",
@@ -221,11 +232,20 @@ def main() -> None:
         help="add these budgets to bench/results/pretrain-value.json instead of starting it anew",
     )
     args = parser.parse_args()
+    suffix = "" if args.corpus == "gutenberg" else f"-{args.corpus}"  # the gutenberg names stay as they were
+    name = args.name or f"pretrain-value{suffix}"
+    args.work = args.work or ROOT / "runs" / f"bench-pretrain-value{suffix}"
     args.work.mkdir(parents=True, exist_ok=True)
-    prepare(args.work, args.megabytes, args.mr_rows)
+    prepare(args.work, CORPORA[args.corpus], args.megabytes, args.mr_rows)
     budgets = [float(b) for b in args.budgets.split(",")]
-    sides = args.sides.split(",")
+    objectives = args.objective.split(",")
+    sides = [
+        f"{side}{'' if objective == 'mlm' else '-' + objective}"
+        for side in args.sides.split(",")
+        for objective in (objectives if side.startswith("bertkit") else ["mlm"])
+    ]
     results: dict = {
+        "corpus": args.corpus,
         "budgets_minutes": budgets,
         "seeds": args.seeds,
         "megabytes": args.megabytes,
@@ -233,7 +253,7 @@ def main() -> None:
         "pretraining": {},
         "scores": {side: {} for side in sides},
     }
-    previous = RESULTS / "pretrain-value.json"
+    previous = RESULTS / f"{name}.json"
     if args.add and previous.is_file():  # budgets run in several sittings share one table and plot
         results = json.loads(previous.read_text())
         results.pop("machine", None)
@@ -252,7 +272,8 @@ def main() -> None:
             elif side == "trainer":
                 model = pretrain_trainer(args.work, minutes, args.reuse)
             else:
-                model = pretrain_bertkit(args.work, minutes, side.split("-")[1], args.reuse)
+                _, recipe, *objective = side.split("-")  # bertkit-RECIPE[-OBJECTIVE]
+                model = pretrain_bertkit(args.work, minutes, recipe, args.reuse, (objective or ["mlm"])[0])
             metrics_file = model.parent / "metrics.json"
             if minutes and metrics_file.is_file():
                 results["pretraining"][f"{side}/{minutes:g}"] = {
@@ -269,8 +290,8 @@ def main() -> None:
                     print(side, f"{minutes:g} min", task, pooling, scores[f"{task}/{pooling}"], flush=True)
             # merged, not replaced: [CLS] and mean pooling (or tasks) may come from separate sittings
             results["scores"][side].setdefault(f"{minutes:g}", {}).update(scores)
-            save_results("pretrain-value", results)  # after every model: a stopped run keeps what it measured
-    plot(results, RESULTS / "pretrain-value.png")
+            save_results(name, results)  # after every model: a stopped run keeps what it measured
+    plot(results, RESULTS / f"{name}.png")
     print(json.dumps(results["scores"], indent=2))
 
 

@@ -4,7 +4,8 @@
     .venv/bin/python bench/run_all.py classification tagging
 
 Each benchmark runs bertkit and its transformers peer in the same process and writes
-bench/results/NAME.json; BENCHMARKS.md records the figures and the command behind them.
+bench/results/NAME.json; the figures to quote go, with the command behind them, into a JSON file's
+"rows" (bench/summary.py builds the table of current figures from them: docs/benchmarks/index.md).
 The whole set takes about two hours on the 2-core CPU machine (QA alone about one).
 """
 

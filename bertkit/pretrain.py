@@ -6,7 +6,9 @@
 
 The model trains on masked LM (+ next-sentence prediction) with the shared engine; the saved
 `model/` is a plain `BertForPreTraining` directory (it loads as `BertForMaskedLM` too) with its
-tokenizer, and works as `--model` of `bertkit finetune`.
+tokenizer, and works as `--model` of `bertkit finetune`. With `objective="electra"` the encoder
+learns replaced-token detection beside a small generator (bertkit/pretraining/electra.py); `model/`
+is then a plain `BertModel` directory, the generator in `model/generator/`.
 """
 
 from __future__ import annotations
@@ -29,8 +31,17 @@ from bertkit.modeling.loading import (
 from bertkit.modeling.scratch import bert_config, train_wordpiece
 from bertkit.pretraining.cache import SPLITS, InstanceFeatures, build_cache, held_out_for
 from bertkit.pretraining.corpus import iter_blocks, layout_of, resolve_corpus
+from bertkit.pretraining.electra import (
+    ElectraPretrainingModel,
+    describe_generator,
+    electra_at_initial_scale,
+    make_electra,
+    replacements,
+    saved_generator,
+    write_electra,
+)
 from bertkit.pretraining.masking import MaskingCollator, MaskingRule
-from bertkit.pretraining.metrics import evaluate_pretraining
+from bertkit.pretraining.metrics import evaluate_electra, evaluate_pretraining
 from bertkit.pretraining.model import PretrainingModel
 from bertkit.pretraining.rescale import at_initial_embedding_scale
 from bertkit.report import console, model_card
@@ -62,23 +73,25 @@ def pretrain(settings: PretrainSettings) -> dict:
         tokenizer, settings.mlm_probability, settings.predictions_cap, settings.whole_word_masking
     )
     collator = MaskingCollator(rule, tokenizer.pad_token_id, settings.seed, settings.static_masks)
+    model = build_model(settings, tokenizer, base, splits["train"].tokens, reporter)
+    electra = isinstance(model, ElectraPretrainingModel)
     if settings.dump_instances and engine.is_main:
         count, target = settings.dump_instances
-        written = dump_instances(splits["train"], collator, tokenizer, count, target)
+        written = dump_instances(splits["train"], collator, tokenizer, count, target, model if electra else None)
         reporter.note(f"Wrote {written} training instances to {target}")
     if settings.max_steps == 0 and settings.dump_instances:
         return {}
 
-    model = PretrainingModel(make_model(settings, tokenizer, base))
-    if not base:
-        start_at_unigram(model.model, splits["train"].tokens, len(tokenizer))
     info = {
         "bertkit_version": __version__,
         "task": "pretraining",
+        "objective": settings.objective,
         "base_model": settings.model or None,
         "max_length": settings.max_seq_length,
         "settings": settings_to_dict(settings),
     }
+    if electra:
+        info["electra"] = {"generator": describe_generator(model), "rtd_weight": settings.rtd_weight}
     splits["validation"].keep_sample(settings.eval_instances, settings.seed)
     validation = splits["validation"] if len(splits["validation"]) else None
     if validation is None:
@@ -86,22 +99,31 @@ def pretrain(settings: PretrainSettings) -> dict:
     eval_collator = MaskingCollator(rule, tokenizer.pad_token_id, settings.seed, static=True)
 
     def evaluate(current) -> dict:
+        if electra:
+            return evaluate_electra(
+                current, validation, eval_collator, settings.eval_batch_size, engine.accelerator, settings.seed
+            )
         return evaluate_pretraining(current, validation, eval_collator, settings.eval_batch_size, engine.accelerator)
 
     def save_best(current, metrics: dict) -> None:
+        pipeline = "feature-extraction" if electra else "fill-mask"
         card = model_card(
-            "pretraining", "fill-mask", None, info["settings"], metrics, settings.model, *card_lines(settings)
+            "pretraining", pipeline, None, info["settings"], metrics, settings.model, *card_lines(settings)
         )
-        saved, factor = at_initial_embedding_scale(current.model)
-        save_model_dir(
-            saved, tokenizer, run_dir / "model", {**info, "embedding_rescale": factor, "metrics": metrics}, card
-        )
+        if electra:
+            saved, factor = electra_at_initial_scale(current)
+            write = lambda directory: write_electra(saved, tokenizer, directory)  # noqa: E731
+        else:
+            (saved, factor), write = at_initial_embedding_scale(current.model), None
+        saved_info = {**info, "embedding_rescale": factor, "metrics": metrics}
+        save_model_dir(saved, tokenizer, run_dir / "model", saved_info, card, write_weights=write)
 
     result = engine.fit(
         model,
         splits["train"],
         run_dir=run_dir,
         evaluate=evaluate if validation else None,
+        # ELECTRA too: its detection loss rises as its generator improves, the generator's MLM loss only falls
         main_metric="mlm_loss",
         greater_is_better=False,
         on_best=save_best,
@@ -111,13 +133,13 @@ def pretrain(settings: PretrainSettings) -> dict:
         on_epoch=splits["train"].set_epoch,
         resume_hint=resume_hint(),
     )
-    summary = summarize(result, batches_per_epoch=-(-len(splits["train"]) // settings.batch_size))
+    summary = summarize(result)
     finish_run(
         engine,
         run_dir,
         summary,
         result.state.history,
-        "mlm_accuracy",
+        "rtd_accuracy" if electra else "mlm_accuracy",
         "pretraining: final held-out evaluation",
         reporter,
     )
@@ -135,13 +157,13 @@ def removed_on_error(run_dir: Path, keep: bool):
         raise
 
 
-def summarize(result, batches_per_epoch: int) -> dict:
+def summarize(result) -> dict:
     """metrics.json's scalars: the final held-out metrics and how much was trained, how fast."""
     state = result.state
     return {
         **result.final_metrics,
         "steps": state.step,
-        "epochs": round(state.epoch + state.batch_in_epoch / batches_per_epoch, 3),
+        "epochs": round(result.epochs, 3),  # the engine's count: its batches span every process
         "train_tokens": state.tokens_seen,
         "train_seconds": round(state.train_seconds, 3),
         "tokens_per_second": round(state.tokens_seen / max(state.train_seconds, 1e-9), 1),
@@ -152,6 +174,8 @@ def summarize(result, batches_per_epoch: int) -> dict:
 def card_lines(settings: PretrainSettings) -> tuple[str, str]:
     """How the model was made, and how to use it, for its model card."""
     objective = "masked LM + next-sentence prediction" if settings.nsp else "masked LM"
+    if settings.objective == "electra":
+        objective = f"ELECTRA: replaced-token detection, generator {settings.generator_size:g} of the width"
     origin = f"from `{settings.model}`" if settings.model else "from scratch"
     usage = "bertkit finetune --task classification --model THIS_DIR --train train.tsv --output runs/NAME"
     return f"Pretrained with `bertkit pretrain --recipe {settings.recipe}` ({objective}) {origin}.", usage
@@ -183,19 +207,45 @@ def get_tokenizer(settings: PretrainSettings, files: list[Path], base: str | Non
     return tokenizer
 
 
-def make_model(settings: PretrainSettings, tokenizer, base: str | None):
-    """BertForPreTraining: continued from --model, or new from --size / explicit dimensions."""
+def build_model(settings: PretrainSettings, tokenizer, base: str | None, tokens, reporter):
+    """The model the engine trains: `PretrainingModel` (masked LM) or `ElectraPretrainingModel`."""
+    if settings.objective == "electra":
+        discriminator, _ = make_model(settings, tokenizer, base, "BertModel")
+        generator = saved_generator(base)
+        model = make_electra(discriminator, settings, tokenizer, generator)
+        if generator is None:
+            start_at_unigram(model.generator.generator_lm_head.bias, tokens, len(tokenizer))
+        return model
+    pretraining, new_head = make_model(settings, tokenizer, base, "BertForPreTraining")
+    if new_head:
+        start_at_unigram(pretraining.cls.predictions.bias, tokens, len(tokenizer))
+    warmup = settings.head_warmup_steps if base and new_head else 0
+    if settings.head_warmup_steps and not warmup:
+        reporter.note(f"{base} has its masked-LM head: no head warm-up (--head-warmup-steps is ignored)")
+    elif warmup:
+        reporter.note(f"{base} has no masked-LM head: the new head trains alone for the first {warmup} steps")
+    return PretrainingModel(pretraining, warmup * settings.grad_accum)
+
+
+def make_model(settings: PretrainSettings, tokenizer, base: str | None, kind: str):
+    """(model, whether its masked-LM head is new): a transformers `kind` (BertForPreTraining or BertModel)
+    continued from --model, or new from --size / explicit dimensions."""
+    import transformers
     from accelerate.utils import set_seed
-    from transformers import BertForPreTraining
 
     set_seed(settings.seed)
     if base:
-        model = load_pretrained(
-            "BertForPreTraining", base, allow_pickle=settings.allow_pickle, trust_remote_code=settings.trust_remote_code
+        model, loading = load_pretrained(
+            kind,
+            base,
+            allow_pickle=settings.allow_pickle,
+            trust_remote_code=settings.trust_remote_code,
+            output_loading_info=True,
         )
         if model.config.vocab_size < len(tokenizer):
             model.resize_token_embeddings(len(tokenizer))
-        return for_objective(model, settings)
+        new_head = any(key.startswith("cls.predictions.transform") for key in loading["missing_keys"])
+        return for_objective(model, settings), new_head
     explicit = settings.layers and settings.hidden
     config = bert_config(
         len(tokenizer),
@@ -206,10 +256,10 @@ def make_model(settings: PretrainSettings, tokenizer, base: str | None):
         intermediate=settings.intermediate or None,
         max_position=max(512, settings.max_seq_length),
     )
-    return for_objective(BertForPreTraining(config), settings)
+    return for_objective(getattr(transformers, kind)(config), settings), True
 
 
-def start_at_unigram(model, tokens, vocab_size: int) -> None:
+def start_at_unigram(bias, tokens, vocab_size: int) -> None:
     """Start the masked-LM output bias at the log frequency of each piece in the training corpus.
 
     A new model's first lesson is how common each piece is. Its decoder is tied to the input
@@ -223,7 +273,6 @@ def start_at_unigram(model, tokens, vocab_size: int) -> None:
 
     counts = np.bincount(np.asarray(tokens), minlength=vocab_size)[:vocab_size].astype(np.float64) + 1.0
     with torch.no_grad():
-        bias = model.cls.predictions.bias
         bias.copy_(torch.from_numpy(np.log(counts / counts.sum())).to(bias.dtype))
 
 
@@ -232,7 +281,8 @@ def for_objective(model, settings: PretrainSettings):
     frozen (nothing reaches them, so AdamW leaves them as drawn and several processes do not wait for
     gradients that never come)."""
     if not settings.nsp:
-        for module in (model.bert.pooler, model.cls.seq_relationship):
+        heads = [model.cls.seq_relationship] if hasattr(model, "cls") else []
+        for module in (model.base_model.pooler, *heads):
             module.requires_grad_(False)
     return with_dropout(model, settings.dropout)
 
@@ -257,8 +307,11 @@ def describe(meta: dict, settings: PretrainSettings) -> str:
     )
 
 
-def dump_instances(features: InstanceFeatures, collator: MaskingCollator, tokenizer, count: int, target: Path) -> int:
-    """Write the first `count` training instances, masked as epoch 1 masks them, as jsonl."""
+def dump_instances(
+    features: InstanceFeatures, collator: MaskingCollator, tokenizer, count: int, target: Path, electra=None
+) -> int:
+    """Write the first `count` training instances, masked as epoch 1 masks them, as jsonl; with an ELECTRA
+    model also what its generator (as it stands: new, or continued) put in for the discriminator."""
     target.parent.mkdir(parents=True, exist_ok=True)
     features.set_epoch(0)
     written = 0
@@ -274,6 +327,10 @@ def dump_instances(features: InstanceFeatures, collator: MaskingCollator, tokeni
             }
             if "next_sentence_label" in item:
                 record["is_random_next"] = bool(item["next_sentence_label"])
+            if electra is not None:
+                corrupted, replaced = replacements(electra, collator([item]), seed=index)
+                record["discriminator_tokens"] = tokenizer.convert_ids_to_tokens(corrupted)
+                record["replaced_positions"] = replaced
             stream.write(json.dumps(record, ensure_ascii=False) + "\n")
             written += 1
     if written < count:

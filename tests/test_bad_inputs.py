@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from conftest import EXAMPLES
+from helpers import fine_tuned
 
 GOOD_TSV = "text\tlabel\nthe film was wonderful\tpos\nthe film was dull\tneg\n"
 
@@ -376,19 +377,6 @@ CASES = [
     ),
     Case("embed-nothing-to-do", ["embed", "--model", "{base}", "hello"], ("nothing to do", "--similarity")),
 ]
-
-
-def fine_tuned(base: Path, target: Path, task: str, labels: list[str]) -> Path:
-    """A model directory as `finetune` writes it (random head: these tests never look at predictions)."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from bertkit.modeling.loading import save_model_dir
-    from bertkit.tasks import get_task
-
-    model = AutoModelForSequenceClassification.from_pretrained(base, **get_task(task).head_config(labels))
-    info = {"task": task, "labels": labels, "max_length": 64}
-    save_model_dir(model, AutoTokenizer.from_pretrained(base), target, info, "card")
-    return target
 
 
 @pytest.fixture(scope="module")

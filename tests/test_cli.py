@@ -30,11 +30,35 @@ def test_version(cli):
     assert result.exit_code == 0 and result.stdout.strip() == f"bertkit {__version__}"
 
 
-@pytest.mark.parametrize("command", ["finetune", "predict", "evaluate"])
-def test_every_command_help_shows_an_example(cli, command):
+COMMANDS = ["pretrain", "finetune", "predict", "evaluate", "embed", "export", "serve"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_help_ends_with_examples(cli, command):
     result = cli(command, "--help")
     assert result.exit_code == 0
-    assert f"bertkit {command} " in result.stdout and "--model" in result.stdout
+    after_the_options = result.stdout.rsplit("╰", 1)[1]
+    assert "Examples" in after_the_options and f"bertkit {command} " in after_the_options
+    assert "--model" in result.stdout
+
+
+def test_finetune_help_groups_its_options_into_panels(cli):
+    text = cli("finetune", "--help").stdout
+    panels = ["Training", "Data", "Model & strategy", "Output & logging", "Multi-process", "Safety", "Task: qa"]
+    starts = [text.index(f"╭─ {panel} ") for panel in panels]
+    assert starts == sorted(starts)  # in this order, after the options most runs need
+    for first in ("--task", "--model", "--train", "--eval", "--output", "--config"):
+        assert text.index(first) < starts[0], first
+    assert starts[0] < text.index("--learning-rate") < starts[1]  # Training
+    assert starts[3] < text.index("--resume") < starts[4]  # Output & logging
+    assert starts[4] < text.index("--num-processes") < starts[5]  # Multi-process
+    assert starts[6] < text.index("--doc-stride")  # Task: qa
+    assert text.index("╭─ Task: tagging ") < text.index("--tag-field") < starts[6]
+
+
+def test_root_help_describes_pretrain_as_its_default_recipe_trains(cli):
+    text = " ".join(cli("--help").stdout.split())
+    assert "masked LM + next-sentence prediction" not in text and "with masked LM" in text
 
 
 def test_bad_option_value_is_one_line_from_the_real_entry_point():
@@ -90,3 +114,25 @@ def test_bad_config_file_names_the_setting(cli, tmp_path):
     config.write_text("learning_rat: 0.1\n")
     result = cli("finetune", "--config", config)
     assert result.exit_code == 2 and "unknown setting 'learning_rat'" in result.stderr
+
+
+def test_every_option_lands_in_a_known_panel():
+    from bertkit.cli.app import help_order
+    from bertkit.cli.panels import ESSENTIALS, PANEL_ORDER, in_panels, task_panels
+    from bertkit.settings import (
+        EmbedSettings,
+        EvaluateSettings,
+        ExportSettings,
+        FinetuneSettings,
+        PredictSettings,
+        PretrainSettings,
+        ServeSettings,
+    )
+
+    classes = [PretrainSettings, FinetuneSettings, PredictSettings, EvaluateSettings, EmbedSettings]
+    known = {None, *PANEL_ORDER, *task_panels().values()}
+    for command, settings in zip(COMMANDS, [*classes, ExportSettings, ServeSettings]):
+        placed = in_panels(command, settings, help_order(settings))
+        assert {panel for _, panel in placed} <= known, command
+        first = [f.name for f, panel in placed if panel is None and not f.metadata["argument"]]
+        assert first == list(ESSENTIALS[command]), command  # the options most runs need, in that order

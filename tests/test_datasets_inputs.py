@@ -11,6 +11,7 @@ import datasets
 import huggingface_hub
 import pytest
 from conftest import EXAMPLES
+from helpers import write_hub_cache
 
 from bertkit.data.datasets_io import Source, source
 from bertkit.data.readers import read_table
@@ -163,29 +164,6 @@ def test_qa_from_a_parquet_squad_layout(tmp_path):
     assert len(examples) == len(data)
     first = examples[0]
     assert first.context[first.answers[0].start : first.answers[0].end] == first.answers[0].text
-
-
-def write_hub_cache(name: str, config: str, splits: dict) -> None:
-    """Lay a dataset out in HF_DATASETS_CACHE exactly as a first online load_dataset(name, config) leaves it."""
-    import tempfile
-    from pathlib import Path
-
-    from datasets.packaged_modules.arrow.arrow import Arrow
-
-    folder = Path(tempfile.mkdtemp())
-    files = {}
-    for split, data in splits.items():
-        data.save_to_disk(str(folder / split))
-        files[split] = [str(p) for p in (folder / split).glob("*.arrow")]
-    builder = Arrow(
-        data_files=files,
-        dataset_name=name,
-        config_name=config,
-        config_id=config,
-        hash="0123abcd",
-        features=next(iter(splits.values())).features,
-    )
-    builder.download_and_prepare()
 
 
 def test_hub_name_reads_the_local_cache_only(tmp_path):

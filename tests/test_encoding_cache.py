@@ -108,7 +108,7 @@ def test_num_workers_below_one_is_refused(tmp_path, tiny_model):
 @pytest.mark.slow
 def test_two_processes_share_the_arrow_features(tiny_model, tmp_path):
     """The main process encodes; the other loads the prepared data, whose features are the memory-mapped files."""
-    from test_resume import run
+    from helpers import run
 
     done = run(
         [

@@ -9,6 +9,7 @@ merged into the weights and adapters / layer mix / mean pooling survive; failure
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -168,17 +169,33 @@ def test_export_errors_are_one_line(models, exports, tmp_path):
     assert not (tmp_path / "again").exists() and not (tmp_path / ".sub.tmp").exists()
 
 
-@pytest.mark.parametrize("change, words", [("ATOL", "differ from PyTorch"), ("min_agreement", "int8 model agrees")])
+def agreeing_less(monkeypatch, task_name: str) -> None:
+    """The task's agreement measure reports 99% of what it measures (--min-agreement is at most 1)."""
+    from bertkit.tasks import TASKS
+
+    task = TASKS[task_name]
+    measured = task.agreement
+    monkeypatch.setattr(task, "agreement", lambda *both: {**measured(*both), "agreement": 0.99})
+
+
+@pytest.mark.parametrize(
+    "change, words", [("ATOL", "differ from PyTorch"), ("min_agreement", "int8 model fails its check")]
+)
 def test_a_failed_check_stops_the_export(change, words, models, tmp_path, monkeypatch):
+    from bertkit.deploy import checks
     from bertkit.deploy import export as export_module
     from bertkit.errors import BertkitError
     from bertkit.settings import ExportSettings
 
-    settings = ExportSettings(model=str(models["classification"]), output=tmp_path / "onnx", quantize="int8")
+    settings = ExportSettings(
+        model=str(models["classification"]), output=tmp_path / "onnx", quantize="int8", int8_max_fp32=1
+    )
     if change == "ATOL":
-        monkeypatch.setattr(export_module, "ATOL", -1.0)
-    else:
-        settings.min_agreement = 1.01  # no model can agree on more than all labels
+        monkeypatch.setattr(checks, "ATOL", -1.0)
+    else:  # the int8 model agrees on less than everything (the fp32 check reads no agreement)
+        settings.min_agreement = 1.0
+        settings.check_margin = 0.0
+        agreeing_less(monkeypatch, "classification")
     with pytest.raises(BertkitError, match=words):
         export_module.export_model(settings)
     assert list(tmp_path.iterdir()) == []
@@ -205,18 +222,28 @@ def test_int8_check_compares_decoded_predictions(task, measure, models, tmp_path
 
 
 @pytest.mark.parametrize("task, measure", [("tagging", "words with the same tag"), ("qa", "mean answer F1")])
-def test_a_failed_int8_check_names_the_model_and_the_fix(task, measure, models, tmp_path):
+def test_a_failed_int8_check_names_the_model_and_the_fix(task, measure, models, tmp_path, monkeypatch):
     code, text = invoke(
-        "export", "--model", models[task], "--output", tmp_path / "onnx", "--quantize", "int8", "--min-agreement", "1"
+        *("export", "--model", models[task], "--output", tmp_path / "onnx", "--quantize", "int8"),
+        *("--min-agreement", "1", "--check-margin", "0", "--int8-max-fp32", "0"),
     )
-    if code == 0:  # an int8 model may agree on everything; then demand more than everything
+    if code == 0:  # an int8 model may agree on everything; then it is made to agree on a little less
+        shutil.rmtree(tmp_path / "onnx")
         from bertkit.deploy import export as export_module
         from bertkit.errors import BertkitError
         from bertkit.settings import ExportSettings
 
+        agreeing_less(monkeypatch, task)
         with pytest.raises(BertkitError) as failure:
             export_module.export_model(
-                ExportSettings(model=str(models[task]), output=tmp_path / "again", quantize="int8", min_agreement=1.01)
+                ExportSettings(
+                    model=str(models[task]),
+                    output=tmp_path / "again",
+                    quantize="int8",
+                    min_agreement=1,
+                    check_margin=0,
+                    int8_max_fp32=0,
+                )
             )
         code, text = 2, str(failure.value)
     assert code == 2 and len(text.strip().splitlines()) == 1 and "Traceback" not in text, text
@@ -229,7 +256,9 @@ def test_a_failed_int8_check_names_the_model_and_the_fix(task, measure, models, 
 def test_int8_keep_fp32_leaves_the_named_products_unquantized(keep, words, models, tmp_path):
     import onnx
 
-    exported = export(models["qa"], tmp_path / "int8", "--quantize", "int8", "--int8-keep-fp32", keep)
+    exported = export(
+        models["qa"], tmp_path / "int8", "--quantize", "int8", "--int8-keep-fp32", keep, "--optimize", "none"
+    )  # unfused: every product keeps its module path as its name
     info = json.loads((exported / "bertkit.json").read_text())["export"]
     assert info["int8_keep_fp32"] == keep and f"{words} and the head in fp32" in (exported / "README.md").read_text()
     nodes = {node.name: node.op_type for node in onnx.load(str(exported / "model.onnx")).graph.node}

@@ -38,6 +38,7 @@ def multilabel_run(word_model, tmp_path_factory):
         "--pooling",
         "mean",
         "--tune-threshold",
+        "global",
     )
 
 

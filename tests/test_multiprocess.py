@@ -3,7 +3,9 @@ process with the same global batch, evaluates every example exactly once (uneven
 and resumes after SIGTERM to bit-identical weights.
 
 The model has dropout switched off, so one and two processes differ only in the order of floating-point
-sums. Each run is tiny: the machine's two cores are shared.
+sums. The runs use the step-sorted sampler with 2 micro-batches: each process's share of a step is
+cut from the same length-sorted micro-batches (the other orders shard alike). Each run is tiny: the
+machine's two cores are shared.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import EXAMPLES, free_port
-from test_resume import assert_same_weights, run, start, wait_for
+from helpers import assert_same_weights, run, start, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -59,6 +61,10 @@ def args(model: Path, output: Path, batch_size: int, *extra: str) -> list[str]:
         "10",
         "--batch-size",
         str(batch_size),
+        "--batch-sampler",
+        "step-sorted",
+        "--micro-batches",
+        "2",
         *extra,
     ]
 

@@ -10,11 +10,10 @@ import json
 
 import pytest
 from conftest import EXAMPLES, free_port
-from test_resume import run
+from helpers import CORPUS, run
 
 pytestmark = pytest.mark.slow  # several processes
 
-CORPUS = EXAMPLES / "corpus" / "stories.txt"
 TINY = [
     "--layers",
     "2",
@@ -59,6 +58,10 @@ def test_pretraining_with_two_processes_overwrites_and_resumes(tiny_model, tmp_p
     assert resumed.returncode == 0, resumed.stderr
     metrics = json.loads((output / "metrics.json").read_text())
     assert metrics["steps"] == 8 and "mlm_loss" in metrics
+    # Each step draws one batch per process: the epochs count them all, as the engine's step log does.
+    logged = [json.loads(line) for line in (output / "log.jsonl").read_text().splitlines()]
+    last_epoch = [record["epoch"] for record in logged if "epoch" in record][-1]
+    assert 0 < metrics["epochs"] == pytest.approx(last_epoch, abs=1e-3)
     assert (output / "model/config.json").is_file() and (output / "settings.yaml").is_file()
 
 

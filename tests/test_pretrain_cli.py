@@ -8,30 +8,7 @@ import math
 
 import pytest
 from conftest import EXAMPLES, assert_loads_completely
-
-CORPUS = EXAMPLES / "corpus" / "stories.txt"
-TINY = [
-    "--layers",
-    "2",
-    "--hidden",
-    "64",
-    "--heads",
-    "2",
-    "--intermediate",
-    "128",
-    "--vocab-size",
-    "600",
-    "--max-seq-length",
-    "64",
-    "--batch-size",
-    "16",
-    "--lr",
-    "3e-3",
-    "--validation-fraction",
-    "0.05",
-    "--seed",
-    "3",
-]
+from helpers import CORPUS, PRETRAIN_TINY
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +28,7 @@ def pretrained(tmp_path_factory):
                 str(CORPUS),
                 "--output",
                 str(root / name),
-                *TINY,
+                *PRETRAIN_TINY,
                 "--max-steps",
                 steps,
                 "--eval-every",
@@ -166,7 +143,9 @@ def test_recipes_fill_what_the_user_left_unset():
 
 def test_resume_continues_from_the_checkpoint_and_reuses_the_cache(pretrained, cli):
     run = pretrained["trained"]
-    result = cli("pretrain", CORPUS, "--output", run, *TINY, "--max-steps", "85", "--eval-every", "40", "--resume")
+    result = cli(
+        "pretrain", CORPUS, "--output", run, *PRETRAIN_TINY, "--max-steps", "85", "--eval-every", "40", "--resume"
+    )
     assert result.exit_code == 0, result.output
     said = " ".join(result.output.split())  # rich wraps long lines
     assert "Reusing the tokenized corpus" in said and "Resuming from" in said and "step-00000080: step 80" in said
@@ -202,7 +181,7 @@ def test_dump_instances_only(cli, tmp_path):
         CORPUS,
         "--output",
         tmp_path / "peek",
-        *TINY,
+        *PRETRAIN_TINY,
         "--recipe",
         "bert",
         "--dump-instances",
@@ -223,7 +202,16 @@ def test_dump_instances_only(cli, tmp_path):
 
 def test_time_budget_stops_training(cli, tmp_path):
     result = cli(
-        "pretrain", CORPUS, "--output", tmp_path / "timed", *TINY, "--time-budget", "3s", "--no-nsp", "--log-every", "1"
+        "pretrain",
+        CORPUS,
+        "--output",
+        tmp_path / "timed",
+        *PRETRAIN_TINY,
+        "--time-budget",
+        "3s",
+        "--no-nsp",
+        "--log-every",
+        "1",
     )
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "timed/metrics.json").read_text())

@@ -8,8 +8,7 @@ import sys
 
 import pytest
 from conftest import ROOT
-from test_pretrain_cli import CORPUS, TINY
-from test_resume import run
+from helpers import CORPUS, PRETRAIN_TINY, run
 
 pytestmark = pytest.mark.slow  # each test starts several processes
 
@@ -57,7 +56,7 @@ def test_pretraining_with_one_seed_gives_bit_identical_models(tmp_path):
                 str(CORPUS),
                 "--output",
                 str(output),
-                *TINY,
+                *PRETRAIN_TINY,
                 "--seed",
                 "1",
                 "--max-steps",

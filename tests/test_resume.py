@@ -8,94 +8,11 @@ Pretraining inherits all of this from the engine; its cases join the table when 
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, ROOT
-
-SEED_ARGS = ["--seed", "3", "--lr", "2e-3", "--batch-size", "4", "--max-length", "32", "--log-every", "5"]
-
-
-def small_files(tmp_path: Path) -> tuple[Path, Path]:
-    """80 training and 24 evaluation examples of the project's sentiment data (runs stay tiny)."""
-    lines = (EXAMPLES / "sentiment/train.tsv").read_text(encoding="utf-8").splitlines()
-    train, dev = tmp_path / "train.tsv", tmp_path / "dev.tsv"
-    train.write_text("\n".join(lines[:81]) + "\n", encoding="utf-8")
-    dev.write_text("\n".join([lines[0], *lines[300:324]]) + "\n", encoding="utf-8")
-    return train, dev
-
-
-def finetune_args(model: Path, train: Path, dev: Path, output: Path, *extra: str) -> list[str]:
-    # 20 batches per epoch and 30 steps: the run crosses an epoch boundary; checkpoints every 6 steps.
-    return [
-        "finetune",
-        "--model",
-        str(model),
-        "--train",
-        str(train),
-        "--eval",
-        str(dev),
-        "--output",
-        str(output),
-        "--max-steps",
-        "30",
-        "--save-every",
-        "6",
-        "--eval-every",
-        "10",
-        "--keep-checkpoints",
-        "2",
-        *SEED_ARGS,
-        *extra,
-    ]
-
-
-def start(args: list[str], **env: str) -> subprocess.Popen:
-    # One thread: on a busy 2-core machine two threads per run spin against each other (50x slower).
-    environment = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **env}
-    return subprocess.Popen(
-        [sys.executable, "-m", "bertkit", *args],
-        env=environment,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def run(args: list[str], **env: str) -> subprocess.CompletedProcess:
-    process = start(args, **env)
-    stdout, stderr = process.communicate(timeout=300)
-    return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
-
-
-def wait_for(process: subprocess.Popen, condition, what: str) -> None:
-    deadline = time.monotonic() + 120
-    while not condition():
-        if process.poll() is not None:
-            pytest.fail(f"the run ended before {what}: {process.stderr.read()[-2000:]}")
-        if time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-def tensors(path: Path) -> dict:
-    from safetensors.torch import load_file
-
-    return load_file(str(path))
-
-
-def assert_same_weights(a: Path, b: Path) -> None:
-    first, second = tensors(a), tensors(b)
-    assert first.keys() == second.keys()
-    different = [name for name in first if not (first[name] == second[name]).all()]
-    assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
+from helpers import assert_same_weights, finetune_args, run, small_files, start, wait_for
 
 
 def final_checkpoint(run_dir: Path) -> Path:

@@ -25,12 +25,14 @@ from conftest import EXAMPLES, ROOT, free_port
 from deploy_runs import assert_same_records, export, finetune, invoke, read_jsonl
 
 
-def request(port: int, path: str, body: bytes | dict | None = None, timeout: float = 30) -> tuple[int, dict | str]:
+def request(
+    port: int, path: str, body: bytes | dict | None = None, timeout: float = 30, headers: dict | None = None
+) -> tuple[int, dict | str]:
     data = json.dumps(body).encode() if isinstance(body, dict) else body
     call = urllib.request.Request(
         f"http://127.0.0.1:{port}{path}",
         data=data,
-        headers={"content-type": "application/json"} if data is not None else {},
+        headers={**({"content-type": "application/json"} if data is not None else {}), **(headers or {})},
     )
     try:
         with urllib.request.urlopen(call, timeout=timeout) as response:
@@ -99,7 +101,10 @@ def exported(tiny_model, tmp_path_factory):
 def server(exported, tmp_path_factory):
     log = tmp_path_factory.mktemp("serve-log") / "server.log"
     with running(
-        exported, log, "--max-wait-ms", "300", "--max-inputs", "50", "--max-chars", "500", "--threads", "1"
+        exported,
+        log,
+        *("--max-wait-ms", "300", "--max-inputs", "50", "--max-chars", "500", "--threads", "1"),
+        *("--max-body-mb", "0.05"),
     ) as started:
         yield started
 
@@ -134,8 +139,19 @@ def test_health_and_openapi_docs(server):
         ({"inputs": [{"text": "fine"}, {"text": "  "}]}, 422, "inputs line 2"),
         ({"inputs": [{"text": "long " * 200}]}, 413, "--max-chars"),
         ({"inputs": [{"text": "x"}] * 51}, 413, "--max-inputs"),
+        ({"inputs": [{"text": "fine"}, {"text": 5}]}, 422, "inputs[1].text: expected text, found int"),
+        ({"inputs": [{"text": None}]}, 422, "inputs[0].text: expected text, found null"),
+        (b'{"inputs": [{"text": NaN}]}', 422, "inputs[0].text: NaN is not JSON"),
+        (b'{"inputs": [{"text": "ok"}, {"text": "ok", "id": -Infinity}]}', 422, "inputs[1].id: -Infinity is not JSON"),
+        ({"inputs": [{"text": "a fine film", "text_pair": "and more"}]}, 422, "does not use 'text_pair'"),
+        ({"inputs": [{"text": 1, "text_pair": 2}]}, 422, "inputs[0]."),
+        ({"inputs": [{"tokens": ["a", "fine", "film"]}]}, 422, "inputs[0].tokens: this classification model"),
+        ({"inputs": [{"text": "x" * 60000}]}, 413, "--max-body-mb"),
     ],
-    ids=["malformed", "no-inputs", "not-a-record", "empty", "no-text", "empty-text", "too-long", "too-many"],
+    ids=[
+        *("malformed", "no-inputs", "not-a-record", "empty", "no-text", "empty-text", "too-long", "too-many"),
+        *("number", "null", "nan", "infinity", "pair-to-single", "numbers-pair", "tokens-to-text", "big-body"),
+    ],
 )
 def test_bad_requests_get_a_4xx_and_one_json_line(server, body, status, words):
     got, answer = request(server.port, "/predict", body)
@@ -192,3 +208,77 @@ def test_sigterm_answers_the_request_in_flight_and_exits_0(exported, tmp_path):
     assert code == 0, server.log.read_text()
     assert answers and answers[0][0] == 200, answers
     assert answers[0][1]["predictions"][0]["text"] == "a fine film"
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(server):
+    """Content-Length says 100 MB; 1 KB of it is sent and the answer comes without the rest."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=20) as connection:
+        connection.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100000000\r\n\r\n" + b'{"inputs": [' + b" " * 1000
+        )
+        received = b""
+        while chunk := connection.recv(4096):  # the head and the body may come in separate packets
+            received += chunk
+        answer = received.decode()
+    assert answer.startswith("HTTP/1.1 413") and "--max-body-mb" in answer, answer
+    assert request(server.port, "/health")[0] == 200
+
+
+def test_a_chunked_body_is_counted_as_it_streams(server):
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=20)
+    chunks = (b" " * 8192 for _ in range(10))  # 80 KB with no Content-Length, over the 0.05 MB limit
+    connection.request(
+        "POST", "/predict", body=chunks, headers={"Content-Type": "application/json"}, encode_chunked=True
+    )
+    response = connection.getresponse()
+    assert response.status == 413 and "--max-body-mb" in response.read().decode()
+    connection.close()
+
+
+def test_a_token_guards_every_path_but_health(exported, tmp_path):
+    key = tmp_path / "key"
+    key.write_text("s3cret-token-of-some-length\n")
+    with running(exported, tmp_path / "server.log", "--api-key-file", str(key), "--threads", "1") as started:
+        body = {"inputs": [{"text": "a fine film"}]}
+        assert request(started.port, "/health")[0] == 200
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret-token-of-some-length"}):
+            status, answer = request(started.port, "/predict", body, headers=headers)
+            assert status == 401 and "Authorization: Bearer" in answer["error"], answer
+        assert request(started.port, "/docs")[0] == 401
+        good = {"Authorization": "Bearer s3cret-token-of-some-length"}
+        assert request(started.port, "/predict", body, headers=good)[0] == 200
+
+
+def test_a_public_host_needs_a_token_or_no_auth(exported, tmp_path):
+    from bertkit.settings import ServeSettings
+
+    code, text = invoke("serve", "--model", exported, "--host", "0.0.0.0")
+    assert code == 2 and "--api-key-file" in text and "--no-auth" in text and len(text.strip().splitlines()) == 1
+    ServeSettings(model=str(exported), host="0.0.0.0", auth=False).validate()
+    ServeSettings(model=str(exported), host="::1").validate()  # loopback
+    (tmp_path / "short").write_text("abc\n")
+    code, text = invoke("serve", "--model", exported, "--api-key-file", tmp_path / "short")
+    assert code == 2 and "at least 16 characters" in text
+
+
+@pytest.mark.parametrize(
+    "first, line, words",
+    [
+        ('{"text": "a fine film"}', '{"text": NaN}', "NaN is not a JSON value"),
+        ('{"text": "a fine film"}', '{"text": 5}', "is not text but int"),
+        ('{"text": "a", "text_pair": "b"}', '{"text": "ok", "text_pair": 2.5}', "('text_pair') is not text but float"),
+        ("", '{"text": "ok", "text_pair": "and more"}', "fine-tuned on single texts"),
+    ],
+)
+def test_jsonl_predict_inputs_are_strict(exported, tmp_path, first, line, words):
+    """Line 2 is the bad one (the pair case has a blank line 1: a pair in some records only is another error).
+    The model was fine-tuned on single texts: its bertkit.json says text_pairs false."""
+    inputs = tmp_path / "inputs.jsonl"
+    inputs.write_text(first + "\n" + line + "\n")
+    code, text = invoke("predict", "--model", exported, inputs, "--output", tmp_path / "out.jsonl")
+    assert code == 2 and f"{inputs} line 2" in text and words in text and len(text.strip().splitlines()) == 1, text

@@ -277,7 +277,7 @@ def test_a_bad_record_in_a_streamed_file_is_one_line_and_leaves_nothing(
 
 
 def test_hub_cache_and_saved_splits_stream_where_they_lie_and_stay(tiny_model, tmp_path):
-    from test_datasets_inputs import write_hub_cache
+    from helpers import write_hub_cache
 
     from bertkit.data.datasets_io import source
 

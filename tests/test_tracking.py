@@ -191,7 +191,7 @@ def test_missing_tracker_package_says_what_to_install(monkeypatch):
 @pytest.mark.slow
 def test_two_processes_write_one_event_stream(tiny_model, tmp_path):
     """Under --num-processes 2 only the main process writes: one event file, each step logged once."""
-    from test_resume import run
+    from helpers import run
 
     output = tmp_path / "two"
     done = run(

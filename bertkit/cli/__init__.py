@@ -4,7 +4,11 @@ One small file per command registers it on the shared app (`bertkit/cli/app.py`)
 them here, in `--help` order, is what makes the commands exist.
 """
 
-from bertkit.cli import embed, evaluate, export, finetune, predict, pretrain, serve, tune  # noqa: E402,F401 -- registers the commands
+# The import order is the order of the commands in `bertkit --help`.
+# isort: off
+from bertkit.cli import pretrain, finetune, tune, distill, predict, evaluate, embed, export, serve  # noqa: F401
+
+# isort: on
 from bertkit.cli.app import app, main
 
 __all__ = ["app", "main"]

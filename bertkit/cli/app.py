@@ -1,6 +1,7 @@
 """The command line's machinery: the Typer app, options generated from settings, one-line errors.
 
-Each command is a small file beside this one that registers itself with `settings_command`.
+Each command is a small file beside this one that registers itself with `settings_command`; its help
+lists the options in panels (`bertkit/cli/panels.py`) and ends with its examples.
 Each command's options are generated from its settings dataclass (``bertkit/settings/``),
 so flags, config-file keys and the library's settings can never drift apart. User mistakes
 (``BertkitError``, bad flags) end in one line on stderr and exit code 2; ``--debug`` shows
@@ -20,6 +21,7 @@ import typer
 from typer.exceptions import TyperException
 
 from bertkit import __version__
+from bertkit.cli.panels import in_panels
 from bertkit.errors import BertkitError, os_error_message
 from bertkit.launch import is_worker_but_not_main, launch, needs_launch
 from bertkit.rundir import remember_command
@@ -48,8 +50,12 @@ def fail(error: BertkitError, debug: bool) -> None:
 
 
 def settings_command(name: str, settings_cls: type, run: Callable[[Any], Any], doc: str) -> None:
-    """Register command `name` whose options are the fields of `settings_cls`; it calls `run(settings)`."""
-    fields = help_order(settings_cls)
+    """Register command `name` whose options are the fields of `settings_cls`; it calls `run(settings)`.
+
+    `doc` is the command's help; its fenced examples are moved to the end, after the options.
+    """
+    placed = in_panels(name, settings_cls, help_order(settings_cls))
+    description, examples = split_examples(doc)
 
     def command(ctx: typer.Context, **kwargs: Any) -> None:
         given = {
@@ -76,17 +82,29 @@ def settings_command(name: str, settings_cls: type, run: Callable[[Any], Any], d
 
     parameters = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
     annotations: dict[str, Any] = {"ctx": typer.Context, "return": None}
-    for f in fields:
+    for f, panel in placed:
         annotation = cli_annotation(f)
         parameters.append(
-            inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=cli_parameter(f), annotation=annotation)
+            inspect.Parameter(
+                f.name, inspect.Parameter.KEYWORD_ONLY, default=cli_parameter(f, panel), annotation=annotation
+            )
         )
         annotations[f.name] = annotation
     command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     command.__annotations__ = annotations
-    command.__doc__ = doc
+    command.__doc__ = description
     command.__name__ = name
-    app.command(name, no_args_is_help=True)(command)
+    app.command(name, no_args_is_help=True, epilog=examples)(command)
+
+
+def split_examples(doc: str) -> tuple[str, str]:
+    """(the help without its fenced example blocks, the blocks under "Examples"); every command has some."""
+    parts = doc.split("```")
+    blocks = parts[1::2]
+    if not blocks:
+        raise ValueError("a command's help needs examples in a ``` block")  # a bertkit bug, found at import
+    description = "\n\n".join(part.strip() for part in parts[::2] if part.strip())
+    return description, "**Examples**\n\n" + "\n".join(f"```{block.rstrip()}\n```" for block in blocks)
 
 
 def help_order(settings_cls: type) -> list[dataclasses.Field]:
@@ -111,20 +129,21 @@ def cli_annotation(f: dataclasses.Field) -> Any:
     return Optional[kind] if f.default is None else kind
 
 
-def cli_parameter(f: dataclasses.Field) -> Any:
+def cli_parameter(f: dataclasses.Field, panel: str | None = None) -> Any:
     meta = f.metadata
     default = f.default if f.default is not dataclasses.MISSING else None
     help_text = meta["help"]
     if meta.get("choices"):
         help_text += f" [choices: {', '.join(meta['choices'])}]"
     if meta.get("argument"):
-        return typer.Argument(default, help=help_text, show_default=False)
+        return typer.Argument(default, help=help_text, show_default=False, rich_help_panel=panel)
     names = [flag(f.name)]
     if meta.get("short"):
         names.append(meta["short"])
     if field_type(f) is bool:
         names = [f"{flag(f.name)}/{meta.get('off') or '--no-' + f.name.replace('_', '-')}"]
-    return typer.Option(default, *names, help=help_text, show_default=default not in (None, "", False))
+    shown = default not in (None, "", False)
+    return typer.Option(default, *names, help=help_text, show_default=shown, rich_help_panel=panel)
 
 
 def version_callback(value: bool) -> None:

@@ -25,6 +25,6 @@ bertkit predict --model runs/qa/model questions.jsonl --output answers.jsonl
 ```
 
 For NLI, a txt input holds the two texts of a pair separated by a tab. For tagging, input is
-CoNLL, CoNLL-U, jsonl tokens, or raw text lines (txt); `--output tags.conll` writes word<TAB>tag.
+CoNLL, CoNLL-U, jsonl tokens, or raw text lines (txt); `--output tags.conll` writes `word<TAB>tag` lines.
 """,
 )

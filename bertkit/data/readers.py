@@ -140,19 +140,29 @@ def iter_jsonl(path: Path, lines: Iterable[str]) -> Iterator[tuple[dict, str]]:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise BertkitError(f"{path} line {number}: not valid JSON ({error.msg}); fix the line") from None
+            record = json.loads(line, parse_constant=reject_constant)
+        except ValueError as error:
+            raise BertkitError(f"{path} line {number}: not valid JSON ({json_problem(error)}); fix the line") from None
         if not isinstance(record, dict):
             raise BertkitError(f"{path} line {number}: expected a JSON object, found {type(record).__name__}")
         yield record, f"{path} line {number}"
 
 
+def reject_constant(name: str):
+    """Python's json reads NaN and Infinity; RFC 8259 has neither, so a file holding them is not JSON."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def json_problem(error: ValueError) -> str:
+    return error.msg if isinstance(error, json.JSONDecodeError) else str(error)
+
+
 def _read_json(path: Path, text: str, fmt: str) -> Table:
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise BertkitError(f"{path} line {error.lineno}: not valid JSON ({error.msg}); fix the file") from None
+        data = json.loads(text, parse_constant=reject_constant)
+    except ValueError as error:
+        where = f"line {error.lineno}" if isinstance(error, json.JSONDecodeError) else "a value"
+        raise BertkitError(f"{path} {where}: not valid JSON ({json_problem(error)}); fix the file") from None
     if isinstance(data, dict) and isinstance(data.get("data"), list) and all(isinstance(r, dict) for r in data["data"]):
         data = data["data"]
     if not isinstance(data, list):

@@ -9,30 +9,33 @@ exporter (``dynamo=False``: robust for BERT with dynamic batch and sequence axes
 the forward hooks through which adapters, the weighted layer mix and mean pooling act) gives a
 graph with bertkit's additions built in. int8 is ONNX Runtime's dynamic quantization.
 
-Before anything is written the export checks itself on a few built-in inputs run through the same
-inference loop as predict: fp32 outputs must match PyTorch within ATOL + RTOL * |x|; an int8 model's
-decoded predictions must agree with PyTorch's by at least 99% (--min-agreement) on the task's own
-measure (`Task.agreement`): the same labels (classification, NLI), label sets (multi-label), scores
-within 5% of their range (regression), tags per word (tagging), or a mean answer F1 (QA).
+With --optimize fused (the default) the traced graph goes through ONNX Runtime's BERT fusions
+(`graphs.fuse`; attention is traced in its eager form, the one the fusions recognise) before it is
+checked and quantized.
+
+Before anything is written the export checks itself (`checks`): an fp32 graph must give PyTorch's
+outputs; an int8 graph must keep the task's main metric on a labelled --check-inputs file (at most
+--max-metric-drop points lost), else agree with PyTorch's decoded predictions on the inputs PyTorch
+decides clearly. When the fully quantized graph fails, the most sensitive matrix products stay fp32
+(`graphs.int8_with_fallback`); the model card and bertkit.json list them.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import tempfile
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 from bertkit import __version__
 from bertkit.atomic import publish_directory
-from bertkit.deploy.onnx_runner import ONNX_FILE, OnnxRunner, is_exported
+from bertkit.deploy.checks import ATOL, RTOL, CheckInputs, Int8Rule, Reference, read_check_inputs
+from bertkit.deploy.graphs import fuse, int8_with_fallback
+from bertkit.deploy.onnx_runner import ONNX_FILE, is_exported
 from bertkit.engine.batching import collate
 from bertkit.errors import BertkitError
 from bertkit.inference import Finetuned, load_finetuned
@@ -40,38 +43,6 @@ from bertkit.modeling.heads import layer_weights
 from bertkit.modeling.loading import BERTKIT_FILE
 from bertkit.modeling.strategies import unwrap
 from bertkit.settings import ExportSettings, PredictSettings
-
-LAYER_NODE = re.compile(r"/layer\.(\d+)/")  # an encoder layer's nodes: /model/bert/encoder/layer.5/...
-ATOL, RTOL = 1e-4, 1e-3  # fp32: |onnx - torch| <= ATOL + RTOL * |torch| for every output value
-
-# Inputs for the self-check: short and long, plain and punctuated, so padding and length vary.
-CHECK_TEXTS = [
-    "the film was a delight from start to finish",
-    "a dull, lifeless and overlong story.",
-    "Anna Berg moved from Oslo to Paris in 2019 and works for the city library.",
-    "great",
-    "I would not recommend this product to anyone; it broke after two days of use.",
-    "The quick brown fox jumps over the lazy dog near the river bank every morning.",
-    "honestly, the service was slow but the food made up for it",
-    "What a waste of time!",
-    "Tom Hill lives in Lima and has a parrot called Pepper.",
-    "the screen is bright, the battery lasts all day and the price is fair",
-    "no",
-    "It rained in London on Monday, so the match between Leeds and York was moved to Friday evening.",
-]
-
-
-def check_texts() -> list[str]:
-    """The check texts alone and every ordered pair of them joined (144): enough inputs that the 99%
-    agreement of int8 allows a flip of a near-tie, as it would on real data."""
-    joined = [f"{a} {b}" for a in CHECK_TEXTS for b in CHECK_TEXTS if a != b]
-    return CHECK_TEXTS + joined
-
-
-def check_records(task) -> list[dict]:
-    """The built-in check inputs, shaped as the task's predict input records."""
-    texts = check_texts()
-    return [task.input_record(i, text, texts[(i + 1) % len(texts)]) for i, text in enumerate(texts)]
 
 
 class ExportWrapper(nn.Module):
@@ -88,15 +59,9 @@ class ExportWrapper(nn.Module):
         return tuple(outputs[name] for name in self.output_names)
 
 
-@dataclass
-class CheckInputs:
-    examples: list
-    features: list[dict]
-    pad_token_id: int
-
-
 def export_model(settings: ExportSettings) -> Path:
     """Write the export directory (atomically) and return it; raises BertkitError on any failure."""
+    settings.validate()
     source, output = Path(settings.model), Path(settings.output)
     prepare_output(source, output, settings.overwrite)
     predict = PredictSettings(
@@ -110,23 +75,30 @@ def export_model(settings: ExportSettings) -> Path:
     finetuned = load_finetuned(predict)
     if hasattr(finetuned.model, "merge_adapter"):  # peft LoRA: fold B @ A * alpha / rank into the weights
         finetuned.model.merge_adapter()
-    check = check_inputs(finetuned, predict.max_length, settings.check_inputs)
+    check = read_check_inputs(finetuned, predict.max_length, settings.check_inputs)
+    if settings.optimize == "fused":  # the fusions recognise eager attention, not torch's fused kernel
+        unwrap(finetuned.model).set_attn_implementation("eager")
+    reference = Reference(finetuned, check, settings.model)
     temporary = output.with_name(f".{output.name}.tmp")
     try:
         shutil.rmtree(temporary, ignore_errors=True)
         temporary.mkdir(parents=True)
         with tempfile.TemporaryDirectory(prefix="bertkit-export-") as scratch:
-            fp32 = Path(scratch) / "model-fp32.onnx"
-            trace(finetuned, check, fp32, settings.opset, settings.model)
-            report = {"fp32": compare(finetuned, check, fp32, settings.model)}
+            traced = fp32 = Path(scratch) / "model-traced.onnx"
+            trace(finetuned, check, traced, settings.opset, settings.model)
+            fused = {}
+            if settings.optimize == "fused":
+                fp32 = Path(scratch) / "model-fused.onnx"
+                fused = fuse(traced, fp32, unwrap(finetuned.model).config)
+            report, kept = {"fp32": reference.check_fp32(fp32)}, []
             if settings.quantize == "int8":
-                quantize_int8(fp32, temporary / ONNX_FILE, settings.int8_keep_fp32, settings.int8_weight_bits)
-                report["int8"] = compare(
-                    finetuned, check, temporary / ONNX_FILE, settings.model, settings.min_agreement
+                rule = Int8Rule(settings.max_metric_drop, settings.min_agreement, settings.check_margin)
+                report["int8"], kept = int8_with_fallback(
+                    fp32, temporary / ONNX_FILE, reference, rule, settings, Path(scratch)
                 )
             else:
                 shutil.copyfile(fp32, temporary / ONNX_FILE)
-        write_companions(finetuned, source, temporary, settings, report)
+        write_companions(finetuned, source, temporary, settings, report, {"fused": fused, "int8_fp32_nodes": kept})
         publish_directory(temporary, output)
     except OSError as error:
         shutil.rmtree(temporary, ignore_errors=True)
@@ -149,19 +121,6 @@ def prepare_output(source: Path, output: Path, overwrite: bool) -> None:
         raise BertkitError(f"{output}: already exists; pass --overwrite to replace it, or another --output")
     if output.exists() and not output.is_dir():
         raise BertkitError(f"{output}: is a file; --output takes a directory")
-
-
-def check_inputs(finetuned: Finetuned, max_length: int, given: Path | None) -> CheckInputs:
-    """Encode the check inputs (--check-inputs, else the built-in records) with the task's own reader
-    and encoder, as predict would."""
-    task, options = finetuned.task, finetuned.options
-    with tempfile.TemporaryDirectory(prefix="bertkit-check-") as folder:
-        path = Path(folder) / "check.jsonl"
-        path.write_text("".join(json.dumps(r) + "\n" for r in check_records(task)), encoding="utf-8")
-        examples = task.read(given or path, options, labelled=False)
-    max_length = max_length or finetuned.info.get("max_length", 512)
-    features, _ = task.encode(examples, finetuned.tokenizer, max_length, None, options)
-    return CheckInputs(examples, features, finetuned.tokenizer.pad_token_id or 0)
 
 
 def model_io(finetuned: Finetuned) -> tuple[list[str], list[str]]:
@@ -200,88 +159,11 @@ def trace(finetuned: Finetuned, check: CheckInputs, path: Path, opset: int, mode
             ) from None
 
 
-def quantize_int8(source: Path, target: Path, keep_fp32: str = "none", weight_bits: int = 7) -> None:
-    """Dynamic int8: weights stored as int8, activations quantized on the fly (no calibration data needed);
-    a scale per output channel keeps the small weights of a layer from rounding to zero. `keep_fp32`
-    (--int8-keep-fp32) leaves the matrix products `fp32_nodes` names unquantized. 7 weight bits (reduce_range,
-    documented against int16 saturation in u8 x s8 kernels: 255 x 127 x 2 > 32767) kept a QA model within
-    0.4 F1 of fp32, where 8 bits lost 2.1 (BENCHMARKS.md)."""
-    import logging
-
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    logging.disable(logging.WARNING)  # its advice to pre-process applies to static quantization of CNNs
-    try:
-        quantize_dynamic(
-            str(source),
-            str(target),
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            reduce_range=weight_bits == 7,
-            nodes_to_exclude=fp32_nodes(source, keep_fp32),
-        )
-    finally:
-        logging.disable(logging.NOTSET)
-
-
-def fp32_nodes(path: Path, keep_fp32: str) -> list[str]:
-    """The matrix products --int8-keep-fp32 names: "head" those after the encoder (pooler, classifier,
-    qa_outputs); "last-ffn" also the last encoder layer's feed-forward pair; "last-layer" all of the last
-    layer's (the exporter names nodes by module path: /model/bert/encoder/layer.5/output/dense/MatMul)."""
-    if keep_fp32 == "none":
-        return []
-    import onnx
-
-    names = [node.name for node in onnx.load(str(path)).graph.node if node.op_type in ("MatMul", "Gemm")]
-    layers = [int(match.group(1)) for match in map(LAYER_NODE.search, names) if match]
-    kept = [name for name in names if "/encoder/" not in name and "/embeddings/" not in name]
-    last = f"/layer.{max(layers)}/" if layers else None
-    if last and keep_fp32 == "last-ffn":
-        kept += [name for name in names if f"{last}intermediate/" in name or f"{last}output/" in name]
-    if last and keep_fp32 == "last-layer":
-        kept += [name for name in names if last in name]
-    return kept
-
-
-def compare(
-    finetuned: Finetuned, check: CheckInputs, path: Path, model: str, min_agreement: float | None = None
-) -> dict:
-    """Run the check features through torch and ONNX in the same inference loop and decode both as predict
-    does; raise if they differ: fp32 (no `min_agreement`) beyond the tolerance on any output value, int8 when
-    its predictions agree with PyTorch's less than `min_agreement` by the task's own measure (labels,
-    label sets, scores within a tolerance, words' tags, answers' F1: `Task.agreement`)."""
-    engine, features, task = finetuned.engine, check.features, finetuned.task
-    reference = dict(engine.run_model(finetuned.model, features, 4, check.pad_token_id, task.outputs))
-    exported = dict(engine.run_model(OnnxRunner(path, None, threads=0), features, 4, check.pad_token_id, task.outputs))
-    worst, largest = 0.0, 0.0
-    for index, outputs in reference.items():
-        for name, expected in outputs.items():
-            difference = np.abs(exported[index][name] - expected)
-            worst = max(worst, float(np.max(difference - RTOL * np.abs(expected))))
-            largest = max(largest, float(np.max(difference)))
-    decoded = [
-        task.decode(check.examples, features, iter(outputs.items()), finetuned.labels, finetuned.options)
-        for outputs in (reference, exported)
-    ]
-    agreement = task.agreement(*decoded)
-    result = {"inputs": len(check.examples), "max_abs_difference": largest, **agreement}
-    if min_agreement is None and worst > ATOL:
-        raise BertkitError(
-            f"{model}: the ONNX model's outputs differ from PyTorch by {worst:.2g} (tolerance {ATOL} + "
-            f"{RTOL} x |value|) on the check inputs; nothing was written: report this model's type"
-        )
-    if min_agreement is not None and agreement["agreement"] < min_agreement:
-        raise BertkitError(
-            f"{model}: the int8 model agrees with PyTorch on only {agreement['agreement']:.1%} "
-            f"({agreement['measure']}, {agreement['compared']} compared; needs {min_agreement:.1%}); "
-            "nothing was written: lower --min-agreement, or export with --quantize none (check on "
-            "your own data with --check-inputs FILE)"
-        )
-    return result
-
-
-def write_companions(finetuned: Finetuned, source: Path, target: Path, settings: ExportSettings, report: dict) -> None:
-    """config.json, the tokenizer, bertkit.json (with an "export" record) and the model card."""
+def write_companions(
+    finetuned: Finetuned, source: Path, target: Path, settings: ExportSettings, report: dict, graph: dict
+) -> None:
+    """config.json, the tokenizer, bertkit.json (with an "export" record) and the model card; `graph` holds
+    the fused operators and the matrix products the int8 search kept in fp32."""
     import onnx
     import onnxruntime
 
@@ -296,9 +178,18 @@ def write_companions(finetuned: Finetuned, source: Path, target: Path, settings:
         "inputs": model_io(finetuned)[0],
         "outputs": model_io(finetuned)[1],
         "check": report,
+        "optimize": settings.optimize,
+        "fused_operators": graph["fused"],
         "int8_keep_fp32": settings.int8_keep_fp32,
+        "int8_fp32_nodes": graph["int8_fp32_nodes"],
         "int8_weight_bits": settings.int8_weight_bits,
-        "tolerance": {"atol": ATOL, "rtol": RTOL, "int8_min_agreement": settings.min_agreement},
+        "tolerance": {
+            "atol": ATOL,
+            "rtol": RTOL,
+            "int8_max_metric_drop": settings.max_metric_drop,
+            "int8_min_agreement": settings.min_agreement,
+            "int8_check_margin": settings.check_margin,
+        },
         "versions": {
             "bertkit": __version__,
             "torch": torch.__version__,
@@ -327,14 +218,32 @@ def weights_line(export: dict) -> str:
     return f"int8 (dynamic quantization, {bits}-bit weights{kept[export.get('int8_keep_fp32', 'none')]})"
 
 
+def check_line(kind: str, report: dict) -> str:
+    line = (
+        f"{kind}: largest output difference {report['max_abs_difference']:.2g}, agreement "
+        f"{report['agreement']:.1%} ({report['measure']}) on {report['inputs']} inputs"
+    )
+    if "metric" in report:
+        line += (
+            f", {report['metric']} {report['metric_pytorch']:.4g} (PyTorch) vs {report['metric_onnx']:.4g} "
+            f"({report['metric_drop_points']:.2f} points lost)"
+        )
+    elif "clear_agreement" in report:
+        line += f", {report['clear_agreement']:.1%} on the {report['clear_compared']} clear of the boundary"
+    return line
+
+
 def model_card(info: dict, target: Path) -> str:
     export, strategy = info["export"], info.get("strategy") or {"name": "full"}
     size = (target / ONNX_FILE).stat().st_size / 2**20
-    checks = "; ".join(
-        f"{kind}: largest output difference {r['max_abs_difference']:.2g}, "
-        f"agreement {r['agreement']:.1%} ({r['measure']}) on {r['inputs']} inputs"
-        for kind, r in export["check"].items()
+    checks = "; ".join(check_line(kind, r) for kind, r in export["check"].items())
+    fused = ", ".join(f"{name} x{count}" for name, count in export.get("fused_operators", {}).items())
+    graph = (
+        f"ONNX Runtime's BERT fusions ({fused or 'none applied'})" if export.get("optimize") == "fused" else "as traced"
     )
+    kept = export.get("int8_fp32_nodes") or []
+    if kept:
+        graph += f"; kept in fp32 because the fully quantized graph failed its check: {', '.join(kept)}"
     return f"""# bertkit ONNX export: {info["task"]}
 
 Exported with `bertkit export --model {export["source"]} --quantize {export["quantize"]} --opset {export["opset"]}`
@@ -342,7 +251,7 @@ Exported with `bertkit export --model {export["source"]} --quantize {export["qua
 onnxruntime {export["versions"]["onnxruntime"]}).
 
 - `{ONNX_FILE}` ({size:.1f} MiB): inputs {", ".join(export["inputs"])} (int64, [batch, sequence]);
-  outputs {", ".join(export["outputs"])}. Weights: {weights_line(export)}.
+  outputs {", ".join(export["outputs"])}. Weights: {weights_line(export)}. Graph: {graph}.
 - Task: {info["task"]}; labels: {", ".join(info.get("labels") or []) or "(start and end positions)"};
   strategy: {strategy["name"]} (LoRA merged into the weights; adapters, layer mix and mean pooling are in the graph).
 - Self-check against PyTorch: {checks}.

@@ -30,13 +30,13 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from bertkit import __version__
+from bertkit.deploy.guard import TEXT_KEYS, RequestError, RequestGuard, check_fields, read_api_key, usable_fields
 from bertkit.deploy.onnx_runner import OnnxRunner
 from bertkit.errors import BertkitError
 from bertkit.inference import Finetuned, load_finetuned, run_predictions
 from bertkit.settings import PredictSettings, ServeSettings
 
 LOG = logging.getLogger("bertkit.serve")
-TEXT_KEYS = ("text", "text_pair", "question", "context", "tokens")
 
 
 class PredictRequest(BaseModel):
@@ -49,14 +49,6 @@ class PredictRequest(BaseModel):
 
 class PredictResponse(BaseModel):
     predictions: list[dict[str, Any]]
-
-
-class RequestError(Exception):
-    """A bad request: its HTTP status and one line saying what to fix."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
 
 
 def one_line(text: str) -> str:
@@ -173,7 +165,9 @@ class Batcher:
         return [self.finetuned.task.prediction_record(e, p) for e, p in zip(examples, predictions)]
 
 
-def create_app(finetuned: Finetuned, settings: ServeSettings, predict_settings: PredictSettings):
+def create_app(
+    finetuned: Finetuned, settings: ServeSettings, predict_settings: PredictSettings, token: str | None = None
+):
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
@@ -181,6 +175,7 @@ def create_app(finetuned: Finetuned, settings: ServeSettings, predict_settings: 
 
     batcher = Batcher(finetuned, predict_settings, settings.max_batch_size, settings.max_wait_ms)
     runtime = "onnx" if isinstance(finetuned.model, OnnxRunner) else "torch"
+    usable = usable_fields(finetuned.task, finetuned.info)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -194,6 +189,7 @@ def create_app(finetuned: Finetuned, settings: ServeSettings, predict_settings: 
         lifespan=lifespan,
         description=f"{finetuned.task.name} model {settings.model} ({runtime})",
     )
+    app.add_middleware(RequestGuard, max_body_bytes=int(settings.max_body_mb * 2**20), token=token)
 
     def error(status: int, message: str) -> JSONResponse:
         return JSONResponse({"error": one_line(message)}, status_code=status)
@@ -219,6 +215,7 @@ def create_app(finetuned: Finetuned, settings: ServeSettings, predict_settings: 
     async def predict(body: PredictRequest) -> dict:
         """The records `bertkit predict` would write for these inputs, in order."""
         check_limits(body.inputs, settings)
+        check_fields(body.inputs, usable, finetuned.task.name)
         examples = read_examples(finetuned, body.inputs, predict_settings)
         try:
             return {"predictions": await batcher.predict(examples)}
@@ -239,6 +236,7 @@ def serve(settings: ServeSettings) -> None:
     """Load the model, then serve until SIGINT/SIGTERM (in-flight requests are answered first; exit 0)."""
     import uvicorn
 
+    settings.validate()
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     LOG.addHandler(handler)
@@ -255,7 +253,8 @@ def serve(settings: ServeSettings) -> None:
     finetuned = load_finetuned(predict_settings)
     if isinstance(finetuned.model, OnnxRunner):
         finetuned.model.stop_spinning()
-    app = create_app(finetuned, settings, predict_settings)
+    token = read_api_key(settings.api_key_file) if settings.api_key_file else None
+    app = create_app(finetuned, settings, predict_settings, token)
     server = uvicorn.Server(
         uvicorn.Config(
             app,

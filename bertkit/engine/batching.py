@@ -1,4 +1,13 @@
-"""Batches without wasted padding: dynamic padding and length-grouped, resumable batch order."""
+"""Batches without wasted padding: dynamic padding and resumable batch orders (`--batch-sampler`).
+
+Every order is a pure function of (seed, epoch), so a resumed run starts at its saved batch without
+replaying anything. The orders (`make_batch_sampler`):
+- random: batches drawn at random, as the transformers Trainer draws them (the most padding);
+- length-grouped: batches of neighbours in length (the least padding), but every step then holds
+  texts of one length, and its labels are not a random draw (per-token tasks lose accuracy);
+- step-sorted: each optimizer step holds exactly the examples random batches would give it, sorted
+  by length into its micro-batches: the statistics of random batches with most of the padding saved.
+"""
 
 from __future__ import annotations
 
@@ -78,6 +87,9 @@ class LengthGroupedBatches(torch.utils.data.Sampler):
             chunk = sorted(order[begin : begin + group], key=lambda i: -self.lengths[i])
             batches.extend(chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size))
         rng.shuffle(batches)
+        # The one short batch last: under several processes Accelerate splits only full batches and the
+        # last one (a short batch mid-epoch would be dropped, and the saved position would slip by one).
+        batches.sort(key=lambda batch: len(batch) < self.batch_size)
         return batches
 
     def __iter__(self):
@@ -85,6 +97,46 @@ class LengthGroupedBatches(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return -(-len(self.lengths) // self.batch_size) - self.start
+
+
+class StepSortedBatches(LengthGroupedBatches):
+    """Random batches whose every optimizer step is re-cut into length-sorted micro-batches.
+
+    The random order (LengthGroupedBatches with groups of one batch) is taken a step at a time,
+    `batches_per_step` micro-batches of `batch_size`; the step's examples are sorted by length and cut
+    again into as many micro-batches. So a step trains on the very examples it would with random
+    batches (same seed, same steps); only which of them share a micro-batch changes, and with a loss
+    averaged per example (equal micro-batches) or weighted per token (TokenWeights) the step's
+    gradient is the same sum. Each micro-batch pads only to its own longest, a neighbour in length.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, batches_per_step: int):
+        super().__init__(lengths, batch_size, seed, group_batches=1)
+        self.batches_per_step = batches_per_step
+
+    def batches(self, epoch: int) -> list[list[int]]:
+        drawn = super().batches(epoch)
+        cut = []
+        for begin in range(0, len(drawn), self.batches_per_step):
+            step = sorted(
+                (i for batch in drawn[begin : begin + self.batches_per_step] for i in batch),
+                key=lambda i: -self.lengths[i],
+            )
+            # The one short batch of an epoch may fall in this step: still as many micro-batches as drawn.
+            cut.extend(step[i : i + self.batch_size] for i in range(0, len(step), self.batch_size))
+        return cut
+
+
+def make_batch_sampler(
+    kind: str, lengths: Sequence[int], batch_size: int, seed: int, group_batches: int, batches_per_step: int
+) -> LengthGroupedBatches:
+    """The `--batch-sampler` order over batches of `batch_size`; `batches_per_step` of them make an optimizer step.
+
+    `group_batches` is --length-grouping: batches per length-sorted group, 1 meaning random batches.
+    """
+    if kind == "step-sorted":
+        return StepSortedBatches(lengths, batch_size, seed, batches_per_step)
+    return LengthGroupedBatches(lengths, batch_size, seed, 1 if kind == "random" else group_batches)
 
 
 class ListDataset(torch.utils.data.Dataset):

@@ -1,23 +1,21 @@
 """The one training engine, on Accelerate, for pretraining and fine-tuning alike.
 
 It knows nothing of tasks: it gets a model whose forward returns ``.loss`` when the batch
-holds labels, a list of features, an ``evaluate(model) -> metrics`` callback and the name of
-the metric to maximise. It runs AdamW with linear warm-up and decay, gradient accumulation
-and clipping, evaluation every N steps or per epoch, keeps the best model through
-``on_best``, stops early on patience, and writes resumable checkpoints atomically.
-A reporter (``bertkit.report``) is told about every step and evaluation; the engine
-itself prints nothing. It is configured by `EngineOptions` (``engine/setup.py``), never by a
-command's settings, and its inference (``run_model``) is the shared loop of ``engine/inference.py``.
+holds labels (or a ``loss(outputs, batch)`` that computes it from the outputs), a list of
+features, an ``evaluate(model) -> metrics`` callback and the name of the metric to maximise.
+It runs AdamW with linear warm-up and decay, gradient accumulation and clipping, evaluation
+every N steps or per epoch, keeps the best model through ``on_best``, stops early on
+patience, and writes resumable checkpoints atomically. A reporter (``bertkit.report``) is
+told about every step and evaluation; the engine itself prints nothing. It is configured by
+`EngineOptions` (``engine/setup.py``), never by a command's settings, and its inference
+(``run_model``) is the shared loop of ``engine/inference.py``.
 """
 
 from __future__ import annotations
 
 import math
-import pickle
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -25,13 +23,14 @@ from typing import TypeVar
 
 import torch
 
-from bertkit.engine.batching import LengthGroupedBatches, ListDataset, TokenWeights, collate
+from bertkit.engine import processes
+from bertkit.engine.batching import ListDataset, TokenWeights, collate, make_batch_sampler
 from bertkit.engine.checkpoints import load_newest_checkpoint, save_checkpoint
-from bertkit.engine.inference import model_outputs
+from bertkit.engine.inference import TARGETS, model_outputs
 from bertkit.engine.setup import EngineOptions, linear_schedule, make_accelerator, make_optimizer, timed_schedule
 from bertkit.engine.signals import EXIT_CODES, StopRequests
 from bertkit.engine.state import FitResult, TrainState, _Run, _Window
-from bertkit.errors import BertkitError, RunInterrupted, os_error_message
+from bertkit.errors import BertkitError, RunInterrupted
 
 T = TypeVar("T")
 
@@ -43,8 +42,7 @@ class Engine:
         self.options = options
         self.reporter = None
         # accelerator_options: e.g. log_with/project_dir for --report-to (bertkit/tracking.py)
-        # Settings objects work too; their micro_batches is None until the task's default fills it in.
-        self.micro_batches = getattr(options, "micro_batches", None) or 1
+        self.micro_batches = options.micro_batches
         self.accelerator = make_accelerator(
             options.precision,
             options.grad_accum * self.micro_batches,
@@ -58,63 +56,17 @@ class Engine:
     def is_main(self) -> bool:
         return self.accelerator.is_main_process
 
-    # ------------------------------------------------------------------ several processes
+    # ------------------------------------------------------------------ several processes (engine/processes.py)
     def prepare_once(self, build: Callable[[], T]) -> T:
-        """`build()` on the main process of each machine only; the other processes load its result.
-
-        Reading and encoding a large corpus once (not N times) spares memory and time; the others
-        wait under the process-group time-out (--distributed-timeout). A BertkitError raised by
-        `build` is raised on every process, so all of them stop with the same message.
-        """
-        accelerator = self.accelerator
-        if accelerator.num_processes == 1:
-            return build()
-        from accelerate.utils import broadcast_object_list
-
-        token = broadcast_object_list([uuid.uuid4().hex if self.is_main else None])[0]
-        node = accelerator.process_index - accelerator.local_process_index  # first process of this machine
-        cache = Path(tempfile.gettempdir()) / f"bertkit-prepared-{token}-{node}.pkl"
-        result, error = None, None
-        if accelerator.is_local_main_process:
-            try:
-                result = build()
-                with open(cache, "wb") as stream:  # written and read by this run only, then removed
-                    pickle.dump(result, stream, protocol=pickle.HIGHEST_PROTOCOL)
-            except BertkitError as caught:
-                error = str(caught)
-            except OSError as caught:  # e.g. the run directory cannot be made: every process stops with it
-                error = os_error_message(caught)
-        self.share_error(error)
-        if not accelerator.is_local_main_process:
-            with open(cache, "rb") as stream:
-                result = pickle.load(stream)
-        accelerator.wait_for_everyone()
-        if accelerator.is_local_main_process:
-            cache.unlink(missing_ok=True)
-        return result
+        """`build()` once per machine; see `bertkit.engine.processes.prepare_once`."""
+        return processes.prepare_once(self.accelerator, build)
 
     def on_main(self, work: Callable[[], T]) -> T | None:
-        """`work()` on the main process only (creating the run directory, ...); its BertkitError stops all."""
-        result, error = None, None
-        if self.is_main:
-            try:
-                result = work()
-            except BertkitError as caught:
-                error = str(caught)
-            except OSError as caught:  # e.g. the run directory cannot be made: every process stops with it
-                error = os_error_message(caught)
-        self.share_error(error)
-        return result
+        """`work()` on the main process only; see `bertkit.engine.processes.on_main`."""
+        return processes.on_main(self.accelerator, work)
 
     def share_error(self, error: str | None) -> None:
-        """Raise the first process's error message on every process (a collective: all must call it)."""
-        if self.accelerator.num_processes > 1:
-            from accelerate.utils import gather_object
-
-            errors = [message for message in gather_object([error]) if message]
-            error = errors[0] if errors else None
-        if error:
-            raise BertkitError(error)
+        processes.share_error(self.accelerator, error)
 
     # ------------------------------------------------------------------ training
     def fit(
@@ -134,12 +86,15 @@ class Engine:
         on_epoch: Callable[[int], None] | None = None,
         resume_hint: str = "",
         loss_over_tokens: bool = False,
+        loss: Callable[[Mapping, dict], torch.Tensor] | None = None,
     ) -> FitResult:
         """Train `model` on `features`; the returned metrics are those of the best evaluation (the saved model).
 
         `lengths` (each feature's length) spares reading every feature to group them, e.g. from a disk cache.
         `on_epoch(epoch)` is called as each epoch starts (e.g. to draw new masks).
         `loss_over_tokens`: the model's loss is a mean over labelled tokens; weight batches by them (TokenWeights).
+        `loss(outputs, batch)`: the training loss from the model's outputs (e.g. weighted per example); the model
+        then sees no targets. None: the model's own `.loss`.
         With `settings.time_budget_seconds`, the learning-rate schedule runs over the training time instead of
         a step count and training stops cleanly when the budget is spent.
         SIGINT/SIGTERM save a checkpoint at the next step and raise RunInterrupted (exit 130/143), whose message
@@ -147,12 +102,20 @@ class Engine:
         """
         s, accelerator = self.options, self.accelerator
         self.reporter, self.resume_hint, self.on_epoch = reporter, resume_hint, on_epoch
+        self.loss = loss
         if lengths is None:
             lengths = [len(f["input_ids"]) for f in features]
         # One global batch per step, split across processes (see make_accelerator).
         # --micro-batches N: the sampler draws micro-batches of batch_size / N and N of them make one batch.
         micro_batch = s.batch_size // self.micro_batches
-        sampler = LengthGroupedBatches(lengths, micro_batch * accelerator.num_processes, s.seed, s.length_grouping)
+        sampler = make_batch_sampler(
+            self.options.batch_sampler,
+            lengths,
+            micro_batch * accelerator.num_processes,
+            s.seed,
+            s.length_grouping,
+            batches_per_step=s.grad_accum * self.micro_batches,
+        )
         # Its own generator: each new iterator draws a seed from it, and drawing from the global RNG
         # would shift dropout after a mid-epoch resume (a fresh iterator that the uninterrupted run never made).
         loader = torch.utils.data.DataLoader(
@@ -179,7 +142,13 @@ class Engine:
 
         if s.resume:
             state.__dict__.update(asdict(self.resume(run_dir)))  # in place: the timed schedule reads `state`
-        self._check_layout(state, run_dir)
+        state.check_layout(
+            run_dir,
+            self.accelerator.num_processes,
+            self.options.batch_size,
+            self.micro_batches,
+            self.options.batch_sampler,
+        )
         if self.reporter:
             self.reporter.start(
                 total_steps=None if total_steps == sys.maxsize else total_steps,
@@ -212,7 +181,8 @@ class Engine:
         if self.reporter:
             self.reporter.finish()
         self.model = model
-        return FitResult(state=state, final_metrics=final or {}, stopped_early=stopped_early)
+        epochs = state.epoch + state.batch_in_epoch / max(1, batches_per_epoch)
+        return FitResult(state=state, final_metrics=final or {}, stopped_early=stopped_early, epochs=epochs)
 
     def _elapsed(self, state: TrainState) -> float:
         """Training seconds so far, evaluations and checkpoints excluded."""
@@ -235,7 +205,10 @@ class Engine:
             for batch in run.loader:
                 with accelerator.accumulate(model):
                     with accelerator.autocast():
-                        loss = model(**{k: v for k, v in batch.items() if k != "index"}).loss
+                        if self.loss is None:
+                            loss = model(**{k: v for k, v in batch.items() if k != "index"}).loss
+                        else:
+                            loss = self.loss(model(**{k: v for k, v in batch.items() if k not in TARGETS}), batch)
                     step_loss += loss.detach() / (s.grad_accum * self.micro_batches)  # logged unweighted
                     accelerator.backward(loss * run.weigh(batch) if run.weigh else loss)
                     if accelerator.sync_gradients:  # the accumulation is complete: one optimizer step
@@ -386,26 +359,6 @@ class Engine:
             f"stopped by {name} at step {state.step}; checkpoint written to {path}; continue with: {self.resume_hint}",
             EXIT_CODES.get(number, 143),
         )
-
-    def _check_layout(self, state: TrainState, run_dir: Path) -> None:
-        """A checkpoint continues only with the processes, global batch and micro-batches it was made with
-        (the saved data position counts the sampler's micro-batches)."""
-        processes, global_batch = (
-            self.accelerator.num_processes,
-            self.options.batch_size * self.accelerator.num_processes,
-        )
-        if state.global_batch and (state.processes, state.global_batch) != (processes, global_batch):
-            raise BertkitError(
-                f"{run_dir}: its checkpoint was made with {state.processes} process(es) and "
-                f"--batch-size {state.global_batch // state.processes}; resume with the same "
-                "--num-processes and --batch-size"
-            )
-        if state.global_batch and (state.micro_batches or 1) != self.micro_batches:
-            raise BertkitError(
-                f"{run_dir}: its checkpoint was made with --micro-batches {state.micro_batches or 1}; "
-                "resume with the same --micro-batches"
-            )
-        state.processes, state.global_batch, state.micro_batches = processes, global_batch, self.micro_batches
 
     def resume(self, run_dir: Path) -> TrainState:
         """Restore the newest complete checkpoint (model, optimizer, scheduler, RNG, data position)."""

@@ -31,6 +31,7 @@ class EngineOptions:
     max_grad_norm: float = 1.0
     length_grouping: int = 50  # batches per length-sorted group (1: random batches)
     micro_batches: int = 1  # each batch computed as this many length-grouped micro-batches, gradients accumulated
+    batch_sampler: str = "length-grouped"  # the batch order: step-sorted, length-grouped or random (engine/batching.py)
     eval_every: int = 0
     save_every: int = 0
     keep_checkpoints: int = 1

@@ -53,6 +53,23 @@ def best_threshold(gold: Sequence[Sequence[str]], probabilities: np.ndarray, lab
     return float(sorted_scores[best]), float(f1s[best])
 
 
+def best_label_thresholds(
+    gold: Sequence[Sequence[str]], probabilities: np.ndarray, labels: list[str]
+) -> tuple[dict[str, float], float]:
+    """Each label's F1-best threshold (`best_threshold` on its column) and the macro-F1 they give together.
+
+    A label never gold in these examples gets no threshold (its F1 is 0 at any): the global one stays for it.
+    """
+    thresholds = {}
+    for i, label in enumerate(labels):
+        column = [[label] if label in names else [] for names in gold]
+        if any(column):
+            thresholds[label] = best_threshold(column, probabilities[:, [i]], [label])[0]
+    cut = np.array([thresholds.get(label, 1.0 + 1e-9) for label in labels])  # no threshold: never predicted
+    predicted = [[label for label, hit in zip(labels, row) if hit] for row in probabilities >= cut]
+    return thresholds, multilabel_metrics(gold, predicted, labels)["macro_f1"]
+
+
 def one_hot(sets: Sequence[Sequence[str]], labels: list[str]) -> np.ndarray:
     index = {label: i for i, label in enumerate(labels)}
     hot = np.zeros((len(sets), len(labels)), dtype=bool)

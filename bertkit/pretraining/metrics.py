@@ -1,4 +1,5 @@
-"""Held-out evaluation of pretraining: MLM accuracy and loss (and perplexity), NSP accuracy.
+"""Held-out evaluation of pretraining: MLM accuracy and loss (and perplexity), NSP accuracy; for ELECTRA
+the generator's MLM accuracy and loss and replaced-token detection.
 
 The held-out instances are masked with static masks from the seed, so every evaluation of a
 run scores the same predictions and the numbers are comparable across steps.
@@ -37,3 +38,42 @@ def evaluate_pretraining(model, features, collator, batch_size: int, accelerator
     if nsp_count:
         metrics["nsp_accuracy"] = nsp_correct / nsp_count
     return metrics
+
+
+def evaluate_electra(model, features, collator, batch_size: int, accelerator, seed: int) -> dict:
+    """The generator's masked-LM accuracy and loss, and replaced-token detection over every scored position.
+
+    The replacements are sampled from a stream seeded afresh at each evaluation (and apart from the
+    training's random state), so evaluations differ only by what the model learned in between.
+    `replaced_share` is the share of scored positions the generator replaced (the detection's base rate).
+    """
+    model.sampler = torch.Generator(device=accelerator.device).manual_seed(seed)
+    sums = torch.zeros(8, dtype=torch.float64, device=accelerator.device)
+    make_batch = lambda indices: collator([features[i] for i in indices])  # noqa: E731
+    try:
+        for _, _, output in run_batches(accelerator, model, features.lengths, batch_size, make_batch):
+            logits, labels = output.mlm_logits.float(), output.mlm_labels
+            sums[0] += torch.nn.functional.cross_entropy(logits, labels, reduction="sum").double()
+            sums[1] += (logits.argmax(-1) == labels).sum()
+            sums[2] += labels.numel()
+            detected, replaced = output.rtd_logits.float(), output.rtd_labels
+            sums[3] += torch.nn.functional.binary_cross_entropy_with_logits(
+                detected, replaced, reduction="sum"
+            ).double()
+            sums[4] += ((detected > 0).float() == replaced).sum()
+            sums[5] += replaced.numel()
+            sums[6] += replaced.sum()
+            sums[7] += ((detected > 0) & (replaced > 0)).sum()
+    finally:
+        model.sampler = None
+    sums = accelerator.reduce(sums, reduction="sum") if accelerator.num_processes > 1 else sums
+    loss, correct, count, rtd_loss, rtd_correct, scored, replaced, caught = sums.tolist()
+    return {
+        "rtd_accuracy": rtd_correct / max(scored, 1),
+        "rtd_loss": rtd_loss / max(scored, 1),
+        "replaced_share": replaced / max(scored, 1),
+        "replaced_recall": caught / max(replaced, 1),
+        "mlm_accuracy": correct / max(count, 1),
+        "mlm_loss": loss / max(count, 1),
+        "masked_tokens": int(count),
+    }

@@ -22,8 +22,16 @@ def embedding_scale(model) -> float:
     """The factor that brings the mean word-embedding row norm to that of a newly initialised model."""
     config = model.config
     initial = config.initializer_range * config.hidden_size**0.5
-    current = model.bert.embeddings.word_embeddings.weight.detach().float().norm(dim=1).mean().item()
+    words = model.base_model.embeddings.word_embeddings.weight  # BertForPreTraining or BertModel
+    current = words.detach().float().norm(dim=1).mean().item()
     return initial / current if current > 0 else 1.0
+
+
+def scale_embeddings(embeddings, factor: float) -> None:
+    """Word, position and segment tables times `factor`: the embedding LayerNorm makes it the same encoder."""
+    with torch.no_grad():
+        for table in (embeddings.word_embeddings, embeddings.position_embeddings, embeddings.token_type_embeddings):
+            table.weight.mul_(factor)
 
 
 def at_initial_embedding_scale(model):
@@ -32,9 +40,8 @@ def at_initial_embedding_scale(model):
     factor = embedding_scale(model)
     rescaled = copy.deepcopy(model)
     embeddings = rescaled.bert.embeddings
+    scale_embeddings(embeddings, factor)
     with torch.no_grad():
-        for table in (embeddings.word_embeddings, embeddings.position_embeddings, embeddings.token_type_embeddings):
-            table.weight.mul_(factor)
         decoder = rescaled.cls.predictions.decoder.weight
         if decoder.data_ptr() == embeddings.word_embeddings.weight.data_ptr():
             # The decoder is the word embeddings: its input shrinks by the same factor, so the logits keep.

@@ -35,12 +35,14 @@ def opt(
     off: str | None = None,
     commands: tuple[str, ...] = ALL_COMMANDS,
     saved: bool = False,
+    panel: str | None = None,
 ):
     """A settings field: its default and its help text (shown by ``--help``).
 
     `off` names the flag that turns a bool off (default ``--no-NAME``), e.g. ``--cased`` for ``--lowercase``.
     For task options: `commands` are the commands that take it; `saved` means predict and evaluate default to
     the value saved with the model (their flag defaults to None: "as in training").
+    `panel` names the ``--help`` panel where it is not the one `bertkit/cli/panels.py` derives.
     """
     meta = {
         "help": help,
@@ -50,6 +52,7 @@ def opt(
         "off": off,
         "commands": commands,
         "saved": saved,
+        "panel": panel,
     }
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)

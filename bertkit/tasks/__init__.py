@@ -1,4 +1,4 @@
-"""The task registry: `--task NAME` -> an object implementing `bertkit.tasks.base.Task`.
+"""The task registry: `--task NAME` -> an instance of a `bertkit.tasks.base.Task` subclass.
 
 A new task is a new module here and one line in `REGISTERED`; its options dataclass becomes
 flags of finetune/predict/evaluate (see `bertkit.settings.commands`), and nothing else in
@@ -17,10 +17,6 @@ from bertkit.tasks.tagging import TAGGING
 
 REGISTERED: tuple[Task, ...] = (CLASSIFICATION, NLI, REGRESSION, MULTILABEL, TAGGING, QA)
 TASKS: dict[str, Task] = {task.name: task for task in REGISTERED}
-
-
-def task_names() -> list[str]:
-    return list(TASKS)
 
 
 def get_task(name: str) -> Task:

@@ -17,12 +17,11 @@ import numpy as np
 
 from bertkit.errors import BertkitError
 from bertkit.metrics.classification import classification_metrics, per_class_table
-from bertkit.tasks.base import OneOutputPerText, keep_options, label_head, no_files, nothing_tuned, share_agreeing
+from bertkit.tasks.base import Task, label_head, share_agreeing
+from bertkit.tasks.long_inputs import ClassifierOptions, encode_long_texts, pooled_logits
 from bertkit.tasks.text import (
-    TextColumns,
     TextExample,
     check_known_labels,
-    encode_texts,
     file_of,
     plain_label,
     read_text_examples,
@@ -33,15 +32,15 @@ from bertkit.tasks.text import (
 
 
 @dataclass
-class ClassificationTask(OneOutputPerText):
+class ClassificationTask(Task):
     name: str = "classification"
     pair_required: bool = False
-    options_type: type = TextColumns
+    options_type: type = ClassifierOptions
 
-    def read(self, path: Path, options: TextColumns, labelled: bool) -> list[TextExample]:
+    def read(self, path: Path, options: ClassifierOptions, labelled: bool) -> list[TextExample]:
         return read_text_examples(path, options, labelled, plain_label, pair_required=self.pair_required)
 
-    def stream(self, path: Path, options: TextColumns, labelled: bool, folder: Path):
+    def stream(self, path: Path, options: ClassifierOptions, labelled: bool, folder: Path):
         return stream_text_examples(path, options, labelled, plain_label, folder, pair_required=self.pair_required)
 
     def label_names(self, examples: list[TextExample]) -> list[str]:
@@ -61,8 +60,6 @@ class ClassificationTask(OneOutputPerText):
     def head_config(self, labels: list[str]) -> dict:
         return label_head(labels, "single_label_classification")
 
-    configure = keep_options
-
     def main_metric(self, labels: list[str]) -> str:
         return "accuracy"
 
@@ -72,10 +69,10 @@ class ClassificationTask(OneOutputPerText):
         tokenizer,
         max_length: int,
         label2id: dict[str, int] | None,
-        options: TextColumns,
+        options: ClassifierOptions,
     ) -> tuple[list[dict], int]:
         label_of = (lambda example: label2id[example.label]) if label2id is not None else None
-        return encode_texts(examples, tokenizer, max_length, label_of)
+        return encode_long_texts(examples, tokenizer, max_length, label_of, options)
 
     def decode(
         self,
@@ -83,12 +80,11 @@ class ClassificationTask(OneOutputPerText):
         features: list[dict],
         outputs: Iterable[tuple[int, dict]],
         labels: list[str],
-        options: TextColumns,
+        options: ClassifierOptions,
     ) -> list[dict]:
-        """Softmax over each example's logits; returns one prediction per example, in input order."""
-        probabilities = np.zeros((len(examples), len(labels)), dtype=np.float32)
-        for feature_index, output in outputs:
-            probabilities[features[feature_index]["index"]] = softmax(output["logits"])
+        """Softmax over each example's logits (pooled over its windows); one prediction per example, in order."""
+        pooled = pooled_logits(len(examples), features, outputs, options.window_pool)
+        probabilities = np.array([softmax(row) for row in pooled], dtype=np.float32).reshape(len(examples), -1)
         return [
             {"label": labels[int(row.argmax())], "probabilities": dict(zip(labels, map(float, row)))}
             for row in probabilities
@@ -114,9 +110,6 @@ class ClassificationTask(OneOutputPerText):
         return share_agreeing(
             (a["label"] == b["label"] for a, b in zip(reference, other)), "inputs with the same label"
         )
-
-    tuned_options = nothing_tuned
-    write_outputs = no_files
 
 
 CLASSIFICATION = ClassificationTask()

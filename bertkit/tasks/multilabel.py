@@ -5,12 +5,15 @@
 Labels are a list in jsonl/json (``"labels": ["sport", "politics"]``) or joined by
 ``--label-separator`` (default ``,``) in csv/tsv. One output per label, each trained with binary
 cross-entropy on its logit (``problem_type`` "multi_label_classification"); a label is predicted
-when its sigmoid reaches ``--threshold``. ``--tune-threshold`` picks the threshold that maximises
-micro-F1 on ``--eval`` and saves it with the model, where predict and evaluate find it.
+when its sigmoid reaches ``--threshold`` (or its own threshold in ``--label-thresholds``).
+``--tune-threshold global`` picks the one threshold that maximises micro-F1 on ``--eval``;
+``--tune-threshold per-label`` one threshold per label, each maximising that label's F1 (so macro-F1);
+either is saved with the model, where predict and evaluate find it.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,32 +23,18 @@ import numpy as np
 
 from bertkit.errors import BertkitError
 from bertkit.metrics.classification import per_class_table
-from bertkit.metrics.multilabel import best_threshold, multilabel_metrics
+from bertkit.metrics.multilabel import best_label_thresholds, best_threshold, multilabel_metrics
 from bertkit.settings.options import opt
-from bertkit.tasks.base import (
-    OneOutputPerText,
-    keep_options,
-    label_head,
-    no_files,
-    no_stream,
-    share_agreeing,
-    single_text_input,
-)
-from bertkit.tasks.text import (
-    TextColumns,
-    TextExample,
-    check_known_labels,
-    encode_texts,
-    file_of,
-    read_text_examples,
-    text_record,
-)
+from bertkit.tasks.base import Task, label_head, share_agreeing
+from bertkit.tasks.long_inputs import ClassifierOptions, encode_long_texts, pooled_logits
+from bertkit.tasks.text import TextExample, check_known_labels, file_of, read_text_examples, text_record
 
 LABEL_SET_COLUMNS = ("labels", "label", "tags", "categories", "target")
+TUNINGS = ("no", "global", "per-label")
 
 
 @dataclass
-class MultilabelOptions(TextColumns):
+class MultilabelOptions(ClassifierOptions):
     """Multi-label's own flags; predict and evaluate take the saved (or tuned) ones unless given."""
 
     label_separator: str = opt(
@@ -57,25 +46,55 @@ class MultilabelOptions(TextColumns):
         "evaluate: the tuned or trained one).",
         saved=True,
     )
-    tune_threshold: bool = opt(
-        False,
-        "Multi-label: pick the threshold that maximises micro-F1 on --eval and save it "
-        "with the model (predict and evaluate use it).",
+    tune_threshold: str = opt(
+        "no",
+        "Multi-label: tune on --eval and save with the model (predict and evaluate use it): global (the "
+        "threshold that maximises micro-F1) or per-label (each label's F1-best threshold, as macro-F1 needs).",
+        choices=TUNINGS,
         commands=("finetune",),
+    )
+    label_thresholds: str = opt(
+        "",
+        "Multi-label: thresholds of single labels as a JSON object, e.g. '{\"joy\": 0.3}' (the others use "
+        "--threshold; predict, evaluate: the tuned ones).",
+        saved=True,
     )
     allow_empty_labels: bool = opt(
         False, "Multi-label: a record may have no label at all (else an empty label list is an error).", saved=True
     )
 
     def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.tune_threshold, bool):  # a config file or caller of before per-label thresholds
+            self.tune_threshold = "global" if self.tune_threshold else "no"
+        if self.tune_threshold not in TUNINGS:
+            raise BertkitError(f"--tune-threshold is '{self.tune_threshold}'; choose one of: {', '.join(TUNINGS)}")
+        self.per_label_threshold()  # checked here, before any work
         if not 0 < self.threshold <= 1:
             raise BertkitError(f"--threshold is {self.threshold}; give a probability above 0, at most 1")
         if not self.label_separator:
             raise BertkitError("--label-separator is empty; give the character that joins the labels, e.g. ','")
 
+    def per_label_threshold(self) -> dict[str, float]:
+        """--label-thresholds as {label: threshold}."""
+        if not self.label_thresholds:
+            return {}
+        try:
+            given = json.loads(self.label_thresholds)
+        except json.JSONDecodeError:
+            given = None
+        if not isinstance(given, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1 for v in given.values()
+        ):
+            raise BertkitError(
+                f"--label-thresholds is '{self.label_thresholds}'; give a JSON object of probabilities above 0, "
+                "at most 1, e.g. '{\"joy\": 0.3}'"
+            )
+        return {str(label): float(value) for label, value in given.items()}
+
 
 @dataclass
-class MultilabelTask(OneOutputPerText):
+class MultilabelTask(Task):
     name: str = "multilabel"
     options_type: type = MultilabelOptions
 
@@ -100,9 +119,6 @@ class MultilabelTask(OneOutputPerText):
     def head_config(self, labels: list[str]) -> dict:
         return label_head(labels, "multi_label_classification")
 
-    stream = no_stream  # read whole; --cache-encoded still encodes through Arrow
-    configure = keep_options
-
     def main_metric(self, labels: list[str]) -> str:
         return "micro_f1"
 
@@ -119,7 +135,7 @@ class MultilabelTask(OneOutputPerText):
             row[[label2id[label] for label in example.label]] = 1.0
             return row
 
-        return encode_texts(examples, tokenizer, max_length, multi_hot if label2id is not None else None)
+        return encode_long_texts(examples, tokenizer, max_length, multi_hot if label2id is not None else None, options)
 
     def decode(
         self,
@@ -129,28 +145,31 @@ class MultilabelTask(OneOutputPerText):
         labels: list[str],
         options: MultilabelOptions,
     ) -> list[dict]:
-        """Each label's sigmoid; the labels at or above --threshold, most probable first."""
-        probabilities = np.zeros((len(examples), len(labels)), dtype=np.float64)
-        for feature_index, output in outputs:
-            probabilities[features[feature_index]["index"]] = 1 / (1 + np.exp(-output["logits"].astype(np.float64)))
+        """Each label's sigmoid (of logits pooled over windows); the labels at or above their threshold
+        (--label-thresholds, else --threshold), most probable first."""
+        probabilities = 1 / (1 + np.exp(-pooled_logits(len(examples), features, outputs, options.window_pool)))
+        own = options.per_label_threshold()
+        thresholds = np.array([own.get(label, options.threshold) for label in labels])
         predictions = []
-        for row in probabilities:
-            chosen = [labels[i] for i in np.argsort(-row, kind="stable") if row[i] >= options.threshold]
+        for row in probabilities.reshape(len(examples), len(labels)):
+            chosen = [labels[i] for i in np.argsort(-row, kind="stable") if row[i] >= thresholds[i]]
             predictions.append({"labels": chosen, "probabilities": dict(zip(labels, map(float, row)))})
         return predictions
 
     def metrics(self, examples: list[TextExample], predictions: list[dict], labels: list[str]) -> dict:
-        """Micro/macro/samples F1 and exact match at the threshold used, and the micro-F1-best threshold."""
+        """Micro/macro/samples F1 and exact match at the thresholds used, the micro-F1-best threshold, and each
+        label's F1-best threshold with the macro-F1 they give."""
         gold = [example.label for example in examples]
         metrics = multilabel_metrics(gold, [p["labels"] for p in predictions], labels)
         probabilities = np.array([[p["probabilities"][label] for label in labels] for p in predictions])
         metrics["best_threshold"], metrics["best_micro_f1"] = best_threshold(gold, probabilities, labels)
+        metrics["best_label_thresholds"], metrics["best_label_macro_f1"] = best_label_thresholds(
+            gold, probabilities, labels
+        )
         return metrics
 
     def metrics_table(self, metrics: dict):
         return per_class_table(metrics, title="Per label")
-
-    input_record = single_text_input
 
     def prediction_record(self, example: TextExample, prediction: dict) -> dict:
         return {
@@ -165,12 +184,13 @@ class MultilabelTask(OneOutputPerText):
         )
 
     def tuned_options(self, metrics: dict, options: MultilabelOptions) -> dict:
-        """With --tune-threshold, the micro-F1-best threshold is saved with the model for predict and evaluate."""
-        if options.tune_threshold and "best_threshold" in metrics:
+        """With --tune-threshold, the micro-F1-best threshold (global) or each label's F1-best one (per-label) is
+        saved with the model for predict and evaluate."""
+        if options.tune_threshold == "global" and "best_threshold" in metrics:
             return {"threshold": metrics["best_threshold"]}
+        if options.tune_threshold == "per-label" and "best_label_thresholds" in metrics:
+            return {"label_thresholds": json.dumps(metrics["best_label_thresholds"])}
         return {}
-
-    write_outputs = no_files
 
 
 def parse_label_set(value: Any, where: str, column: str, options: MultilabelOptions) -> list[str]:

@@ -24,7 +24,7 @@ from bertkit.errors import BertkitError
 from bertkit.metrics.squad import best_null_threshold, f1_score, squad_metrics
 from bertkit.report import console
 from bertkit.settings.options import opt
-from bertkit.tasks.base import no_stream, no_table
+from bertkit.tasks.base import Task
 from bertkit.tasks.qa_decode import combine, window_candidates, with_threshold
 from bertkit.tasks.qa_windows import build_windows
 
@@ -73,16 +73,14 @@ class QAOptions:
 
 
 @dataclass
-class QATask:
+class QATask(Task):
     name: str = "qa"
     options_type: type = QAOptions
     auto_model: str = "AutoModelForQuestionAnswering"
     pipeline_tag: str = "question-answering"
     sequence_level: bool = False
-    loss_over_tokens: bool = False
     outputs = {"start_logits": True, "end_logits": True}
     default_max_length: int = 384
-    default_micro_batches: int = 1
 
     def read(self, path: Path, options: QAOptions, labelled: bool) -> list[QAExample]:
         """SQuAD json or jsonl; bad answers are errors unless --skip-bad-examples (then counted)."""
@@ -90,8 +88,6 @@ class QATask:
         if qa_file.skipped:
             console.print(f"{path}: skipped {qa_file.skipped} question(s) whose answer is not at its answer_start")
         return qa_file.examples
-
-    stream = no_stream  # SQuAD files are one JSON document; read whole
 
     def configure(self, options: QAOptions, max_length: int, train_examples: list[QAExample]) -> QAOptions:
         """`--allow-no-answer auto` becomes yes when the training file has unanswerable questions."""
@@ -102,14 +98,8 @@ class QATask:
     def main_metric(self, labels: list[str]) -> str:
         return "f1"
 
-    def head_config(self, labels: list[str]) -> dict:
-        return {}  # the head is always the two start/end vectors
-
     def label_names(self, examples: list[QAExample]) -> list[str]:
-        return []  # the head is always the two start/end vectors
-
-    def check_labels(self, examples: list[QAExample], labels: list[str]) -> None:
-        return None
+        return []  # the head is always the two start/end vectors (the default head_config keeps it)
 
     def encode(
         self, examples: list[QAExample], tokenizer, max_length: int, label2id, options: QAOptions
@@ -169,8 +159,6 @@ class QATask:
             )
             metrics.update(best_f1=best_f1, best_null_threshold=threshold)
         return metrics
-
-    metrics_table = no_table
 
     def tuned_options(self, metrics: dict, options: QAOptions) -> dict:
         """With --tune-null-threshold, the F1-best threshold is saved with the model for predict."""

@@ -18,18 +18,9 @@ from typing import Any
 
 from bertkit.errors import BertkitError
 from bertkit.metrics.regression import regression_metrics
-from bertkit.tasks.base import (
-    OneOutputPerText,
-    keep_options,
-    label_head,
-    no_files,
-    no_stream,
-    no_table,
-    nothing_tuned,
-    share_agreeing,
-    single_text_input,
-)
-from bertkit.tasks.text import TextColumns, TextExample, encode_texts, read_text_examples, text_record
+from bertkit.tasks.base import Task, label_head, share_agreeing
+from bertkit.tasks.long_inputs import LongTextOptions, encode_long_texts, pooled_logits
+from bertkit.tasks.text import TextExample, read_text_examples, text_record
 
 SCORE = "score"  # the name of the one output, as config.json's id2label and the pipeline show it
 # Two scores agree when they differ by at most this share of the range of the reference scores (the
@@ -54,24 +45,18 @@ def parse_score(value: Any, where: str, column: str) -> float:
 
 
 @dataclass
-class RegressionTask(OneOutputPerText):
+class RegressionTask(Task):
     name: str = "regression"
-    options_type: type = TextColumns
+    options_type: type = LongTextOptions
 
-    def read(self, path: Path, options: TextColumns, labelled: bool) -> list[TextExample]:
+    def read(self, path: Path, options: LongTextOptions, labelled: bool) -> list[TextExample]:
         return read_text_examples(path, options, labelled, parse_score, label_columns=SCORE_COLUMNS)
 
     def label_names(self, examples: list[TextExample]) -> list[str]:
         return [SCORE]
 
-    def check_labels(self, examples: list[TextExample], labels: list[str]) -> None:
-        return None  # every score was checked to be a number while reading
-
     def head_config(self, labels: list[str]) -> dict:
         return label_head([SCORE], "regression")
-
-    stream = no_stream  # read whole; --cache-encoded still encodes through Arrow
-    configure = keep_options
 
     def main_metric(self, labels: list[str]) -> str:
         return "spearman"
@@ -82,11 +67,10 @@ class RegressionTask(OneOutputPerText):
         tokenizer,
         max_length: int,
         label2id: dict[str, int] | None,
-        options: TextColumns,
+        options: LongTextOptions,
     ) -> tuple[list[dict], int]:
-        return encode_texts(
-            examples, tokenizer, max_length, (lambda e: float(e.label)) if label2id is not None else None
-        )
+        label_of = (lambda e: float(e.label)) if label2id is not None else None
+        return encode_long_texts(examples, tokenizer, max_length, label_of, options)
 
     def decode(
         self,
@@ -94,19 +78,13 @@ class RegressionTask(OneOutputPerText):
         features: list[dict],
         outputs: Iterable[tuple[int, dict]],
         labels: list[str],
-        options: TextColumns,
+        options: LongTextOptions,
     ) -> list[dict]:
-        scores = [0.0] * len(examples)
-        for feature_index, output in outputs:
-            scores[features[feature_index]["index"]] = float(output["logits"][0])
-        return [{"score": score} for score in scores]
+        pooled = pooled_logits(len(examples), features, outputs, options.window_pool)  # one column: the score
+        return [{"score": float(row[0]) if len(row) else 0.0} for row in pooled]
 
     def metrics(self, examples: list[TextExample], predictions: list[dict], labels: list[str]) -> dict:
         return regression_metrics([e.label for e in examples], [p["score"] for p in predictions])
-
-    metrics_table = no_table
-
-    input_record = single_text_input
 
     def prediction_record(self, example: TextExample, prediction: dict) -> dict:
         return {**text_record(example), "score": round(prediction["score"], 6)}
@@ -122,9 +100,6 @@ class RegressionTask(OneOutputPerText):
             tolerance=tolerance,
             max_abs_difference=max(differences, default=0.0),
         )
-
-    tuned_options = nothing_tuned
-    write_outputs = no_files
 
 
 REGRESSION = RegressionTask()

@@ -24,7 +24,7 @@ from bertkit.errors import BertkitError
 from bertkit.metrics.classification import per_class_table
 from bertkit.metrics.tagging import entity_spans, is_entity_tagset, main_metric_for, tagging_metrics
 from bertkit.settings.options import opt
-from bertkit.tasks.base import label_head, no_files, nothing_tuned, share_agreeing
+from bertkit.tasks.base import Task, share_agreeing
 from bertkit.tasks.wordpieces import Window, plan_windows, special_tokens, word_pieces
 
 IGNORED = -100  # the label id cross-entropy skips
@@ -65,7 +65,7 @@ class TaggingOptions:
 
 
 @dataclass
-class TaggingTask:
+class TaggingTask(Task):
     name: str = "tagging"
     options_type: type = TaggingOptions
     auto_model: str = "AutoModelForTokenClassification"
@@ -73,8 +73,9 @@ class TaggingTask:
     sequence_level: bool = False
     loss_over_tokens: bool = True
     outputs = {"logits": True}
-    default_max_length: int = 128
     default_micro_batches: int = 4
+    # Each step is a random draw (the tag statistics of random batches), sorted into its 4 micro-batches.
+    default_batch_sampler: str = "step-sorted"
 
     def read(self, path: Path, options: TaggingOptions, labelled: bool) -> list[TaggedSentence]:
         return read_tagged(path, labelled, options.tag_column, options.tag_field, tags_column=options.label_column)
@@ -104,9 +105,6 @@ class TaggingTask:
                         f"{example.word_where(number)}: tag '{tag}' was not in the training data "
                         f"(tags: {shown}); fix the tag or retrain with it"
                     )
-
-    def head_config(self, labels: list[str]) -> dict:
-        return label_head(labels)
 
     def configure(
         self, options: TaggingOptions, max_length: int, train_examples: list[TaggedSentence]
@@ -202,9 +200,6 @@ class TaggingTask:
     def agreement(self, reference: list[dict], other: list[dict]) -> dict:
         same = (x == y for a, b in zip(reference, other) for x, y in zip(a["tags"], b["tags"], strict=True))
         return share_agreeing(same, "words with the same tag")
-
-    tuned_options = nothing_tuned
-    write_outputs = no_files
 
 
 def window_feature(

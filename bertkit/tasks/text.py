@@ -19,6 +19,7 @@ from bertkit.errors import BertkitError
 from bertkit.settings.options import opt
 
 TEXT_COLUMNS = ("text", "sentence", "sentence1", "premise", "question", "review", "content", "document")
+TEXT_ROLES = ("text", "second text")  # field_text roles that must be strings (labels may be numbers)
 PAIR_COLUMNS = ("text_pair", "sentence2", "hypothesis", "question2", "answer")
 LABEL_COLUMNS = ("label", "labels", "gold_label", "class", "category", "target")
 
@@ -111,6 +112,8 @@ def field_text(record: dict, column: str, where: str, role: str) -> str:
         raise BertkitError(f"{where}: the {role} ('{column}') is empty; fill it in or drop the record")
     if isinstance(value, (dict, list)):
         raise BertkitError(f"{where}: the {role} ('{column}') is not a plain value; give text")
+    if role in TEXT_ROLES and not isinstance(value, str):  # a number in jsonl is not text the user wrote
+        raise BertkitError(f"{where}: the {role} ('{column}') is not text but {type(value).__name__}; give a string")
     return str(value).strip()
 
 
