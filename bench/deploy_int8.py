@@ -7,8 +7,9 @@ lr 1e-4, max length 128, seed 42; `--model` reuses one fine-tuned so before). Th
 1. `bertkit export --quantize int8` with no other flag (fused graph, built-in check inputs), and again with
    `--check-inputs` MR test.tsv (labelled: the accuracy decides); what each check measured, what stayed fp32;
 2. MR test accuracy (1,066 sentences) of PyTorch and of every export, the drop in points;
-3. predict speed on 2,000 MR sentences the model was not trained on: bertkit predict on PyTorch, ONNX fp32 and
-   int8, each fused and unfused (`--optimize none`), two rounds interleaved, the faster round kept.
+3. predict speed on 2,000 MR train sentences the model was not trained on (rows 2,001-4,000; whole calls,
+   loading included): bertkit predict on PyTorch, ONNX fp32 and int8, each fused and unfused
+   (`--optimize none`), two rounds interleaved, the faster round kept.
 """
 
 from __future__ import annotations

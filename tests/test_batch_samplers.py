@@ -97,17 +97,14 @@ def test_finetune_resolves_the_batch_sampler_and_refuses_a_contradiction(tiny_mo
 
 
 def test_a_checkpoint_resumes_only_with_its_batch_sampler(tmp_path):
-    from bertkit.engine import Engine
-    from bertkit.engine.setup import EngineOptions
     from bertkit.engine.state import TrainState
     from bertkit.errors import BertkitError
 
-    engine = Engine(EngineOptions(precision="fp32", batch_sampler="step-sorted"))
     saved = TrainState(processes=1, global_batch=32, micro_batches=1, batch_sampler="length-grouped")
     with pytest.raises(BertkitError, match="made with --batch-sampler length-grouped; resume with the same"):
-        engine._check_layout(saved, tmp_path)
+        saved.check_layout(tmp_path, 1, 32, 1, "step-sorted")
     older = TrainState(processes=1, global_batch=32, micro_batches=1)  # before --batch-sampler: not checked
-    engine._check_layout(older, tmp_path)
+    older.check_layout(tmp_path, 1, 32, 1, "step-sorted")
     assert older.batch_sampler == "step-sorted"
     assert json.dumps(older.__dict__)  # still saved as plain JSON
 
@@ -139,3 +136,19 @@ def test_step_sorted_training_steps_as_random_batches_do(tiny_model, cli, tmp_pa
     step_sorted, random_batches, grouped = weights("step-sorted"), weights("random"), weights("length-grouped")
     assert max(float((step_sorted[k] - random_batches[k]).abs().max()) for k in step_sorted) < 1e-4  # 5e-6 measured
     assert max(float((step_sorted[k] - grouped[k]).abs().max()) for k in step_sorted) > 1e-3  # 0.03 measured
+
+
+@pytest.mark.parametrize("kind", ["step-sorted", "length-grouped", "random"])
+def test_two_process_shards_keep_every_batch_and_the_saved_position(kind):
+    """Accelerate splits only full batches and the last one among processes (a short batch mid-epoch would be
+    dropped, and the saved position, counted in yielded batches, would point past the wrong batch)."""
+    from accelerate.data_loader import BatchSamplerShard
+
+    lengths, _ = short_sentences(1001)  # micro-batches of 2 x 8: 62 full and a short one of 9
+    order = make_batch_sampler(kind, lengths, 16, seed=5, group_batches=50, batches_per_step=PER_STEP)
+    shards = [BatchSamplerShard(order, num_processes=2, process_index=i, split_batches=True) for i in (0, 1)]
+    for epoch in range(3):
+        order.set_position(epoch)
+        yielded = [list(shard) for shard in shards]
+        assert len(yielded[0]) == len(yielded[1]) == len(order) == 63
+        assert {i for batches in yielded for batch in batches for i in batch} == set(range(1001))

@@ -110,6 +110,18 @@ def test_bad_space_file_is_one_line_naming_the_file(tiny_model, tmp_path, cli, t
     assert not (tmp_path / "search").exists()  # nothing written before the space is checked
 
 
+def test_default_space_follows_the_task_and_leaves_fixed_settings_alone():
+    from bertkit.settings import TuneSettings
+    from bertkit.tasks import get_task
+    from bertkit.tune.space import default_space
+
+    classification = default_space(get_task("classification"), TuneSettings(task="classification"))
+    assert "pooling" in classification and "micro_batches" not in classification
+    assert classification["learning_rate"].log and classification["patience"].value == 2
+    tagging = default_space(get_task("tagging"), TuneSettings(task="tagging", learning_rate=3e-5))
+    assert "micro_batches" in tagging and "pooling" not in tagging and "learning_rate" not in tagging
+
+
 def test_crashed_trials_are_recorded_with_their_reason_and_the_study_goes_on(tiny_model, tmp_path, cli):
     from optuna.trial import TrialState
 

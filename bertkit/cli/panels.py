@@ -24,8 +24,10 @@ ESSENTIALS = {
     "embed": ("model", "output", "similarity", "config"),
     "export": ("model", "output", "quantize", "config"),
     "serve": ("model", "host", "port", "config"),
+    "tune": ("task", "model", "train", "eval", "output", "trials", "time_budget", "space", "config"),
 }
 
+SEARCH = "Search"
 TRAINING = "Training"
 DATA = "Data"
 MODEL = "Model"
@@ -39,6 +41,7 @@ OUTPUT = "Output & logging"
 PROCESSES = "Multi-process"
 SAFETY = "Safety"
 PANEL_ORDER = (
+    SEARCH,
     TRAINING,
     DATA,
     MODEL,
@@ -64,6 +67,7 @@ BY_CLASS = {
     "EmbedSettings": EMBEDDING,
     "ExportSettings": EXPORT,
     "ServeSettings": SERVING,
+    "TuneSettings": SEARCH,
 }
 
 # Options declared beside options of another kind.
@@ -102,7 +106,7 @@ GROUPS = {
         "document_per_file",
     ),
     MASKED_LM: ("nsp", "mlm_probability", "max_predictions", "whole_word_masking", "static_masks"),
-    TRAINING: ("eval_instances", "token_weighted_loss", "micro_batches"),
+    TRAINING: ("eval_instances", "token_weighted_loss", "micro_batches", "batch_sampler", "layer_lr_decay"),
     SAFETY: ("skip_nonfinite",),
 }
 BY_NAME = {name: panel for panel, names in GROUPS.items() for name in names}
@@ -131,7 +135,7 @@ def panel_of(command: str, settings_cls: type, f: dataclasses.Field, tasks: dict
         return f.metadata["panel"]
     if f.name in ESSENTIALS.get(command, ()) or f.metadata.get("argument"):
         return None
-    if f.name in tasks and command in ("finetune", "predict", "evaluate"):
+    if f.name in tasks and command in ("finetune", "predict", "evaluate", "tune"):
         return tasks[f.name]
     if f.name in BY_NAME:
         return BY_NAME[f.name]

@@ -87,6 +87,9 @@ class LengthGroupedBatches(torch.utils.data.Sampler):
             chunk = sorted(order[begin : begin + group], key=lambda i: -self.lengths[i])
             batches.extend(chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size))
         rng.shuffle(batches)
+        # The one short batch last: under several processes Accelerate splits only full batches and the
+        # last one (a short batch mid-epoch would be dropped, and the saved position would slip by one).
+        batches.sort(key=lambda batch: len(batch) < self.batch_size)
         return batches
 
     def __iter__(self):

@@ -14,11 +14,8 @@ told about every step and evaluation; the engine itself prints nothing. It is co
 from __future__ import annotations
 
 import math
-import pickle
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -26,13 +23,14 @@ from typing import TypeVar
 
 import torch
 
+from bertkit.engine import processes
 from bertkit.engine.batching import ListDataset, TokenWeights, collate, make_batch_sampler
 from bertkit.engine.checkpoints import load_newest_checkpoint, save_checkpoint
 from bertkit.engine.inference import TARGETS, model_outputs
 from bertkit.engine.setup import EngineOptions, linear_schedule, make_accelerator, make_optimizer, timed_schedule
 from bertkit.engine.signals import EXIT_CODES, StopRequests
 from bertkit.engine.state import FitResult, TrainState, _Run, _Window
-from bertkit.errors import BertkitError, RunInterrupted, os_error_message
+from bertkit.errors import BertkitError, RunInterrupted
 
 T = TypeVar("T")
 
@@ -58,63 +56,17 @@ class Engine:
     def is_main(self) -> bool:
         return self.accelerator.is_main_process
 
-    # ------------------------------------------------------------------ several processes
+    # ------------------------------------------------------------------ several processes (engine/processes.py)
     def prepare_once(self, build: Callable[[], T]) -> T:
-        """`build()` on the main process of each machine only; the other processes load its result.
-
-        Reading and encoding a large corpus once (not N times) spares memory and time; the others
-        wait under the process-group time-out (--distributed-timeout). A BertkitError raised by
-        `build` is raised on every process, so all of them stop with the same message.
-        """
-        accelerator = self.accelerator
-        if accelerator.num_processes == 1:
-            return build()
-        from accelerate.utils import broadcast_object_list
-
-        token = broadcast_object_list([uuid.uuid4().hex if self.is_main else None])[0]
-        node = accelerator.process_index - accelerator.local_process_index  # first process of this machine
-        cache = Path(tempfile.gettempdir()) / f"bertkit-prepared-{token}-{node}.pkl"
-        result, error = None, None
-        if accelerator.is_local_main_process:
-            try:
-                result = build()
-                with open(cache, "wb") as stream:  # written and read by this run only, then removed
-                    pickle.dump(result, stream, protocol=pickle.HIGHEST_PROTOCOL)
-            except BertkitError as caught:
-                error = str(caught)
-            except OSError as caught:  # e.g. the run directory cannot be made: every process stops with it
-                error = os_error_message(caught)
-        self.share_error(error)
-        if not accelerator.is_local_main_process:
-            with open(cache, "rb") as stream:
-                result = pickle.load(stream)
-        accelerator.wait_for_everyone()
-        if accelerator.is_local_main_process:
-            cache.unlink(missing_ok=True)
-        return result
+        """`build()` once per machine; see `bertkit.engine.processes.prepare_once`."""
+        return processes.prepare_once(self.accelerator, build)
 
     def on_main(self, work: Callable[[], T]) -> T | None:
-        """`work()` on the main process only (creating the run directory, ...); its BertkitError stops all."""
-        result, error = None, None
-        if self.is_main:
-            try:
-                result = work()
-            except BertkitError as caught:
-                error = str(caught)
-            except OSError as caught:  # e.g. the run directory cannot be made: every process stops with it
-                error = os_error_message(caught)
-        self.share_error(error)
-        return result
+        """`work()` on the main process only; see `bertkit.engine.processes.on_main`."""
+        return processes.on_main(self.accelerator, work)
 
     def share_error(self, error: str | None) -> None:
-        """Raise the first process's error message on every process (a collective: all must call it)."""
-        if self.accelerator.num_processes > 1:
-            from accelerate.utils import gather_object
-
-            errors = [message for message in gather_object([error]) if message]
-            error = errors[0] if errors else None
-        if error:
-            raise BertkitError(error)
+        processes.share_error(self.accelerator, error)
 
     # ------------------------------------------------------------------ training
     def fit(
@@ -190,7 +142,13 @@ class Engine:
 
         if s.resume:
             state.__dict__.update(asdict(self.resume(run_dir)))  # in place: the timed schedule reads `state`
-        self._check_layout(state, run_dir)
+        state.check_layout(
+            run_dir,
+            self.accelerator.num_processes,
+            self.options.batch_size,
+            self.micro_batches,
+            self.options.batch_sampler,
+        )
         if self.reporter:
             self.reporter.start(
                 total_steps=None if total_steps == sys.maxsize else total_steps,
@@ -401,32 +359,6 @@ class Engine:
             f"stopped by {name} at step {state.step}; checkpoint written to {path}; continue with: {self.resume_hint}",
             EXIT_CODES.get(number, 143),
         )
-
-    def _check_layout(self, state: TrainState, run_dir: Path) -> None:
-        """A checkpoint continues only with the processes, global batch and micro-batches it was made with
-        (the saved data position counts the sampler's micro-batches)."""
-        processes, global_batch = (
-            self.accelerator.num_processes,
-            self.options.batch_size * self.accelerator.num_processes,
-        )
-        if state.global_batch and (state.processes, state.global_batch) != (processes, global_batch):
-            raise BertkitError(
-                f"{run_dir}: its checkpoint was made with {state.processes} process(es) and "
-                f"--batch-size {state.global_batch // state.processes}; resume with the same "
-                "--num-processes and --batch-size"
-            )
-        if state.global_batch and (state.micro_batches or 1) != self.micro_batches:
-            raise BertkitError(
-                f"{run_dir}: its checkpoint was made with --micro-batches {state.micro_batches or 1}; "
-                "resume with the same --micro-batches"
-            )
-        if state.batch_sampler and state.batch_sampler != self.options.batch_sampler:
-            raise BertkitError(
-                f"{run_dir}: its checkpoint was made with --batch-sampler {state.batch_sampler}; "
-                "resume with the same --batch-sampler"
-            )
-        state.processes, state.global_batch, state.micro_batches = processes, global_batch, self.micro_batches
-        state.batch_sampler = self.options.batch_sampler
 
     def resume(self, run_dir: Path) -> TrainState:
         """Restore the newest complete checkpoint (model, optimizer, scheduler, RNG, data position)."""

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from bertkit.engine.batching import LengthGroupedBatches
+from bertkit.errors import BertkitError
 
 
 @dataclass
@@ -33,6 +34,31 @@ class TrainState:
     global_batch: int = 0
     micro_batches: int = 0  # 0: a checkpoint from before --micro-batches (1 was the only choice)
     batch_sampler: str = ""  # "": a checkpoint from before --batch-sampler (length-grouped or, at 1, random)
+
+    def check_layout(
+        self, run_dir: Path, processes: int, batch_size: int, micro_batches: int, batch_sampler: str
+    ) -> None:
+        """A checkpoint continues only with the processes, global batch, micro-batches and sampler it was made
+        with (the saved data position counts the sampler's micro-batches); a new run records them."""
+        global_batch = batch_size * processes
+        if self.global_batch and (self.processes, self.global_batch) != (processes, global_batch):
+            raise BertkitError(
+                f"{run_dir}: its checkpoint was made with {self.processes} process(es) and "
+                f"--batch-size {self.global_batch // self.processes}; resume with the same "
+                "--num-processes and --batch-size"
+            )
+        if self.global_batch and (self.micro_batches or 1) != micro_batches:
+            raise BertkitError(
+                f"{run_dir}: its checkpoint was made with --micro-batches {self.micro_batches or 1}; "
+                "resume with the same --micro-batches"
+            )
+        if self.batch_sampler and self.batch_sampler != batch_sampler:
+            raise BertkitError(
+                f"{run_dir}: its checkpoint was made with --batch-sampler {self.batch_sampler}; "
+                "resume with the same --batch-sampler"
+            )
+        self.processes, self.global_batch, self.micro_batches = processes, global_batch, micro_batches
+        self.batch_sampler = batch_sampler
 
 
 @dataclass

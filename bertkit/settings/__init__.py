@@ -10,6 +10,7 @@ the mechanism must not import the declarations.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from bertkit.settings.options import (  # noqa: F401 -- the public names of the mechanism
@@ -27,36 +28,25 @@ from bertkit.settings.options import (  # noqa: F401 -- the public names of the 
     validate_choices,
 )
 
-DECLARED = (
-    "RunSettings",
-    "TrainingSettings",
-    "FinetuneSettings",
-    "PredictSettings",
-    "EvaluateSettings",
-    "PretrainSettings",
-    "EmbedSettings",
-    "RECIPES",
-)
-DEPLOY = ("ExportSettings", "ServeSettings")
-TUNE = ("TuneSettings",)
-DISTILL = ("DistillSettings",)
+# Each command's settings class, by the module that declares it (imported on first use).
+DECLARED_IN = {
+    "RunSettings": "commands",
+    "TrainingSettings": "commands",
+    "FinetuneSettings": "commands",
+    "PredictSettings": "commands",
+    "EvaluateSettings": "commands",
+    "PretrainSettings": "pretrain",
+    "RECIPES": "pretrain",
+    "EmbedSettings": "embed",
+    "ExportSettings": "deploy",
+    "ServeSettings": "deploy",
+    "TuneSettings": "tune",
+    "DistillSettings": "distill",
+}
 
 
 def __getattr__(name: str) -> Any:  # PEP 562: `from bertkit.settings import FinetuneSettings` loads the declarations
-    if name in DECLARED:
-        from bertkit.settings import commands
-
-        return getattr(commands, name)
-    if name in DEPLOY:
-        from bertkit.settings import deploy
-
-        return getattr(deploy, name)
-    if name in TUNE:
-        from bertkit.settings import tune
-
-        return getattr(tune, name)
-    if name in DISTILL:
-        from bertkit.settings import distill
-
-        return getattr(distill, name)
+    if name in DECLARED_IN:
+        module = importlib.import_module(f"bertkit.settings.{DECLARED_IN[name]}")
+        return getattr(module, name)
     raise AttributeError(f"module 'bertkit.settings' has no attribute '{name}'")

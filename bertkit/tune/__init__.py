@@ -3,8 +3,9 @@ survives a killed process and can be shared by several processes and machines.
 
 from bertkit.settings import TuneSettings
 from bertkit.tune import tune
-tune(TuneSettings(task="classification", model="models/minilm", train=Path("train.tsv"), eval=Path("dev.tsv"),
-                  output=Path("runs/search"), trials=20, time_budget="30m"))
+settings = TuneSettings(task="classification", model="models/minilm", train=Path("train.tsv"),
+                        eval=Path("dev.tsv"), output=Path("runs/search"), trials=20, time_budget="30m")
+tune(settings)
 
 `space` holds the search space, `study` the storage and the trials (each a finetune run in OUTPUT/trials/NNNN),
 `report` what is shown and left behind (best.yaml, trials.csv, plots, the confirmation).
