@@ -51,6 +51,31 @@ def finetune_args(model: Path, train: Path, dev: Path, output: Path, *extra: str
     ]
 
 
+def sentiment_args(model: Path, output: Path) -> list[str]:
+    """`finetune` on the example sentiment data with settings a tiny model learns it by (4 epochs, lr 1e-3)."""
+    return [
+        "finetune",
+        "--task",
+        "classification",
+        "--model",
+        str(model),
+        "--train",
+        str(EXAMPLES / "sentiment/train.tsv"),
+        "--eval",
+        str(EXAMPLES / "sentiment/dev.tsv"),
+        "--output",
+        str(output),
+        "--epochs",
+        "4",
+        "--lr",
+        "1e-3",
+        "--batch-size",
+        "16",
+        "--seed",
+        "1",
+    ]
+
+
 def start(args: list[str], **env: str) -> subprocess.Popen:
     # One thread: on a busy 2-core machine two threads per run spin against each other (50x slower).
     environment = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **env}

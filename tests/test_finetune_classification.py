@@ -7,6 +7,7 @@ import json
 
 import pytest
 from conftest import EXAMPLES, assert_loads_completely
+from helpers import sentiment_args
 
 
 @pytest.fixture(scope="module")
@@ -18,27 +19,7 @@ def sentiment_run(tiny_model, tmp_path_factory):
     output = tmp_path_factory.mktemp("runs") / "sentiment"
     result = CliRunner().invoke(
         app,
-        [
-            "finetune",
-            "--task",
-            "classification",
-            "--model",
-            str(tiny_model),
-            "--train",
-            str(EXAMPLES / "sentiment/train.tsv"),
-            "--eval",
-            str(EXAMPLES / "sentiment/dev.tsv"),
-            "--output",
-            str(output),
-            "--epochs",
-            "4",
-            "--lr",
-            "1e-3",
-            "--batch-size",
-            "16",
-            "--seed",
-            "1",
-        ],
+        sentiment_args(tiny_model, output),
     )
     assert result.exit_code == 0, result.output
     return output

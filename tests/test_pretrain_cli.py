@@ -7,8 +7,8 @@ import json
 import math
 
 import pytest
-from conftest import EXAMPLES, assert_loads_completely
-from helpers import CORPUS, PRETRAIN_TINY
+from conftest import assert_loads_completely
+from helpers import CORPUS, PRETRAIN_TINY, sentiment_args
 
 
 @pytest.fixture(scope="module")
@@ -71,25 +71,7 @@ def test_pretrained_model_fine_tunes_well_above_chance_with_the_cls_head(pretrai
     # 80 steps of pretraining on 50 kB: the [CLS] head (the default) must still learn. Before the masked-LM
     # bias started at the corpus's piece frequencies, this run stayed at chance (0.49); random weights: 0.89.
     result = cli(
-        "finetune",
-        "--task",
-        "classification",
-        "--model",
-        pretrained["trained"] / "model",
-        "--train",
-        EXAMPLES / "sentiment/train.tsv",
-        "--eval",
-        EXAMPLES / "sentiment/dev.tsv",
-        "--output",
-        tmp_path / "ft",
-        "--epochs",
-        "4",
-        "--lr",
-        "1e-3",
-        "--batch-size",
-        "16",
-        "--seed",
-        "1",
+        *sentiment_args(pretrained["trained"] / "model", tmp_path / "ft"),
     )
     assert result.exit_code == 0, result.output
     info = json.loads((tmp_path / "ft/model/bertkit.json").read_text())

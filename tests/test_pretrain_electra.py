@@ -10,8 +10,8 @@ import math
 import shutil
 
 import pytest
-from conftest import EXAMPLES, assert_loads_completely
-from helpers import CORPUS, PRETRAIN_TINY, tensors
+from conftest import assert_loads_completely
+from helpers import CORPUS, PRETRAIN_TINY, sentiment_args, tensors
 
 ELECTRA = [*PRETRAIN_TINY, "--objective", "electra", "--batch-size", "8", "--eval-every", "0", "--log-every", "1"]
 
@@ -95,25 +95,7 @@ def test_resumed_run_ends_where_the_uninterrupted_one_does(runs):
 
 def test_discriminator_fine_tunes(runs, cli, tmp_path):
     result = cli(
-        "finetune",
-        "--task",
-        "classification",
-        "--model",
-        runs["first"] / "model",
-        "--train",
-        EXAMPLES / "sentiment/train.tsv",
-        "--eval",
-        EXAMPLES / "sentiment/dev.tsv",
-        "--output",
-        tmp_path / "ft",
-        "--epochs",
-        "4",
-        "--lr",
-        "1e-3",
-        "--batch-size",
-        "16",
-        "--seed",
-        "1",
+        *sentiment_args(runs["first"] / "model", tmp_path / "ft"),
     )
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "ft/metrics.json").read_text())["accuracy"] >= 0.7  # chance: 0.5
