@@ -51,10 +51,9 @@ def finetune_args(model: Path, train: Path, dev: Path, output: Path, *extra: str
     ]
 
 
-def sentiment_args(model: Path, output: Path) -> list[str]:
-    """`finetune` on the example sentiment data with settings a tiny model learns it by (4 epochs, lr 1e-3)."""
+def sentiment_data(model: Path, output: Path) -> list[str]:
+    """The model, the example sentiment data and the output of a classification run (finetune or tune)."""
     return [
-        "finetune",
         "--task",
         "classification",
         "--model",
@@ -65,6 +64,14 @@ def sentiment_args(model: Path, output: Path) -> list[str]:
         str(EXAMPLES / "sentiment/dev.tsv"),
         "--output",
         str(output),
+    ]
+
+
+def sentiment_args(model: Path, output: Path) -> list[str]:
+    """`finetune` on the example sentiment data with settings a tiny model learns it by (4 epochs, lr 1e-3)."""
+    return [
+        "finetune",
+        *sentiment_data(model, output),
         "--epochs",
         "4",
         "--lr",

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import EXAMPLES, ROOT
+from conftest import ROOT
+from helpers import sentiment_data
 
 # Every trial learns (the learning rate that the sentiment test uses, give or take): the study shows the best.
 SPACE = "learning_rate: {low: 1.0e-3, high: 2.0e-3, log: true}\nlayer_lr_decay: {low: 0.8, high: 1.0}\nepochs: 4\n"
@@ -24,16 +25,7 @@ QUICK_SPACE = "learning_rate: {low: 1.0e-4, high: 1.0e-3, log: true}\nepochs: 1\
 def tune_args(model: Path, output: Path, space: Path, *extra: str) -> list[str]:
     return [
         "tune",
-        "--task",
-        "classification",
-        "--model",
-        str(model),
-        "--train",
-        str(EXAMPLES / "sentiment/train.tsv"),
-        "--eval",
-        str(EXAMPLES / "sentiment/dev.tsv"),
-        "--output",
-        str(output),
+        *sentiment_data(model, output),
         "--space",
         str(space),
         "--batch-size",
