@@ -268,7 +268,7 @@ def main() -> None:
     if args.suite == "int8":
         from deploy_int8 import run
 
-        print(save_results("deploy-int8", run(args.model, work, finetune_minilm, load)).read_text())
+        print(save_results("deploy-int8", run(args.model, work, finetune_minilm, load, args.predict_texts)).read_text())
         return shutil.rmtree(work, ignore_errors=True)
     texts, labels = read_tsv(MR / "train.tsv")
     rows = args.rows or len(texts)

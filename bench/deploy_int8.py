@@ -7,7 +7,7 @@ lr 1e-4, max length 128, seed 42; `--model` reuses one fine-tuned so before). Th
 1. `bertkit export --quantize int8` with no other flag (fused graph, built-in check inputs), and again with
    `--check-inputs` MR test.tsv (labelled: the accuracy decides); what each check measured, what stayed fp32;
 2. MR test accuracy (1,066 sentences) of PyTorch and of every export, the drop in points;
-3. predict speed on 2,000 MR train sentences the model was not trained on (rows 2,001-4,000; whole calls,
+3. predict speed on MR train sentences the model was not trained on (rows 2,001-4,000, or --predict-texts; whole calls,
    loading included): bertkit predict on PyTorch, ONNX fp32 and int8, each fused and unfused
    (`--optimize none`), two rounds interleaved, the faster round kept.
 """
@@ -90,7 +90,7 @@ def speed(dirs: dict[str, Path], texts: list[str], work: Path, rounds: int = 2) 
     return result
 
 
-def run(model_dir: Path | None, work: Path, finetune_minilm, load) -> dict:
+def run(model_dir: Path | None, work: Path, finetune_minilm, load, speed_texts: int = 0) -> dict:
     texts, labels = read_tsv(MR / "train.tsv")
     results: dict = {"suite": "int8", "train_rows": TRAIN_ROWS, "load_before": load()}
     if model_dir is None:
@@ -106,6 +106,7 @@ def run(model_dir: Path | None, work: Path, finetune_minilm, load) -> dict:
     dirs = {"torch": model_dir, **dirs}
     results["accuracy"] = accuracy(dirs)
     timed = [name for name in ("torch", "fp32_unfused", "fp32_fused", "int8_unfused", "int8_default") if name in dirs]
-    results["predict"] = speed({name: dirs[name] for name in timed}, texts[TRAIN_ROWS : 2 * TRAIN_ROWS], work)
+    spare = texts[TRAIN_ROWS : TRAIN_ROWS + (speed_texts or TRAIN_ROWS)]  # sentences the model was not trained on
+    results["predict"] = speed({name: dirs[name] for name in timed}, spare, work)
     results["load_after"] = load()
     return results

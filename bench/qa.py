@@ -14,8 +14,10 @@ SQuAD v1.1 definitions (bertkit.metrics.squad). Results go to bench/results/qa.j
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -264,6 +266,15 @@ def main() -> None:
         default=[SETTINGS["seed"]],
         help="random seeds, each run by both sides (report: mean, sd and per-seed values)",
     )
+    parser.add_argument(
+        "--variant",
+        dest="variants",
+        action="append",
+        default=[],
+        metavar="NAME=FLAGS",
+        help="a bertkit side of its own with these finetune flags (repeatable; results key bertkit-NAME), "
+        "e.g. 'random=--batch-sampler random' or 'default='",
+    )
     parser.add_argument("--name", default="qa", help="results file name (bench/results/NAME.json)")
     options = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -280,8 +291,15 @@ def main() -> None:
             "eval_questions": options.eval_questions,
         }
     }
-    sides = {"bertkit": run_bertkit, "trainer": run_trainer}
-    for side in [options.only] if options.only else sides:
+    sides = {"bertkit": functools.partial(run_bertkit, extra=())}
+    if options.variants:
+        sides = {}
+        for text in options.variants:
+            label, _, flags = text.partition("=")
+            sides[f"bertkit-{label}"] = functools.partial(run_bertkit, extra=tuple(shlex.split(flags)))
+            results[f"variant_{label}"] = flags
+    sides["trainer"] = run_trainer
+    for side in (side for side in sides if side.split("-")[0] == (options.only or side.split("-")[0])):
 
         def run_one(seed: int, run=sides[side]) -> dict:
             SETTINGS["seed"] = seed
@@ -289,10 +307,11 @@ def main() -> None:
 
         results[side] = over_seeds(options.seeds, run_one)
         print(seed_line(side, results[side], ("f1", "exact_match", "wall_seconds")), flush=True)
-    if "bertkit" in results and "trainer" in results:
-        b, t = results["bertkit"]["mean"], results["trainer"]["mean"]
-        results["ratios"] = {
+    for side in (side for side in results if side.startswith("bertkit") and "trainer" in results):
+        b, t = results[side]["mean"], results["trainer"]["mean"]
+        results[f"ratios{side.removeprefix('bertkit')}"] = {
             "wall_time": b["wall_seconds"] / t["wall_seconds"],
+            "train_time": b["train_seconds"] / t["train_seconds"],
             "f1_diff": b["f1"] - t["f1"],
             "em_diff": b["exact_match"] - t["exact_match"],
         }
