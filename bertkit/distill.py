@@ -9,9 +9,11 @@ The teacher's outputs are computed once for every training input (and every --un
 then trains in the ordinary engine on a loss mixing the teacher's soft targets, softened by --temperature
 (Hinton et al.: KL divergence of the softmax for a label, binary cross-entropy of the sigmoids for label
 sets, squared error for scores), with the gold labels' own loss: alpha x soft + (1 - alpha) x gold; the
-unlabelled inputs have the soft part only. The student is saved as fine-tuning saves a model, so
-evaluate, predict, export and serve take it as it is. Sentence-level tasks with logits only: tagging
-and QA are not distilled yet (their per-token and span outputs need their own soft targets).
+unlabelled inputs have the soft part only. With --hidden-weight the student's layers also learn the [CLS]
+states of evenly mapped teacher layers (Sun et al. 2019), computed with the logits. The student is saved
+as fine-tuning saves a model, so evaluate, predict, export and serve take it as it is. Sentence-level tasks
+with logits only: tagging and QA are not distilled yet (their per-token and span outputs need their own soft
+targets).
 """
 
 from __future__ import annotations
@@ -48,22 +50,58 @@ def distillable(task) -> bool:
 
 
 class Distilling(nn.Module):
-    """The student with the distillation loss: what the engine trains (it reads `.loss`)."""
+    """The student with the distillation loss: what the engine trains (it reads `.loss`).
 
-    def __init__(self, student: nn.Module, temperature: float, alpha: float):
+    With `hidden_weight`, each student layer's [CLS] state also learns its mapped teacher layer's (Sun et al.
+    2019, patient KD): both as unit vectors, through a learned projection where the widths differ; the
+    projection trains with the student but is not part of the saved model.
+    """
+
+    def __init__(self, student: nn.Module, temperature: float, alpha: float, hidden_weight: float = 0.0, width=None):
         super().__init__()
         self.student, self.temperature, self.alpha = student, temperature, alpha
         # a score (one output) is matched by squared error; a label set by sigmoids; labels by softmax
         self.kind = "score" if student.config.num_labels == 1 else student.config.problem_type
+        self.hidden_weight = hidden_weight
+        own = getattr(student.config, "hidden_size", width)
+        self.projection = nn.Linear(own, width) if hidden_weight and width and width != own else nn.Identity()
 
-    def forward(self, teacher_logits, has_label, labels=None, **inputs):
-        logits = self.student(**inputs).logits
+    def forward(self, teacher_logits, has_label, labels=None, teacher_states=None, **inputs):
+        matching = self.hidden_weight > 0 and teacher_states is not None
+        output = self.student(**inputs, output_hidden_states=matching)
+        logits = output.logits
         soft = soft_loss(self.kind, logits, teacher_logits.to(logits.dtype), self.temperature)
         loss = self.alpha * soft.mean()
         if labels is not None and self.alpha < 1:
             gold = gold_loss(self.kind, logits, labels) * has_label
             loss = loss + (1 - self.alpha) * gold.sum() / has_label.sum().clamp(min=1)
+        if matching:  # every layer's output but the embeddings', [CLS] only: [batch, layers, width]
+            states = torch.stack([layer[:, 0] for layer in output.hidden_states[1:]], dim=1)
+            loss = loss + self.hidden_weight * state_loss(self.projection(states), teacher_states.to(states.dtype))
         return SimpleNamespace(loss=loss, logits=logits)
+
+
+def state_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Squared distance of unit vectors (0 when aligned, 4 when opposite), averaged over inputs and layers."""
+    return (F.normalize(student, dim=-1) - F.normalize(teacher, dim=-1)).pow(2).sum(-1).mean()
+
+
+class TeacherStates(nn.Module):
+    """The teacher's logits and the [CLS] states of the layers mapped to the student's (`layers`: 1-based)."""
+
+    def __init__(self, teacher: nn.Module, layers: list[int]):
+        super().__init__()
+        self.teacher, self.layers = teacher, layers
+
+    def forward(self, **inputs) -> dict:
+        output = self.teacher(**inputs, output_hidden_states=True)
+        states = torch.stack([output.hidden_states[layer][:, 0] for layer in self.layers], dim=1)
+        return {"logits": output.logits, "states": states}
+
+
+def mapped_layers(student_layers: int, teacher_layers: int) -> list[int]:
+    """Student layer i (1..S) learns teacher layer round(i x T / S): evenly spaced, the last on the last."""
+    return [round(i * teacher_layers / student_layers) for i in range(1, student_layers + 1)]
 
 
 def soft_loss(kind: str, student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -133,18 +171,22 @@ def make_student(
 
 
 def with_teacher_outputs(features: list[dict], teacher, engine, pad_token_id: int, placeholder) -> list[dict]:
-    """Each feature with the teacher's logits; unlabelled ones get a placeholder label and has_label 0."""
+    """Each feature with the teacher's logits (and its mapped layers' [CLS] states when `teacher` is a
+    TeacherStates); unlabelled ones get a placeholder label and has_label 0."""
     inputs = [{key: value for key, value in feature.items() if key != "labels"} for feature in features]
-    outputs = dict(engine.run_model(teacher, inputs, 64, pad_token_id, {"logits": False}))
+    wanted = {"logits": False, **({"states": False} if isinstance(teacher, TeacherStates) else {})}
+    outputs = dict(engine.run_model(teacher, inputs, 64, pad_token_id, wanted))
     made = []
     for number, feature in enumerate(features):
         labelled = "labels" in feature
+        extra = {"teacher_states": outputs[number]["states"].astype(np.float32)} if "states" in wanted else {}
         made.append(
             {
                 **feature,
                 "labels": feature["labels"] if labelled else copy.copy(placeholder),
                 "teacher_logits": np.asarray(outputs[number]["logits"], dtype=np.float32),
                 "has_label": float(labelled),
+                **extra,
             }
         )
     return made
@@ -181,15 +223,20 @@ def distill(settings: DistillSettings) -> dict:
         unlabeled = task.read(settings.unlabeled, data.options, labelled=False)
         more, _ = task.encode(unlabeled, tokenizer, max_length, None, data.options)
         features += [{**feature, "index": len(features) + i} for i, feature in enumerate(more)]
-    features = with_teacher_outputs(features, teacher.model, engine, pad, placeholder(features[0]["labels"]))
     set_seed(settings.seed)
     student, described = make_student(
         settings.student, teacher.model, teacher.info.get("strategy") or {}, task, teacher.labels, settings
     )
+    teacher_config = unwrap(teacher.model).config
+    layers = mapped_layers(student.config.num_hidden_layers, teacher_config.num_hidden_layers)
+    source = TeacherStates(teacher.model, layers) if settings.hidden_weight > 0 else teacher.model
+    features = with_teacher_outputs(features, source, engine, pad, placeholder(features[0]["labels"]))
     described.update(
         teacher=str(Path(settings.teacher).resolve()),
         temperature=settings.temperature,
         alpha=settings.alpha,
+        hidden_weight=settings.hidden_weight,
+        **({"teacher_layers_matched": layers} if settings.hidden_weight > 0 else {}),
         labelled_inputs=data.train_count,
         unlabeled_inputs=len(features) - len(data.train_features),
     )
@@ -227,7 +274,7 @@ def distill(settings: DistillSettings) -> dict:
 
     metric = task.main_metric(teacher.labels)
     result = engine.fit(
-        Distilling(student, settings.temperature, settings.alpha),
+        Distilling(student, settings.temperature, settings.alpha, settings.hidden_weight, teacher_config.hidden_size),
         features,
         run_dir=run_dir,
         pad_token_id=pad,

@@ -85,7 +85,61 @@ def test_distill_errors_are_one_line(teacher, tiny_model, tmp_path):
         (("--teacher", teacher, "--train", EXAMPLES / "nli" / "train.tsv"), "differ from the teacher's"),
         (("--teacher", teacher, "--train", EXAMPLES / "sentiment" / "train.tsv", "--alpha", "2"), "--alpha"),
         (("--teacher", teacher, "--train", EXAMPLES / "sentiment" / "train.tsv", "--student", "huge"), "--student"),
+        (("--teacher", teacher, "--train", EXAMPLES / "sentiment" / "train.tsv", "--hidden-weight", "-1"), "0 (off)"),
     ]
     for number, (options, words) in enumerate(cases):
         code, text = invoke("distill", "--output", tmp_path / f"out{number}", *options)
         assert code == 2 and words in text and len(text.strip().splitlines()) == 1, text
+
+
+def test_student_layers_map_evenly_onto_the_teacher_s_the_last_on_the_last():
+    from bertkit.distill import mapped_layers
+
+    assert mapped_layers(3, 6) == [2, 4, 6]
+    assert mapped_layers(1, 2) == [2]
+    assert mapped_layers(4, 12) == [3, 6, 9, 12]
+    assert mapped_layers(6, 6) == [1, 2, 3, 4, 5, 6]
+
+
+def test_hidden_state_matching_costs_only_where_the_directions_differ():
+    from types import SimpleNamespace
+
+    from bertkit.distill import Distilling, state_loss
+
+    states = torch.randn(4, 2, 8)
+    assert state_loss(3 * states, states) < 1e-6  # the length of a state is free; its direction is learned
+    assert state_loss(-states, states) == pytest.approx(4.0)
+    hidden = (torch.zeros(4, 3, 8), torch.randn(4, 3, 8), torch.randn(4, 3, 8))  # embeddings, layer 1, layer 2
+
+    class Fixed(torch.nn.Module):
+        config = SimpleNamespace(problem_type="single_label_classification", num_labels=2, hidden_size=8)
+
+        def forward(self, output_hidden_states=False, **inputs):
+            return SimpleNamespace(logits=torch.zeros(4, 2), hidden_states=hidden if output_hidden_states else None)
+
+    logits, has_label = torch.zeros(4, 2), torch.zeros(4)
+    model = Distilling(Fixed(), temperature=1.0, alpha=1.0, hidden_weight=2.0, width=8)
+    same = torch.stack([layer[:, 0] for layer in hidden[1:]], dim=1)
+    assert model(teacher_logits=logits, has_label=has_label, teacher_states=same).loss < 1e-6
+    apart = model(teacher_logits=logits, has_label=has_label, teacher_states=-same).loss
+    assert apart == pytest.approx(2.0 * 4.0)
+    wider = Distilling(Fixed(), temperature=1.0, alpha=1.0, hidden_weight=2.0, width=16)  # a projection 8 -> 16
+    assert wider(teacher_logits=logits, has_label=has_label, teacher_states=torch.randn(4, 2, 16)).loss > 0
+
+
+def test_a_student_of_another_width_matches_the_teacher_s_states_through_a_projection(teacher, tmp_path):
+    student = distill(
+        teacher,
+        tmp_path / "student",
+        *("--train", EXAMPLES / "sentiment" / "train.tsv", "--student", "tiny", "--max-steps", "3"),
+    )
+    described = json.loads((student / "bertkit.json").read_text())["distillation"]
+    assert described["hidden_weight"] == 1.0 and described["teacher_layers_matched"] == [1, 2]
+    assert not any("projection" in key for key in _weights(student))  # the projection is not part of the model
+
+
+def _weights(model_dir) -> list[str]:
+    from safetensors import safe_open
+
+    with safe_open(str(model_dir / "model.safetensors"), "pt") as weights:
+        return list(weights.keys())

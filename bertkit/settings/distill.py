@@ -34,6 +34,12 @@ class DistillSettings(FinetuneSettings):
         0.5, "Weight of the teacher's soft targets; 1 - alpha goes to the gold labels (unlabelled inputs: all soft)."
     )
 
+    hidden_weight: float = opt(
+        1.0,
+        "Weight of matching the teacher's hidden states: each student layer's [CLS] state learns its evenly "
+        "mapped teacher layer's, as unit vectors, through a learned projection where the widths differ (0: off).",
+    )
+
     def validate(self) -> None:
         if not self.teacher:
             raise BertkitError("no teacher given; pass --teacher DIR (the model/ folder of a fine-tuning run)")
@@ -41,6 +47,8 @@ class DistillSettings(FinetuneSettings):
         super().validate()
         if self.temperature <= 0:
             raise BertkitError(f"--temperature is {self.temperature}; give a number above 0")
+        if self.hidden_weight < 0:
+            raise BertkitError(f"--hidden-weight is {self.hidden_weight}; give 0 (off) or a positive weight")
         if not 0 <= self.alpha <= 1:
             raise BertkitError(f"--alpha is {self.alpha}; give a weight from 0 to 1")
         if self.strategy != "full":
