@@ -8,6 +8,8 @@ in the same run: `layers-of-teacher` (3 of its 6 layers) and `mini` (a new 4 x 2
 each without and with --unlabeled-rows IMDB reviews (corpus/imdb-unsup, the teacher's labels only). Then
 MR test accuracy of every model, and bertkit predict speed on 2,000 MR sentences: the teacher and the
 students in PyTorch, and the mini student exported with the default `--quantize int8`.
+--hidden-weights 0 1 trains each student once per `distill --hidden-weight` (hidden-state matching off / on);
+--unlabeled-rows 0 leaves out the +unlabeled students.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from classification import MR, read_tsv
 from common import DATA, require_data, save_results
 from deploy import finetune_minilm, load
 from deploy_int8 import accuracy, speed
+
+from bertkit.settings import DistillSettings
 
 IMDB_UNSUP = DATA / "corpus" / "imdb-unsup" / "corpus.txt"
 STUDENTS = {"layers-of-teacher": 1e-4, "mini": 5e-4}  # learning rates: copied layers, and a new model
@@ -39,11 +43,14 @@ def unlabeled_reviews(rows: int, target: Path) -> Path:
     return target
 
 
-def train_student(teacher: Path, student: str, train: Path, unlabeled: Path | None, work: Path, args) -> dict:
+def train_student(
+    teacher: Path, student: str, train: Path, unlabeled: Path | None, work: Path, args, hidden_weight: float
+) -> dict:
     from bertkit.distill import distill
-    from bertkit.settings import DistillSettings
 
     name = f"{student}{'+unlabeled' if unlabeled else ''}"
+    if len(args.hidden_weights) > 1:
+        name += f"+hidden{hidden_weight:g}"
     started = time.perf_counter()
     distill(
         DistillSettings(
@@ -59,6 +66,7 @@ def train_student(teacher: Path, student: str, train: Path, unlabeled: Path | No
             max_length=128,
             warmup_ratio=0.1,
             seed=42,
+            hidden_weight=hidden_weight,
         )
     )
     return {"name": name, "dir": work / name / "model", "seconds": round(time.perf_counter() - started, 1)}
@@ -71,6 +79,14 @@ def main() -> None:
     parser.add_argument("--unlabeled-rows", type=int, default=5000, help="IMDB reviews for the +unlabeled students")
     parser.add_argument("--epochs", type=float, default=3, help="student epochs")
     parser.add_argument("--students", nargs="+", default=list(STUDENTS), choices=list(STUDENTS))
+    parser.add_argument(
+        "--hidden-weights",
+        type=float,
+        nargs="+",
+        default=[DistillSettings.hidden_weight],
+        help="distill --hidden-weight values, a student each (default: bertkit's default only)",
+    )
+    parser.add_argument("--name", default="distill", help="results file name (bench/results/NAME.json)")
     args = parser.parse_args()
     require_data(MR / "train.tsv")
     require_data(IMDB_UNSUP)
@@ -80,14 +96,16 @@ def main() -> None:
     train = work / "train.tsv"
     train.write_text("text\tlabel\n" + "".join(f"{t}\t{label}\n" for t, label in zip(texts[:rows], labels[:rows])))
     results: dict = {"train_rows": rows, "unlabeled_rows": args.unlabeled_rows, "epochs": args.epochs}
+    results["hidden_weights"] = args.hidden_weights
     results["load_before"] = load()
     teacher = args.teacher or finetune_minilm(train, work)
     results["teacher"] = str(teacher)
-    unlabeled = unlabeled_reviews(args.unlabeled_rows, work / "unlabeled.txt")
+    extras = [None] + ([unlabeled_reviews(args.unlabeled_rows, work / "unlabeled.txt")] if args.unlabeled_rows else [])
     trained = [
-        train_student(teacher, student, train, extra, work, args)
+        train_student(teacher, student, train, extra, work, args, weight)
         for student in args.students
-        for extra in (None, unlabeled)
+        for extra in extras
+        for weight in args.hidden_weights
     ]
     results["students"] = {t["name"]: {"seconds": t["seconds"]} for t in trained}
     dirs = {"torch": teacher, **{t["name"]: t["dir"] for t in trained}}
@@ -95,14 +113,15 @@ def main() -> None:
         from bertkit.deploy.export import export_model
         from bertkit.settings import ExportSettings
 
+        mini = next(t["name"] for t in trained if t["name"].startswith("mini"))
         dirs["mini_int8"] = export_model(
-            ExportSettings(model=str(dirs["mini"]), output=work / "mini-int8", quantize="int8")
+            ExportSettings(model=str(dirs[mini]), output=work / "mini-int8", quantize="int8")
         )
     results["accuracy"] = accuracy(dirs)  # "torch" is the teacher: drop_points are against it
     spare = texts[rows : rows + 2000] if len(texts) - rows >= 2000 else texts[:2000]
     results["predict"] = speed(dirs, spare, work)  # speedup_vs_torch: against the teacher in PyTorch
     results["load_after"] = load()
-    print(save_results("distill", results).read_text())
+    print(save_results(args.name, results).read_text())
     shutil.rmtree(work, ignore_errors=True)
 
 
