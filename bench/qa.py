@@ -298,7 +298,9 @@ def main() -> None:
             label, _, flags = text.partition("=")
             sides[f"bertkit-{label}"] = functools.partial(run_bertkit, extra=tuple(shlex.split(flags)))
             results[f"variant_{label}"] = flags
-    sides["trainer"] = run_trainer
+    # The Trainer runs second: a run cut short still compares the first bertkit side with it.
+    first = dict(list(sides.items())[:1])
+    sides = {**first, "trainer": run_trainer, **sides}
     for side in (side for side in sides if side.split("-")[0] == (options.only or side.split("-")[0])):
 
         def run_one(seed: int, run=sides[side]) -> dict:
