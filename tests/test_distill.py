@@ -132,6 +132,7 @@ def test_a_student_of_another_width_matches_the_teacher_s_states_through_a_proje
         teacher,
         tmp_path / "student",
         *("--train", EXAMPLES / "sentiment" / "train.tsv", "--student", "tiny", "--max-steps", "3"),
+        *("--hidden-weight", "1"),
     )
     described = json.loads((student / "bertkit.json").read_text())["distillation"]
     assert described["hidden_weight"] == 1.0 and described["teacher_layers_matched"] == [1, 2]

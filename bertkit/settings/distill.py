@@ -35,9 +35,10 @@ class DistillSettings(FinetuneSettings):
     )
 
     hidden_weight: float = opt(
-        1.0,
+        0.0,
         "Weight of matching the teacher's hidden states: each student layer's [CLS] state learns its evenly "
-        "mapped teacher layer's, as unit vectors, through a learned projection where the widths differ (0: off).",
+        "mapped teacher layer's, as unit vectors, through a learned projection where the widths differ. 0 (off) "
+        "by default: on MR it cost both measured students accuracy (BENCHMARKS.md).",
     )
 
     def validate(self) -> None:
