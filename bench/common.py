@@ -7,6 +7,7 @@ import os
 import platform
 import time
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -68,6 +69,26 @@ def read_rows(path: Path, limit: int | None = None) -> list[dict]:
     return rows[:limit] if limit else rows
 
 
+def encoded(tokenizer, pair: tuple, gold: list | None, padding, max_length: int):
+    """A torch Dataset of (first texts, second texts or None) encoded for the Trainer, with `labels` when gold."""
+    import torch
+
+    class Encoded(torch.utils.data.Dataset):
+        def __init__(self):
+            self.rows = tokenizer(pair[0], pair[1], padding=padding, max_length=max_length, truncation=True)
+
+        def __len__(self):
+            return len(self.rows["input_ids"])
+
+        def __getitem__(self, i):
+            item = {k: v[i] for k, v in self.rows.items()}
+            if gold is not None:
+                item["labels"] = gold[i]
+            return item
+
+    return Encoded()
+
+
 def run_trainer_peer(
     texts: tuple[list[str], list[str] | None],
     targets: list,
@@ -84,7 +105,6 @@ def run_trainer_peer(
     from_pretrained options (num_labels, problem_type, ...). Returns (timings, raw test logits).
     Padding: every example to --max-length as run_glue.py does by default, or dynamic (DataCollatorWithPadding).
     """
-    import torch
     from transformers import (
         AutoModelForSequenceClassification,
         AutoTokenizer,
@@ -97,20 +117,7 @@ def run_trainer_peer(
 
     tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
     padding = "max_length" if pad_to_max else False
-
-    class Encoded(torch.utils.data.Dataset):
-        def __init__(self, pair: tuple, gold: list | None):
-            self.rows = tokenizer(pair[0], pair[1], padding=padding, max_length=hyper["max_length"], truncation=True)
-            self.gold = gold
-
-        def __len__(self):
-            return len(self.rows["input_ids"])
-
-        def __getitem__(self, i):
-            item = {k: v[i] for k, v in self.rows.items()}
-            if self.gold is not None:
-                item["labels"] = self.gold[i]
-            return item
+    encode = partial(encoded, tokenizer, padding=padding, max_length=hyper["max_length"])
 
     result: dict = {}
     set_seed(hyper["seed"])
@@ -122,6 +129,7 @@ def run_trainer_peer(
         learning_rate=hyper["learning_rate"],
         num_train_epochs=hyper["epochs"],
         warmup_steps=int(hyper["warmup_ratio"] * steps),
+        weight_decay=hyper.get("weight_decay", 0.0),
         save_strategy="no",
         report_to="none",
         seed=hyper["seed"],
@@ -132,13 +140,13 @@ def run_trainer_peer(
         trainer = Trainer(
             model=model,
             args=arguments,
-            train_dataset=Encoded(texts, targets),
+            train_dataset=encode(texts, targets),
             data_collator=default_data_collator if pad_to_max else DataCollatorWithPadding(tokenizer),
         )
         with timer(result, "train_seconds"):
             trainer.train()
         with timer(result, "eval_seconds"):
-            output = trainer.predict(Encoded(test_texts, None))
+            output = trainer.predict(encode(test_texts, None))
     return result, output.predictions
 
 

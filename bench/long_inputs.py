@@ -5,8 +5,9 @@
 all-MiniLM-L6-v2 fine-tuned by `bertkit finetune` on the first --train-rows of imdb/train.tsv (1 epoch, batch
 32, lr 1e-4, 10% warm-up, seed 42), scored on the first --dev-rows of imdb/dev.tsv. A config is MODE-LENGTH:
 truncate-128 (bertkit's default), truncate-512, head-tail-256, windows-128 (stride 32, at most 16 windows,
-mean pooling), ... all in the same run, so their times compare. --trainer adds the transformers Trainer as
-run_glue.py sets it up (every review padded to --trainer-length) on the same rows.
+mean pooling), ... all in the same run, so their times compare; --seeds runs the whole grid once per seed.
+--trainer adds the transformers Trainer as run_glue.py sets it up (every review padded to --trainer-length)
+on the same rows.
 """
 
 from __future__ import annotations
@@ -28,12 +29,12 @@ def write_tsv(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def run_bertkit(config: str, train: Path, dev: Path, work: Path, stride: int) -> dict:
+def run_bertkit(config: str, train: Path, dev: Path, work: Path, stride: int, seed: int) -> dict:
     from bertkit.finetune import finetune
     from bertkit.settings import FinetuneSettings
 
     mode, length = config.rsplit("-", 1)
-    result: dict = {"long_inputs": mode, "max_length": int(length)}
+    result: dict = {"long_inputs": mode, "max_length": int(length), "seed": seed}
     settings = FinetuneSettings(
         task="classification",
         model=str(minilm_dir()),
@@ -48,7 +49,7 @@ def run_bertkit(config: str, train: Path, dev: Path, work: Path, stride: int) ->
         batch_size=HYPER["batch_size"],
         learning_rate=HYPER["learning_rate"],
         warmup_ratio=HYPER["warmup_ratio"],
-        seed=HYPER["seed"],
+        seed=seed,
     )
     with timer(result, "wall_seconds"):
         summary = finetune(settings)
@@ -62,7 +63,7 @@ def run_bertkit(config: str, train: Path, dev: Path, work: Path, stride: int) ->
     return result
 
 
-def run_trainer(train_rows: list[dict], dev_rows: list[dict], work: Path, length: int) -> dict:
+def run_trainer(train_rows: list[dict], dev_rows: list[dict], work: Path, length: int, seed: int) -> dict:
     import numpy as np
 
     labels = sorted({r["label"] for r in train_rows})
@@ -75,11 +76,26 @@ def run_trainer(train_rows: list[dict], dev_rows: list[dict], work: Path, length
         head,
         work,
         True,
-        {**HYPER, "max_length": length},
+        {**HYPER, "max_length": length, "seed": seed},
     )
     gold = np.array([label2id[r["label"]] for r in dev_rows])
-    result.update(max_length=length, accuracy=float(np.mean(np.argmax(logits, axis=-1) == gold)))
+    result.update(max_length=length, seed=seed, accuracy=float(np.mean(np.argmax(logits, axis=-1) == gold)))
     return result
+
+
+def seed_means(runs: dict) -> dict:
+    """Mean accuracy and train time of each config over the seeds it has run."""
+    by_config: dict[str, list[dict]] = {}
+    for key, run in runs.items():
+        by_config.setdefault(key.split("/")[0], []).append(run)
+    return {
+        config: {
+            "seeds": [r.get("seed", HYPER["seed"]) for r in group],
+            "accuracy": sum(r["accuracy"] for r in group) / len(group),
+            "train_seconds": sum(r["train_seconds"] for r in group) / len(group),
+        }
+        for config, group in by_config.items()
+    }
 
 
 def main() -> None:
@@ -91,6 +107,7 @@ def main() -> None:
         nargs="+",
         default=["truncate-128", "truncate-512", "head-tail-512", "windows-128", "windows-256"],
     )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42], help="each config once per seed, in turn")
     parser.add_argument("--window-stride", type=int, default=32)
     parser.add_argument("--trainer", action="store_true", help="also the Trainer, padded to --trainer-length")
     parser.add_argument("--trainer-length", type=int, default=512)
@@ -111,13 +128,16 @@ def main() -> None:
         "window_pool": "mean",
         "runs": json.loads(earlier.read_text())["runs"] if args.append and earlier.is_file() else {},
     }
-    for config in args.configs:  # saved after each, so a run stopped for time keeps what it measured
-        results["runs"][config] = run_bertkit(config, train, dev, work, args.window_stride)
-        print(config, results["runs"][config], flush=True)
-        save_results(args.name, results)
-    if args.trainer:
-        results["runs"][f"trainer-{args.trainer_length}"] = run_trainer(train_rows, dev_rows, work, args.trainer_length)
-        print("trainer", results["runs"][f"trainer-{args.trainer_length}"], flush=True)
+    for seed in args.seeds:  # saved after each run, so a benchmark stopped for time keeps what it measured
+        for config in args.configs + ([f"trainer-{args.trainer_length}"] if args.trainer else []):
+            key = config if seed == HYPER["seed"] else f"{config}/seed{seed}"
+            if config.startswith("trainer-"):
+                results["runs"][key] = run_trainer(train_rows, dev_rows, work, args.trainer_length, seed)
+            else:
+                results["runs"][key] = run_bertkit(config, train, dev, work, args.window_stride, seed)
+            print(key, results["runs"][key], flush=True)
+            results["means"] = seed_means(results["runs"])
+            save_results(args.name, results)
     print(save_results(args.name, results).read_text())
     shutil.rmtree(work, ignore_errors=True)
 
