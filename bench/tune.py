@@ -188,8 +188,8 @@ def trainer_search(name: str, files: tuple[Path, Path, Path], work: Path, trials
     }
     runs = []
     with timer(result, "confirmation_seconds"):
+        both = test_rows + dev_rows  # one predict call per seed scores both splits
         for seed in seeds:
-            both = list(test_rows) + list(dev_rows)  # one predict call scores both splits
             _, logits = run_trainer_peer(
                 texts(name, train_rows),
                 train_gold,
