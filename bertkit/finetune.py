@@ -18,8 +18,9 @@ from bertkit.data.datasets_io import source
 from bertkit.data.encoding import encode_training, encoded_dir, feature_lengths, wants_arrow
 from bertkit.data.streaming import tidy_on_error
 from bertkit.driver import finish_run, resume_hint, scalar_metrics, start_engine, start_run
+from bertkit.engine.packing import packing_problem
 from bertkit.modeling.build import build_model, save_model, strategy_spec
-from bertkit.modeling.loading import load_tokenizer, resolve_model_dir, weights_format
+from bertkit.modeling.loading import load_tokenizer, model_config, resolve_model_dir, weights_format
 from bertkit.modeling.losses import training_loss
 from bertkit.modeling.strategies import count_parameters
 from bertkit.report import model_card
@@ -94,6 +95,24 @@ def prepare_inputs(task: Task, model_name: str, settings: FinetuneSettings, max_
     )
 
 
+def resolve_batching(settings: FinetuneSettings, task, model_name: str) -> FinetuneSettings:
+    """--batch-sampler and --micro-batches as the task defaults them where the user gave none (saved resolved).
+
+    The task's sampler, unless --length-grouping 1 asks for random batches; packed rows only for a model that
+    reads them (else step-sorted, the same steps padded). Packing lays a whole step out at once: 1 micro-batch.
+    """
+    sampler = settings.batch_sampler
+    if sampler is None:
+        sampler = "random" if settings.length_grouping == 1 else task.default_batch_sampler
+        if sampler == "packed" and packing_problem(model_config(model_name, settings.trust_remote_code)):
+            sampler = "step-sorted"
+    micro_batches = settings.micro_batches
+    if micro_batches is None:  # the task's default, where the batch divides into it
+        default = 1 if sampler == "packed" else task.default_micro_batches
+        micro_batches = default if settings.batch_size % default == 0 else 1
+    return dataclasses.replace(settings, batch_sampler=sampler, micro_batches=micro_batches)
+
+
 def finetune(settings: FinetuneSettings, on_evaluation: Callable[[dict, str], None] | None = None) -> dict:
     """Fine-tune `settings.model` on `settings.train`; returns the final evaluation metrics.
 
@@ -105,13 +124,8 @@ def finetune(settings: FinetuneSettings, on_evaluation: Callable[[dict, str], No
     settings.validate()
     task = get_task(settings.task)
     max_length = settings.max_length or task.default_max_length
-    if settings.micro_batches is None:  # the task's default, where the batch divides into it (saved resolved)
-        default = task.default_micro_batches
-        settings = dataclasses.replace(settings, micro_batches=default if settings.batch_size % default == 0 else 1)
-    if settings.batch_sampler is None:  # the task's, where --length-grouping 1 does not ask for random batches
-        sampler = "random" if settings.length_grouping == 1 else task.default_batch_sampler
-        settings = dataclasses.replace(settings, batch_sampler=sampler)
     model_name = resolve_model_dir(settings.model)
+    settings = resolve_batching(settings, task, model_name)
     engine = start_engine(settings)
     # Under several processes the main process of each machine prepares the data once.
     with tidy_on_error(encoded_dir(settings.output)):  # a bad record leaves no half-made cache behind

@@ -84,10 +84,10 @@ def test_step_sorted_order_depends_on_seed_and_epoch_only_and_resumes_by_index()
 
 
 def test_finetune_resolves_the_batch_sampler_and_refuses_a_contradiction(tiny_model, cli, tmp_path):
-    """Tagging defaults to step-sorted; --length-grouping 1 still means random batches."""
+    """Tagging defaults to packed rows (with a BERT model); --length-grouping 1 still means random batches."""
     common = ["finetune", "--task", "tagging", "--model", tiny_model, "--train", EXAMPLES / "tagging/train.conll"]
     common += ["--max-steps", "1", "--batch-size", "8"]
-    for name, flags, expected in [("default", [], "step-sorted"), ("random", ["--length-grouping", "1"], "random")]:
+    for name, flags, expected in [("default", [], "packed"), ("random", ["--length-grouping", "1"], "random")]:
         result = cli(*common, "--output", tmp_path / name, *flags)
         assert result.exit_code == 0, result.output
         assert f"batch_sampler: {expected}" in (tmp_path / name / "settings.yaml").read_text()

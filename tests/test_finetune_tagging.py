@@ -189,7 +189,8 @@ def test_tagging_options_are_checked_before_anything_runs(tiny_model, cli, tmp_p
 
 
 def test_micro_batches_step_as_the_batch_split_by_hand(tiny_model, cli, tmp_path):
-    """--micro-batches 4 at batch 16 is batch 4 with 4 accumulated: same steps, same weights, resolved and saved."""
+    """--micro-batches 4 at batch 16 is batch 4 with 4 accumulated: same steps, same weights, resolved and saved
+    (4: the default of step-sorted batches, which a model that cannot read packed rows trains with)."""
     from safetensors.torch import load_file
 
     def run(name, *flags):
@@ -210,12 +211,14 @@ def test_micro_batches_step_as_the_batch_split_by_hand(tiny_model, cli, tmp_path
             "1e-3",
             "--seed",
             "3",
+            "--batch-sampler",
+            "step-sorted",
             *flags,
         )
         assert result.exit_code == 0, result.output
         return output
 
-    default = run("default", "--batch-size", "16")  # tagging's default: 4 micro-batches
+    default = run("default", "--batch-size", "16")  # step-sorted tagging's default: 4 micro-batches
     by_hand = run("by-hand", "--batch-size", "4", "--grad-accum", "4", "--micro-batches", "1")
     assert (
         json.loads((default / "metrics.json").read_text())["steps"]

@@ -6,7 +6,9 @@ replaying anything. The orders (`make_batch_sampler`):
 - length-grouped: batches of neighbours in length (the least padding), but every step then holds
   texts of one length, and its labels are not a random draw (per-token tasks lose accuracy);
 - step-sorted: each optimizer step holds exactly the examples random batches would give it, sorted
-  by length into its micro-batches: the statistics of random batches with most of the padding saved.
+  by length into its micro-batches: the statistics of random batches with most of the padding saved;
+- packed: random batches, each laid end to end into a few rows by the engine's collator
+  (engine/packing.py): per-token tasks only, no padding between examples.
 """
 
 from __future__ import annotations
@@ -136,7 +138,7 @@ def make_batch_sampler(
     """
     if kind == "step-sorted":
         return StepSortedBatches(lengths, batch_size, seed, batches_per_step)
-    return LengthGroupedBatches(lengths, batch_size, seed, 1 if kind == "random" else group_batches)
+    return LengthGroupedBatches(lengths, batch_size, seed, 1 if kind in ("random", "packed") else group_batches)
 
 
 class ListDataset(torch.utils.data.Dataset):

@@ -13,9 +13,10 @@ import numpy as np
 import torch
 
 from bertkit.engine.batching import collate
+from bertkit.engine.packing import EXAMPLE_LENGTHS
 
 # What a batch holds but a model must not see.
-TARGETS = ("labels", "start_positions", "end_positions", "index", "loss_weight")
+TARGETS = ("labels", "start_positions", "end_positions", "index", "loss_weight", EXAMPLE_LENGTHS)
 
 
 def my_batches(

@@ -27,6 +27,7 @@ from bertkit.engine import processes
 from bertkit.engine.batching import ListDataset, TokenWeights, collate, make_batch_sampler
 from bertkit.engine.checkpoints import load_newest_checkpoint, save_checkpoint
 from bertkit.engine.inference import TARGETS, model_outputs
+from bertkit.engine.packing import NOT_INPUTS, batch_counts, packed_collator
 from bertkit.engine.setup import EngineOptions, linear_schedule, make_accelerator, make_optimizer, timed_schedule
 from bertkit.engine.signals import EXIT_CODES, StopRequests
 from bertkit.engine.state import FitResult, TrainState, _Run, _Window
@@ -116,6 +117,8 @@ class Engine:
             s.length_grouping,
             batches_per_step=s.grad_accum * self.micro_batches,
         )
+        if s.batch_sampler == "packed":
+            collate_fn = packed_collator(model, pad_token_id, collate_fn)
         # Its own generator: each new iterator draws a seed from it, and drawing from the global RNG
         # would shift dropout after a mid-epoch resume (a fresh iterator that the uninterrupted run never made).
         loader = torch.utils.data.DataLoader(
@@ -206,7 +209,7 @@ class Engine:
                 with accelerator.accumulate(model):
                     with accelerator.autocast():
                         if self.loss is None:
-                            loss = model(**{k: v for k, v in batch.items() if k != "index"}).loss
+                            loss = model(**{k: v for k, v in batch.items() if k not in NOT_INPUTS}).loss
                         else:
                             loss = self.loss(model(**{k: v for k, v in batch.items() if k not in TARGETS}), batch)
                     step_loss += loss.detach() / (s.grad_accum * self.micro_batches)  # logged unweighted
@@ -220,12 +223,13 @@ class Engine:
                         else:  # drop this step's gradients instead of poisoning the weights
                             self._nonfinite(state, value)
                         optimizer.zero_grad()
-                examples = int(batch["input_ids"].shape[0]) * accelerator.num_processes
+                examples, tokens = batch_counts(batch)
+                examples *= accelerator.num_processes
                 state.batch_in_epoch += 1
                 state.examples_seen += examples
                 self._window.examples += examples
-                if "attention_mask" in batch:
-                    tokens = int(batch["attention_mask"].sum()) * accelerator.num_processes
+                if tokens is not None:
+                    tokens *= accelerator.num_processes
                     state.tokens_seen += tokens
                     self._window.tokens += tokens
                 if not accelerator.sync_gradients:

@@ -97,6 +97,16 @@ def load_pretrained(
         ) from None
 
 
+def model_config(model: str, trust_remote_code: bool = False):
+    """The transformers config of a model directory (no weights read)."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(model, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as error:
+        raise BertkitError(f"{model}: cannot read its config.json ({first_line(error)})") from None
+
+
 def weights_format(model: str, allow_pickle: bool) -> str:
     """'safetensors' or 'pickle' for a local directory (a hub name: safetensors); refuses unsafe or missing weights."""
     path = Path(model)

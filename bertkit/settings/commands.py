@@ -169,12 +169,14 @@ class FinetuneSettings(TrainingSettings):
     )
     batch_sampler: Optional[str] = opt(
         None,
-        "Batch order: step-sorted (each step holds the examples random batches would, sorted "
-        "by length into its --micro-batches: random batches' statistics, little padding), "
-        "length-grouped (groups of --length-grouping similar-length batches: least padding, but "
-        "each step holds one length) or random (as the Trainer). Default: the task's "
-        "(step-sorted for tagging, else length-grouped; random with --length-grouping 1).",
-        choices=("step-sorted", "length-grouped", "random"),  # the orders of engine/batching.py
+        "Batch order: packed (random batches whose sentences are laid end to end in rows: no "
+        "padding between them; tagging with BERT or ELECTRA models), step-sorted (each step holds "
+        "the examples random batches would, sorted by length into its --micro-batches: random "
+        "batches' statistics, little padding), length-grouped (groups of --length-grouping "
+        "similar-length batches: least padding, but each step holds one length) or random (as the "
+        "Trainer). Default: the task's (packed for tagging, step-sorted where the model cannot "
+        "pack, else length-grouped; random with --length-grouping 1).",
+        choices=("packed", "step-sorted", "length-grouped", "random"),  # the orders of engine/batching.py
     )
     # --- strategies ---
     strategy: str = opt(
@@ -245,6 +247,11 @@ class FinetuneSettings(TrainingSettings):
         from bertkit.modeling.strategies import validate_strategy
 
         task = get_task(self.task)
+        if self.batch_sampler == "packed" and not task.packs:
+            raise BertkitError(
+                f"--batch-sampler packed lays per-token examples end to end; {self.task} has one label per "
+                "example: use step-sorted, length-grouped or random"
+            )
         validate_strategy(self, sequence_level=task.sequence_level)
         options_from(task.options_type, self)  # the task checks its own options
 

@@ -55,6 +55,8 @@ class Task(ABC):
     default_max_length: int = 128  # --max-length when the user gives none
     default_micro_batches: int = 1  # --micro-batches when the user gives none (see FinetuneSettings)
     default_batch_sampler: str = "length-grouped"  # --batch-sampler when the user gives none (engine/batching.py)
+    # Every feature key is per token, so examples can be laid end to end in rows (--batch-sampler packed).
+    packs: bool = False
 
     # Required methods.
 

@@ -73,9 +73,11 @@ class TaggingTask(Task):
     sequence_level: bool = False
     loss_over_tokens: bool = True
     outputs = {"logits": True}
+    # Each step is a random draw (the tag statistics of random batches) laid end to end in rows, no padding
+    # between sentences; a model that cannot read packed rows gets it sorted into 4 micro-batches instead.
+    default_batch_sampler: str = "packed"
+    packs: bool = True
     default_micro_batches: int = 4
-    # Each step is a random draw (the tag statistics of random batches), sorted into its 4 micro-batches.
-    default_batch_sampler: str = "step-sorted"
 
     def read(self, path: Path, options: TaggingOptions, labelled: bool) -> list[TaggedSentence]:
         return read_tagged(path, labelled, options.tag_column, options.tag_field, tags_column=options.label_column)

@@ -78,8 +78,8 @@ def default_space(task: Any, fixed: Any) -> dict[str, Param]:
     ]
     if task.sequence_level:
         space.append(Param("pooling", choices=("cls", "mean")))
-    if task.default_micro_batches > 1:  # per-token tasks: micro-batches of mixed lengths help
-        space.append(Param("micro_batches", choices=(1, 2, 4)))
+    # No micro-batches: under packed rows or step-sorted steps every count draws random steps and sums the same
+    # token-weighted gradient over them (only speed differs), so a trial spent on the count learns nothing.
     # More epochs are cheap to offer when a trial stops once its evaluations stop improving.
     space.append(Param("patience", value=2))
     defaults = FinetuneSettings.__dataclass_fields__
