@@ -91,7 +91,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(runs):
         load_file(str(runs["one"] / "model/model.safetensors")),
         load_file(str(runs["two"] / "model/model.safetensors")),
     )
-
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-3
 
 
 def test_evaluation_counts_every_example_exactly_once(runs):
@@ -145,4 +145,4 @@ def test_two_processes_pack_their_shares_of_a_step_as_one_process_packs_it(no_dr
     from safetensors.torch import load_file
 
     a, b = load_file(str(one)), load_file(str(two))
-
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-4  # 2e-6 measured
