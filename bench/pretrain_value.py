@@ -63,11 +63,22 @@ def prepare(work: Path, corpus: Path, megabytes: float, mr_rows: int) -> None:
     """train.txt (whole paragraphs, blank lines kept), the shared tokenizer, and the task files."""
     from bertkit.modeling.scratch import train_wordpiece
 
+    text = write_corpus(work, corpus, megabytes)
+    lines = [line for line in text.splitlines() if line.strip()]
+    train_wordpiece(lines, vocab_size=VOCAB).save_pretrained(work / "tokenizer")
+    write_task_files(work, mr_rows)
+
+
+def write_corpus(work: Path, corpus: Path, megabytes: float) -> str:
+    """work/train.txt: the first `megabytes` of `corpus`, cut at a line end; returns its text."""
     text = require_data(corpus).read_bytes()[: int(megabytes * 1e6)].decode("utf-8", errors="ignore")
     text = text[: text.rfind("\n")] + "\n"  # the last line may be cut
     (work / "train.txt").write_text(text, encoding="utf-8")
-    lines = [line for line in text.splitlines() if line.strip()]
-    train_wordpiece(lines, vocab_size=VOCAB).save_pretrained(work / "tokenizer")
+    return text
+
+
+def write_task_files(work: Path, mr_rows: int) -> None:
+    """work/TASK-train.tsv for every task: the training rows each fine-tuning reads."""
     for name, spec in TASKS.items():
         rows = require_data(spec["train"]).read_text(encoding="utf-8").splitlines()
         limit = mr_rows if name == "mr" else spec["train_rows"]
