@@ -164,8 +164,8 @@ class FinetuneSettings(TrainingSettings):
         None,
         "Compute each batch as N length-grouped micro-batches of --batch-size / N "
         "whose gradients make one step: little padding, yet every step mixes "
-        "lengths. Default: the task's (4 for tagging, else 1; 1 when --batch-size "
-        "is not a multiple of it).",
+        "lengths. Default: the task's (tagging: 4 with step-sorted batches, 1 with "
+        "packed rows; else 1; 1 when --batch-size is not a multiple of it).",
     )
     batch_sampler: Optional[str] = opt(
         None,
