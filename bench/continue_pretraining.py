@@ -11,7 +11,8 @@ fine-tuning seeds) as it ships, and after `bertkit pretrain --model MINILM` on t
 - `continued-defaults`: the command with no tuning flags, as a new user runs it;
 - `continued`: --learning-rate --lr (default 1e-4, what the help advises for a pretrained --model);
 - `continued-warmup`: the same with --head-warmup-steps (default 100): the new head trains alone first.
-Results: bench/results/NAME.json (default continue-pretraining), with each run's held-out MLM metrics.
+Results: bench/results/NAME.json (default continue-pretraining), with each run's held-out MLM metrics;
+--sides runs some of them (e.g. continued,continued-warmup with another --lr).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2, help="fine-tuning seeds per model")
     parser.add_argument("--poolings", default="mean,cls")
     parser.add_argument("--epochs", type=float, default=3)
+    parser.add_argument("--sides", default="as-shipped,continued-defaults,continued,continued-warmup")
     parser.add_argument("--name", default="continue-pretraining")
     args = parser.parse_args()
     work = ROOT / "runs" / f"bench-{args.name}"
@@ -62,7 +64,7 @@ def main() -> None:
             work, "continued-warmup", args.minutes, *tuned, "--head-warmup-steps", str(args.warmup_steps)
         ),
     }
-    for side, make in models.items():
+    for side, make in ((side, models[side]) for side in args.sides.split(",")):
         model = make()
         metrics = model.parent / "metrics.json"
         if side != "as-shipped" and metrics.is_file():

@@ -73,8 +73,6 @@ def run_bertkit(
 
 
 def run_trainer(train: Path, test: Path, epochs: float, work: Path, tag_field: str = "upos") -> dict:
-    import numpy as np
-    import torch
     from transformers import (
         AutoModelForTokenClassification,
         AutoTokenizer,
@@ -85,7 +83,6 @@ def run_trainer(train: Path, test: Path, epochs: float, work: Path, tag_field: s
     )
 
     from bertkit.data.conll import read_tagged
-    from bertkit.metrics.tagging import tagging_metrics
 
     result: dict = {}
     with timer(result, "wall_seconds"):
@@ -95,35 +92,11 @@ def run_trainer(train: Path, test: Path, epochs: float, work: Path, tag_field: s
         label2id = {label: i for i, label in enumerate(labels)}
         tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
 
-        class Encoded(torch.utils.data.Dataset):
-            """run_ner's tokenize_and_align_labels: the label on each word's first piece, -100 elsewhere."""
-
-            def __init__(self, sentences):
-                self.rows = tokenizer([s.tokens for s in sentences], is_split_into_words=True, truncation=True)
-                self.labels = []
-                for number, sentence in enumerate(sentences):
-                    previous, row = None, []
-                    for word in self.rows.word_ids(number):
-                        row.append(-100 if word is None or word == previous else label2id[sentence.tags[word]])
-                        previous = word
-                    self.labels.append(row)
-
-            def __len__(self):
-                return len(self.labels)
-
-            def __getitem__(self, i):
-                return {
-                    "input_ids": self.rows["input_ids"][i],
-                    "attention_mask": self.rows["attention_mask"][i],
-                    "token_type_ids": self.rows["token_type_ids"][i],
-                    "labels": self.labels[i],
-                }
-
         set_seed(HYPER["seed"])
         model = AutoModelForTokenClassification.from_pretrained(
             minilm_dir(), num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label2id
         )
-        train_data = Encoded(train_sentences)
+        train_data = first_piece_dataset(tokenizer, train_sentences, label2id)
         steps = int(epochs * -(-len(train_data) // HYPER["batch_size"]))
         arguments = TrainingArguments(
             output_dir=str(work / f"trainer-{train.stem}"),
@@ -149,17 +122,50 @@ def run_trainer(train: Path, test: Path, epochs: float, work: Path, tag_field: s
             trainer.train()
         trainer.save_model()
         with timer(result, "eval_seconds"):
-            test_data = Encoded(test_sentences)
-            output = trainer.predict(test_data)
-            best = np.argmax(output.predictions, axis=-1)
-            gold = [[labels[g] for g in row if g != -100] for row in test_data.labels]
-            predicted = [
-                [labels[p] for p, g in zip(best[i], row) if g != -100] for i, row in enumerate(test_data.labels)
-            ]
-            metrics = tagging_metrics(gold, predicted, labels)
-    result["words_scored"] = sum(len(row) for row in gold)
+            test_data = first_piece_dataset(tokenizer, test_sentences, label2id)
+            metrics = first_piece_metrics(trainer.predict(test_data).predictions, test_data.labels, labels)
+    result["words_scored"] = metrics.pop("words_scored")
     result.update(scalars(metrics))
     return result
+
+
+def first_piece_dataset(tokenizer, sentences, label2id: dict):
+    """run_ner's tokenize_and_align_labels: the label on each word's first piece, -100 elsewhere (a torch Dataset
+    whose `labels` attribute keeps those rows for scoring)."""
+    import torch
+
+    class Encoded(torch.utils.data.Dataset):
+        def __init__(self):
+            self.rows = tokenizer([s.tokens for s in sentences], is_split_into_words=True, truncation=True)
+            self.labels = []
+            for number, sentence in enumerate(sentences):
+                previous, row = None, []
+                for word in self.rows.word_ids(number):
+                    row.append(-100 if word is None or word == previous else label2id[sentence.tags[word]])
+                    previous = word
+                self.labels.append(row)
+
+        def __len__(self):
+            return len(self.labels)
+
+        def __getitem__(self, i):
+            item = {key: self.rows[key][i] for key in ("input_ids", "attention_mask", "token_type_ids")}
+            return {**item, "labels": self.labels[i]}
+
+    return Encoded()
+
+
+def first_piece_metrics(logits, label_rows: list[list[int]], labels: list[str]) -> dict:
+    """Word-level metrics (bertkit.metrics.tagging) of token-classification logits, as run_ner scores them: on
+    the words that kept a first piece; `words_scored` counts them."""
+    import numpy as np
+
+    from bertkit.metrics.tagging import tagging_metrics
+
+    best = np.argmax(logits, axis=-1)
+    gold = [[labels[g] for g in row if g != -100] for row in label_rows]
+    predicted = [[labels[p] for p, g in zip(best[i], row) if g != -100] for i, row in enumerate(label_rows)]
+    return {**tagging_metrics(gold, predicted, labels), "words_scored": sum(len(row) for row in gold)}
 
 
 def scalars(metrics: dict) -> dict:

@@ -121,6 +121,10 @@ def test_recipes_fill_what_the_user_left_unset():
     assert budget.recipe == "budget" and budget.vocab_size == 16384 and budget.dropout == 0.0
     assert (bert.weight_decay, budget.weight_decay) == (0.01, 0.1)
     assert budget.nsp is True and budget.learning_rate == 2e-4  # what the user set wins
+    # continuing a trained model: a rate that does not undo it, unless the user says otherwise
+    assert PretrainSettings(model="some/model").learning_rate == 1e-4
+    assert PretrainSettings(model="some/model", recipe="bert").learning_rate == 1e-4
+    assert PretrainSettings(model="some/model", learning_rate=3e-4).learning_rate == 3e-4
 
 
 def test_resume_continues_from_the_checkpoint_and_reuses_the_cache(pretrained, cli):

@@ -129,6 +129,24 @@ def test_crashed_trials_are_recorded_with_their_reason_and_the_study_goes_on(tin
     assert "--micro-batches is 3" in (output / "trials.csv").read_text()
 
 
+def test_a_trial_is_never_pruned_at_its_first_evaluation(tmp_path):
+    """Its first evaluation may fall inside its warm-up: a poor score there says little; a poor second one prunes."""
+    from bertkit.settings import TuneSettings
+    from bertkit.tune.study import make_study
+
+    study = make_study(TuneSettings(task="classification", output=tmp_path, trials=5))
+    for first, second in ((0.5, 0.6), (0.5, 0.7)):  # two finished trials give the median at each evaluation
+        trial = study.ask()
+        trial.report(first, 1)
+        trial.report(second, 2)
+        study.tell(trial, second)
+    late_starter = study.ask()
+    late_starter.report(0.0, 1)
+    assert not late_starter.should_prune()
+    late_starter.report(0.1, 2)
+    assert late_starter.should_prune()
+
+
 def test_layer_lr_decay_gives_each_layer_its_rate():
     from transformers import BertConfig, BertForSequenceClassification
 

@@ -117,7 +117,11 @@ def make_study(settings: TuneSettings, worker: int = 0) -> Any:
     import optuna
 
     storage = open_storage(settings)
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=2) if settings.prune else optuna.pruners.NopPruner()
+    # Never at a trial's first evaluation: then it may still be warming up, and its score is noise (SICK
+    # relatedness: three trials pruned at Spearman below 0.05 at step 25 had the learning rate of the best, 0.70)
+    pruner = optuna.pruners.NopPruner()
+    if settings.prune:
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)
     study = optuna.create_study(
         storage=storage, study_name=settings.study_name, direction="maximize", load_if_exists=True, pruner=pruner
     )
