@@ -206,7 +206,7 @@ def trainer_search(name: str, files: tuple[Path, Path, Path], work: Path, trials
             "weight_decay": trial.suggest_float("weight_decay", 0.0, 0.1),
         }
 
-    def trainer(seed: int, **hyper) -> Trainer:
+    def trainer(seed: int, search: bool, **hyper) -> Trainer:
         # The search casts each value to the type of the field's current value: warm-up must start as a float
         hyper["warmup_steps"] = float(hyper.pop("warmup_ratio", 0.0))
         arguments = TrainingArguments(
@@ -227,12 +227,13 @@ def trainer_search(name: str, files: tuple[Path, Path, Path], work: Path, trials
             train_dataset=peer.data["train"],
             eval_dataset=peer.data["eval"],
             data_collator=peer.collator,
-            compute_metrics=lambda output: {peer.metric: peer.score("eval", output.predictions)},
+            # the search scores the eval split; a confirmation run scores each split itself after predict
+            compute_metrics=(lambda output: {peer.metric: peer.score("eval", output.predictions)}) if search else None,
         )
 
     result: dict = {"metric": peer.metric, "trials": trials}
     with timer(result, "search_seconds"):
-        best = trainer(FIXED["seed"]).hyperparameter_search(
+        best = trainer(FIXED["seed"], True).hyperparameter_search(
             hp_space=space,
             compute_objective=lambda metrics: metrics[f"eval_{peer.metric}"],
             n_trials=trials,
@@ -244,7 +245,7 @@ def trainer_search(name: str, files: tuple[Path, Path, Path], work: Path, trials
     runs = []
     with timer(result, "confirmation_seconds"):
         for seed in seeds:
-            confirmed = trainer(seed, **best.hyperparameters)
+            confirmed = trainer(seed, False, **best.hyperparameters)
             confirmed.train()
             runs.append({split: peer.score(split, confirmed.predict(peer.data[split])[0]) for split in SPLITS[1:]})
     for split in SPLITS[1:]:
