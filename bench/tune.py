@@ -11,6 +11,8 @@ split and on the test file. Every trial and confirmation
 run trains 1 epoch (`--epochs 1` is a fixed setting, so "defaults" means finetune's defaults at 1 epoch), max
 length 128, evaluation every 25 steps (pruning and the best checkpoint). A third side, full_defaults, runs
 `bertkit finetune` with only its required options (its own 3 epochs) and the same seeds: what no tuning gives.
+--search-epochs leaves epochs to the search (tune's default space: 1-5 with early stopping), as a user's
+`bertkit tune` does; the defaults side then trains finetune's own 3 epochs.
 
 --trainer then runs the Trainer's own Optuna search in the same process: the part of bertkit's space the
 Trainer has (learning rate, batch size, warm-up, weight decay; the same ranges), as many trials as bertkit's
@@ -283,9 +285,19 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--trainer", action="store_true", help="also Trainer.hyperparameter_search, same trials")
     parser.add_argument("--no-full-defaults", action="store_true", help="skip the untuned `finetune` side")
+    parser.add_argument(
+        "--search-epochs",
+        action="store_true",
+        help="search epochs too (tune's default space: 1-5, early stopping) instead of fixing 1; the defaults side "
+        "then trains finetune's own 3 epochs (no --trainer: its space has no epochs)",
+    )
     parser.add_argument("--work", type=Path, default=Path("/tmp/bertkit-bench-tune"))
     parser.add_argument("--name", default="", help="results file name (default tune-SET)")
     args = parser.parse_args()
+    if args.search_epochs:
+        del FIXED["epochs"]
+        if args.trainer:
+            parser.error("--search-epochs runs bertkit's side only")
     require_data(SETS[args.set][0])
     work = args.work / args.set
     work.mkdir(parents=True, exist_ok=True)
