@@ -37,7 +37,7 @@ RECIPES: dict[str, dict[str, Any]] = {
 }
 # Continuing a trained --model: the recipes' rates are for random weights, and at 1e-3 the first few hundred
 # steps undo what the encoder knew (all-MiniLM-L6-v2, 5 minutes on movie reviews: MR 83.8 -> 80.0; at 1e-4
-# it keeps its accuracy: bench/results/continue-pretraining.md).
+# 82.4; bench/results/electra.md, run 3).
 CONTINUE_LEARNING_RATE = 1e-4
 # Budget vocabulary by model size: the embedding matrix stays a modest share of the parameters, so the
 # few steps a short budget buys go to the encoder, and each piece is seen often enough to be learned.
