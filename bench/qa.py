@@ -310,7 +310,7 @@ def main() -> None:
         results[side] = over_seeds(options.seeds, run_one)
         print(seed_line(side, results[side], ("f1", "exact_match", "wall_seconds")), flush=True)
         save_results(options.name, results)  # keep what is done should a later side be interrupted
-    for side in (side for side in results if side.startswith("bertkit") and "trainer" in results):
+    for side in [side for side in results if side.startswith("bertkit") and "trainer" in results]:
         b, t = results[side]["mean"], results["trainer"]["mean"]
         results[f"ratios{side.removeprefix('bertkit')}"] = {
             "wall_time": b["wall_seconds"] / t["wall_seconds"],
