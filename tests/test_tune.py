@@ -233,3 +233,24 @@ def test_jobs_share_one_storage_without_running_a_trial_twice(tiny_model, quick_
         settings = (Path(t.user_attrs["run"]) / "settings.yaml").read_text()
         assert f"learning_rate: {t.params['learning_rate']}" in settings
         assert json.loads((Path(t.user_attrs["run"]) / "metrics.json").read_text())["accuracy"] == t.value
+
+
+def test_a_new_study_tries_the_untuned_run_first(tiny_model, tmp_path, cli):
+    from types import SimpleNamespace
+
+    from bertkit.tune.space import Param, untuned_values
+
+    space = tmp_path / "space.yaml"
+    space.write_text(
+        "learning_rate: {low: 1.0e-5, high: 1.0e-3, log: true}\nbatch_size: {choices: [8, 16]}\nepochs: 1\n"
+    )
+    output = tmp_path / "search"
+    result = cli(*tune_args(tiny_model, output, space, "--trials", "2", "--seeds", "0"))
+    assert result.exit_code == 0, result.output
+    first, second = sorted(open_study(output).trials, key=lambda t: t.number)
+    # finetune's default learning rate and the command's own --batch-size 16
+    assert first.params == {"learning_rate": 5e-5, "batch_size": 16} and first.user_attrs["untuned"] is True
+    assert second.params["learning_rate"] != 5e-5 and "untuned" not in second.user_attrs
+    # a space that leaves the untuned run out gets no such trial
+    narrow = {"learning_rate": Param("learning_rate", low=1e-4, high=1e-3, log=True)}
+    assert untuned_values(narrow, SimpleNamespace(learning_rate=5e-5)) is None

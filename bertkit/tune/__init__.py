@@ -29,7 +29,7 @@ def tune(settings: TuneSettings) -> dict:
 
     from bertkit.tune import report
     from bertkit.tune import study as studies
-    from bertkit.tune.space import default_space, load_space, write_space
+    from bertkit.tune.space import default_space, load_space, untuned_values, write_space
 
     settings.validate()
     space = load_space(settings.space) if settings.space else default_space(get_task(settings.task), settings)
@@ -43,6 +43,11 @@ def tune(settings: TuneSettings) -> dict:
     queued = studies.recover(study)
     if queued:
         console.print(f"Interrupted trial(s) {', '.join(map(str, queued))} queued again")
+    untuned = untuned_values(space, settings)
+    if untuned is not None and not study.get_trials(deepcopy=False):
+        # A new study tries the untuned run first, so that its best is never below not tuning on the eval data
+        # (SICK NLI, 10 trials: the best confirmed at 79.3 on the eval split, the untuned run at 82.1).
+        study.enqueue_trial(untuned, user_attrs={"untuned": True})
     started = time.time()
     deadline = started + settings.time_budget_seconds if settings.time_budget else 0.0
     with report.LiveView(study, settings, deadline):

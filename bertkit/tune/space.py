@@ -46,6 +46,17 @@ class Param:
             return trial.suggest_int(self.name, int(self.low), int(self.high), step=int(self.step or 1), log=self.log)
         return trial.suggest_float(self.name, self.low, self.high, step=self.step, log=self.log)
 
+    def contains(self, value: Any) -> bool:
+        """Whether a trial of this entry can take `value` (a fixed entry is no choice: never)."""
+        if self.choices is not None:
+            return value in self.choices
+        if self.low is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if not self.low <= value <= self.high:
+            return False
+        steps = (value - self.low) / self.step if self.step else 0.0
+        return math.isclose(steps, round(steps), abs_tol=1e-9)
+
     def as_yaml(self) -> Any:
         if self.choices is not None:
             return {"choices": list(self.choices)}
@@ -84,6 +95,14 @@ def default_space(task: Any, fixed: Any) -> dict[str, Param]:
     space.append(Param("patience", value=2))
     defaults = FinetuneSettings.__dataclass_fields__
     return {p.name: p for p in space if getattr(fixed, p.name) == defaults[p.name].default}
+
+
+def untuned_values(space: dict[str, Param], settings: Any) -> dict[str, Any] | None:
+    """The searched settings at the values the command alone trains with (finetune's defaults, or the user's own),
+    or None when the space leaves that run out (a range that excludes the default learning rate, say)."""
+    searched = {name: p for name, p in space.items() if p.choices is not None or p.low is not None}
+    values = {name: getattr(settings, name) for name in searched}
+    return values if all(searched[name].contains(value) for name, value in values.items()) else None
 
 
 def load_space(path: Path) -> dict[str, Param]:
