@@ -46,6 +46,11 @@ class Param:
             return trial.suggest_int(self.name, int(self.low), int(self.high), step=int(self.step or 1), log=self.log)
         return trial.suggest_float(self.name, self.low, self.high, step=self.step, log=self.log)
 
+    @property
+    def searched(self) -> bool:
+        """A range or a list of choices (not one fixed value)."""
+        return self.low is not None or self.choices is not None
+
     def contains(self, value: Any) -> bool:
         """Whether a trial of this entry can take `value` (a fixed entry is no choice: never)."""
         if self.choices is not None:
@@ -100,7 +105,7 @@ def default_space(task: Any, fixed: Any) -> dict[str, Param]:
 def untuned_values(space: dict[str, Param], settings: Any) -> dict[str, Any] | None:
     """The searched settings at the values the command alone trains with (finetune's defaults, or the user's own),
     or None when the space leaves that run out (a range that excludes the default learning rate, say)."""
-    searched = {name: p for name, p in space.items() if p.choices is not None or p.low is not None}
+    searched = {name: p for name, p in space.items() if p.searched}
     values = {name: getattr(settings, name) for name in searched}
     return values if all(searched[name].contains(value) for name, value in values.items()) else None
 
@@ -112,7 +117,7 @@ def load_space(path: Path) -> dict[str, Param]:
     space = {}
     for name, entry in load_config(path).items():
         space[name] = parse_entry(path, name, entry)
-    if not any(p.low is not None or p.choices is not None for p in space.values()):
+    if not any(p.searched for p in space.values()):
         raise BertkitError(f"{path}: nothing to search; give at least one entry with low/high or choices")
     return space
 
