@@ -17,7 +17,8 @@ time; 0 means random weights) by:
 Each model is then fine-tuned with `bertkit finetune` (3 epochs, lr 1e-4, batch 32) on MR polarity
 (the first 4,000 training rows, scored on test.tsv), SICK NLI (train, scored on test) and, with --tasks imdb,
 IMDB reviews (classification/imdb: 4,000 train, scored on the 1,000 dev, --max-length 256), with the
-[CLS] head and with mean pooling, for each of --seeds fine-tuning seeds. Results:
+[CLS] head and with mean pooling, for each of --seeds fine-tuning seeds (--finetune-defaults: with
+finetune's own epochs, learning rate and batch size instead, as a new user would run it). Results:
 bench/results/pretrain-value.json and the plot bench/results/pretrain-value.png (--name changes the
 name; --corpus imdb-unsup pretrains on ../shared/data/corpus/imdb-unsup, the text domain of MR).
 """
@@ -156,9 +157,12 @@ def pretrain_trainer(work: Path, minutes: float, reuse: bool = False) -> Path:
     return side / "trainer-model"
 
 
-def finetune(work: Path, model: Path, task: str, pooling: str, seed: int, epochs: float) -> float:
+def finetune(work: Path, model: Path, task: str, pooling: str, seed: int, epochs: float | None) -> float:
+    """Accuracy on the task's test file; `epochs` None: finetune's own defaults (no --epochs, --lr, --batch-size)."""
     spec = TASKS[task]
-    output = work / "finetune" / f"{model.parent.name}-{task}-{pooling}-{seed}"
+    defaults = epochs is None
+    output = work / ("finetune-defaults" if defaults else "finetune") / f"{model.parent.name}-{task}-{pooling}-{seed}"
+    tuning = [] if defaults else ["--epochs", epochs, "--lr", "1e-4", "--batch-size", "32"]
     bertkit(
         "finetune",
         "--task",
@@ -172,12 +176,7 @@ def finetune(work: Path, model: Path, task: str, pooling: str, seed: int, epochs
         "--output",
         output,
         "--overwrite",
-        "--epochs",
-        epochs,
-        "--lr",
-        "1e-4",
-        "--batch-size",
-        "32",
+        *tuning,
         "--pooling",
         pooling,
         "--seed",
@@ -241,6 +240,11 @@ def main() -> None:
     parser.add_argument("--megabytes", type=float, default=20)
     parser.add_argument("--mr-rows", type=int, default=4000, help="MR training rows (smoke tests use fewer)")
     parser.add_argument("--epochs", type=float, default=3, help="fine-tuning epochs")
+    parser.add_argument(
+        "--finetune-defaults",
+        action="store_true",
+        help="fine-tune with finetune's own defaults (no --epochs, --lr or --batch-size given), as a new user would",
+    )
     parser.add_argument("--work", type=Path, default=None, help="default runs/bench-pretrain-value[-CORPUS]")
     parser.add_argument(
         "--reuse",
@@ -257,7 +261,8 @@ def main() -> None:
     name = args.name or f"pretrain-value{suffix}"
     args.work = args.work or ROOT / "runs" / f"bench-pretrain-value{suffix}"
     args.work.mkdir(parents=True, exist_ok=True)
-    prepare(args.work, CORPORA[args.corpus], args.megabytes, args.mr_rows)
+    if not (args.reuse and (args.work / "tokenizer").is_dir()):  # the reused models were made with this one
+        prepare(args.work, CORPORA[args.corpus], args.megabytes, args.mr_rows)
     budgets = [float(b) for b in args.budgets.split(",")]
     objectives = args.objective.split(",")
     sides = [
@@ -281,6 +286,7 @@ def main() -> None:
         results["budgets_minutes"] = sorted(set(results["budgets_minutes"]) | set(budgets))
         for side in sides:
             results["scores"].setdefault(side, {})
+    epochs = None if args.finetune_defaults else args.epochs
     random_model = pretrain_bertkit(args.work, 0, "budget", args.reuse) if 0 in budgets else None
     for minutes in budgets:
         for side in sides:
@@ -304,8 +310,7 @@ def main() -> None:
             for task in args.tasks.split(","):
                 for pooling in args.poolings.split(","):
                     values = [
-                        finetune(args.work, model, task, pooling, seed, args.epochs)
-                        for seed in range(1, args.seeds + 1)
+                        finetune(args.work, model, task, pooling, seed, epochs) for seed in range(1, args.seeds + 1)
                     ]
                     scores[f"{task}/{pooling}"] = summary(values)
                     print(side, f"{minutes:g} min", task, pooling, scores[f"{task}/{pooling}"], flush=True)
