@@ -50,6 +50,7 @@ def test_electra_trains_and_reports_detection(runs):
     assert metrics["steps"] == 24 and metrics["train_tokens"] > 0
     for name in ("rtd_accuracy", "rtd_loss", "replaced_share", "mlm_accuracy", "mlm_loss"):
         assert math.isfinite(metrics[name]), name
+    assert 0.0 <= metrics["rtd_auc"] <= 1.0
     # Nearly every masked position is replaced by a new generator: the base rate is about the masked share (25%).
     assert 0.1 < metrics["replaced_share"] < 0.3 and metrics["rtd_accuracy"] >= 1 - metrics["replaced_share"] - 0.02
     losses = [
@@ -182,3 +183,22 @@ def test_head_warmup_trains_the_new_head_alone_first(tiny_model, cli, tmp_path):
     ).all()
     changed = [key for key in encoder if not (after[6][f"model.bert.{key}"] == loaded[key]).all()]
     assert len(changed) > len(encoder) // 2
+
+
+def test_detection_auc_is_the_pairwise_ranking_chance():
+    import torch
+
+    from bertkit.pretraining.metrics import ranking_auc
+
+    scores = torch.tensor([0.1, 0.4, 0.35, 0.8, 0.4, -2.0, 0.4])
+    positive = torch.tensor([0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0])
+    pairs = [
+        1.0 if p > n else 0.5 if p == n else 0.0
+        for p in scores[positive > 0].tolist()
+        for n in scores[positive == 0].tolist()
+    ]
+    assert ranking_auc(scores, positive) == pytest.approx(sum(pairs) / len(pairs))  # ties count half
+    assert ranking_auc(torch.arange(6.0), torch.tensor([0.0, 0, 0, 1, 1, 1])) == 1.0
+    assert ranking_auc(-torch.arange(6.0), torch.tensor([0.0, 0, 0, 1, 1, 1])) == 0.0
+    assert ranking_auc(torch.zeros(6), torch.tensor([0.0, 1, 0, 1, 0, 1])) == 0.5  # a detector that says nothing
+    assert ranking_auc(torch.arange(3.0), torch.ones(3)) == 0.5  # one class only

@@ -46,9 +46,12 @@ def evaluate_electra(model, features, collator, batch_size: int, accelerator, se
     The replacements are sampled from a stream seeded afresh at each evaluation (and apart from the
     training's random state), so evaluations differ only by what the model learned in between.
     `replaced_share` is the share of scored positions the generator replaced (the detection's base rate).
+    `rtd_auc` is how well the detector ranks replaced above original positions: 0.5 while it has learned
+    nothing, whatever the base rate; it moves long before `replaced_recall` (which needs a confident "replaced").
     """
     model.sampler = torch.Generator(device=accelerator.device).manual_seed(seed)
     sums = torch.zeros(8, dtype=torch.float64, device=accelerator.device)
+    scores: list[tuple[torch.Tensor, torch.Tensor]] = []
     make_batch = lambda indices: collator([features[i] for i in indices])  # noqa: E731
     try:
         for _, _, output in run_batches(accelerator, model, features.lengths, batch_size, make_batch):
@@ -64,16 +67,37 @@ def evaluate_electra(model, features, collator, batch_size: int, accelerator, se
             sums[5] += replaced.numel()
             sums[6] += replaced.sum()
             sums[7] += ((detected > 0) & (replaced > 0)).sum()
+            scores.append((detected.cpu(), replaced.cpu()))
     finally:
         model.sampler = None
-    sums = accelerator.reduce(sums, reduction="sum") if accelerator.num_processes > 1 else sums
+    if accelerator.num_processes > 1:
+        from accelerate.utils import gather_object
+
+        sums = accelerator.reduce(sums, reduction="sum")
+        scores = gather_object(scores)
     loss, correct, count, rtd_loss, rtd_correct, scored, replaced, caught = sums.tolist()
     return {
         "rtd_accuracy": rtd_correct / max(scored, 1),
         "rtd_loss": rtd_loss / max(scored, 1),
         "replaced_share": replaced / max(scored, 1),
         "replaced_recall": caught / max(replaced, 1),
+        "rtd_auc": ranking_auc(torch.cat([s for s, _ in scores]), torch.cat([r for _, r in scores])) if scores else 0.5,
         "mlm_accuracy": correct / max(count, 1),
         "mlm_loss": loss / max(count, 1),
         "masked_tokens": int(count),
     }
+
+
+def ranking_auc(scores: torch.Tensor, positive: torch.Tensor) -> float:
+    """Area under the ROC curve: the chance that a random positive scores above a random negative (ties count
+    half), from the rank sum of the positives (Mann-Whitney); 0.5 when either class is missing."""
+    positives = int(positive.sum().item())
+    negatives = positive.numel() - positives
+    if not positives or not negatives:
+        return 0.5
+    ordered, order = scores.double().sort()
+    _, inverse, counts = torch.unique_consecutive(ordered, return_inverse=True, return_counts=True)
+    last = counts.cumsum(0).double()
+    ranks = (last - (counts.double() - 1) / 2)[inverse]  # 1-based, tied scores share their mean rank
+    rank_sum = ranks[positive[order] > 0].sum().item()
+    return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
