@@ -87,7 +87,9 @@ def write_task_files(work: Path, mr_rows: int) -> None:
         (work / f"{name}-train.tsv").write_text("\n".join(keep) + "\n", encoding="utf-8")
 
 
-def pretrain_bertkit(work: Path, minutes: float, recipe: str, reuse: bool = False, objective: str = "mlm") -> Path:
+def pretrain_bertkit(
+    work: Path, minutes: float, recipe: str, reuse: bool = False, objective: str = "mlm", eval_every: int = 0
+) -> Path:
     output = work / f"bertkit-{recipe}{'' if objective == 'mlm' else '-' + objective}-{minutes:g}m"
     if reuse and (output / "model" / "bertkit.json").is_file():
         return rescaled_as_saved_now(output / "model")
@@ -110,6 +112,8 @@ def pretrain_bertkit(work: Path, minutes: float, recipe: str, reuse: bool = Fals
         "1",
         "--log-every",
         "20",
+        "--eval-every",
+        eval_every,
         *length,
     )
     return output / "model"
@@ -241,6 +245,12 @@ def main() -> None:
     parser.add_argument("--mr-rows", type=int, default=4000, help="MR training rows (smoke tests use fewer)")
     parser.add_argument("--epochs", type=float, default=3, help="fine-tuning epochs")
     parser.add_argument(
+        "--pretrain-eval-every",
+        type=int,
+        default=0,
+        help="held-out evaluation every N pretraining steps (0: at the end)",
+    )
+    parser.add_argument(
         "--finetune-defaults",
         action="store_true",
         help="fine-tune with finetune's own defaults (no --epochs, --lr or --batch-size given), as a new user would",
@@ -300,7 +310,9 @@ def main() -> None:
                 model = pretrain_trainer(args.work, minutes, args.reuse)
             else:
                 _, recipe, *objective = side.split("-")  # bertkit-RECIPE[-OBJECTIVE]
-                model = pretrain_bertkit(args.work, minutes, recipe, args.reuse, (objective or ["mlm"])[0])
+                model = pretrain_bertkit(
+                    args.work, minutes, recipe, args.reuse, (objective or ["mlm"])[0], args.pretrain_eval_every
+                )
             metrics_file = model.parent / "metrics.json"
             if minutes and metrics_file.is_file():
                 results["pretraining"][f"{side}/{minutes:g}"] = {
