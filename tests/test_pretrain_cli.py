@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import pytest
 from conftest import assert_loads_completely
@@ -237,3 +238,24 @@ def test_duration_parsing_and_tuple_setting_from_config(tmp_path):
     assert parse_duration("1h30m") == 5400 and parse_duration("90") == 90 and parse_duration("2.5m") == 150
     settings = build_settings(PretrainSettings, {"dump_instances": [3, "x.jsonl"]}, {})
     assert settings.dump_instances == (3, tmp_path.__class__("x.jsonl"))
+
+
+def test_finetune_rate_defaults_higher_for_a_compact_model_pretrained_from_scratch(pretrained, tiny_model, tmp_path):
+    from bertkit.settings.commands import FinetuneSettings
+    from bertkit.tasks import get_task
+    from bertkit.tune.space import default_space
+
+    scratch = pretrained["trained"] / "model"  # hidden 64, made by `bertkit pretrain` from nothing
+    assert FinetuneSettings(model=str(scratch)).learning_rate == 1e-4
+    assert FinetuneSettings(model=str(scratch), learning_rate=3e-5).learning_rate == 3e-5  # --lr always wins
+    assert FinetuneSettings(model=str(tiny_model)).learning_rate == 5e-5  # no bertkit.json: a model from elsewhere
+    continued = tmp_path / "continued"
+    shutil.copytree(scratch, continued)
+    info = json.loads((continued / "bertkit.json").read_text())
+    (continued / "bertkit.json").write_text(json.dumps({**info, "base_model": "some/encoder"}))
+    assert FinetuneSettings(model=str(continued)).learning_rate == 5e-5  # continued pretraining: the base's rate
+    # tune still searches the rate when the user left it to the default
+    assert "learning_rate" in default_space(get_task("classification"), FinetuneSettings(model=str(scratch)))
+    assert "learning_rate" not in default_space(
+        get_task("classification"), FinetuneSettings(model=str(scratch), learning_rate=3e-5)
+    )

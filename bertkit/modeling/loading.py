@@ -132,6 +132,17 @@ def read_bertkit_file(model_dir: str) -> dict:
         raise BertkitError(f"{path}: damaged (not valid JSON); re-run the fine-tuning or restore the file") from None
 
 
+def pretraining_record(model_dir: str) -> dict | None:
+    """The bertkit.json of a `bertkit pretrain` run's model (how it was made), or None for any other model
+    (from elsewhere, fine-tuned, or a file that cannot be read: those are trusted as they are)."""
+    path = Path(model_dir) / BERTKIT_FILE
+    try:
+        info = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) and info.get("task") == "pretraining" else None
+
+
 def save_model_dir(
     model, tokenizer, target: Path, info: dict, card: str, write_weights: Callable[[Path], None] | None = None
 ) -> None:

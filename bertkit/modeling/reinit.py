@@ -11,27 +11,19 @@ is drawn anew when the model's own `bertkit.json` says NSP was off or never beat
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import torch
 from torch import nn
 
 from bertkit.errors import BertkitError
+from bertkit.modeling.loading import pretraining_record
 
 NSP_LEARNED = 0.6  # held-out NSP accuracy above which the pooler learned something (chance is 0.5)
 
 
 def pooler_untrained(model_dir: str) -> bool:
     """True when `model_dir` is a bertkit pretraining run whose NSP was off or stayed near chance."""
-    path = Path(model_dir) / "bertkit.json"
-    if not path.is_file():
-        return False  # a model from elsewhere (e.g. the hub): its pooler is trusted
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    if info.get("task") != "pretraining":
+    info = pretraining_record(model_dir)  # None: a model from elsewhere (e.g. the hub), whose pooler is trusted
+    if info is None:
         return False
     if not (info.get("settings") or {}).get("nsp", True):
         return True

@@ -16,6 +16,29 @@ from bertkit.errors import BertkitError
 from bertkit.settings.options import flag, opt, options_from, parse_duration, validate_choices, with_options
 from bertkit.tasks import REGISTERED, TASKS, get_task, option_types
 
+FINETUNE_LEARNING_RATE = 5e-5
+# A compact encoder that `bertkit pretrain` made from scratch fine-tunes best near 1e-4 (Turc et al. 2019 sweep
+# compact BERTs up to it): at 5e-5, three epochs left a 30-minute mini model 4.5 points lower on MR and random
+# weights 12.6 lower (bench/results/electra.md, run 5).
+SCRATCH_FINETUNE_LEARNING_RATE = 1e-4
+COMPACT_HIDDEN = 512  # tiny to medium (bertkit/modeling/scratch.py SIZES); base and large keep BERT's rates
+
+
+def default_learning_rate(model: str) -> float:
+    """finetune's learning rate for `model` when --lr is not given: higher for a compact from-scratch model."""
+    import json
+
+    from bertkit.modeling.loading import pretraining_record
+
+    record = pretraining_record(model) if model else None
+    if record is None or record.get("base_model"):
+        return FINETUNE_LEARNING_RATE
+    try:
+        hidden = json.loads((Path(model) / "config.json").read_text(encoding="utf-8")).get("hidden_size", 0)
+    except (OSError, ValueError):
+        return FINETUNE_LEARNING_RATE
+    return SCRATCH_FINETUNE_LEARNING_RATE if 0 < hidden <= COMPACT_HIDDEN else FINETUNE_LEARNING_RATE
+
 
 @dataclass
 class RunSettings:
@@ -140,6 +163,12 @@ class FinetuneSettings(TrainingSettings):
     model: str = opt(
         "", "Model directory to start from (a pretrained or fine-tuned bertkit/Hugging Face model).", short="-m"
     )
+    learning_rate: Optional[float] = opt(
+        None,
+        "Peak learning rate of AdamW (default 5e-5; 1e-4 for a compact model that 'bertkit pretrain' made from "
+        "scratch, as its bertkit.json records).",
+        short="--lr",
+    )
     train: Optional[Path] = opt(
         None,
         "Training file (csv, tsv, jsonl, json, parquet, arrow, a saved dataset or "
@@ -221,6 +250,10 @@ class FinetuneSettings(TrainingSettings):
         "Layer-wise learning-rate decay: the head trains at --learning-rate, each encoder layer below it at this "
         "factor times the one above, the embeddings lowest (e.g. 0.8; 1.0: off).",
     )
+
+    def __post_init__(self) -> None:
+        if self.learning_rate is None:  # left unset: the model's own default
+            self.learning_rate = default_learning_rate(self.model)
 
     def validate(self) -> None:
         super().validate()

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bertkit.errors import BertkitError
-from bertkit.settings.commands import FinetuneSettings
+from bertkit.settings.commands import FinetuneSettings, default_learning_rate
 from bertkit.settings.options import coerce, field_type, flag
 
 # Settings that say what a run is and where it goes, not how it trains: never searched.
@@ -98,8 +98,9 @@ def default_space(task: Any, fixed: Any) -> dict[str, Param]:
     # token-weighted gradient over them (only speed differs), so a trial spent on the count learns nothing.
     # More epochs are cheap to offer when a trial stops once its evaluations stop improving.
     space.append(Param("patience", value=2))
-    defaults = FinetuneSettings.__dataclass_fields__
-    return {p.name: p for p in space if getattr(fixed, p.name) == defaults[p.name].default}
+    defaults = {name: f.default for name, f in FinetuneSettings.__dataclass_fields__.items()}
+    defaults["learning_rate"] = default_learning_rate(fixed.model)  # resolved per model when --lr is not given
+    return {p.name: p for p in space if getattr(fixed, p.name) == defaults[p.name]}
 
 
 def untuned_values(space: dict[str, Param], settings: Any) -> dict[str, Any] | None:
