@@ -41,7 +41,7 @@ from bertkit.pretraining.electra import (
     write_electra,
 )
 from bertkit.pretraining.masking import MaskingCollator, MaskingRule
-from bertkit.pretraining.metrics import evaluate_electra, evaluate_pretraining
+from bertkit.pretraining.metrics import DETECTION_STARTED, detector_warning, evaluate_electra, evaluate_pretraining
 from bertkit.pretraining.model import PretrainingModel
 from bertkit.pretraining.rescale import at_initial_embedding_scale
 from bertkit.report import console, model_card
@@ -139,10 +139,12 @@ def pretrain(settings: PretrainSettings) -> dict:
         run_dir,
         summary,
         result.state.history,
-        "rtd_accuracy" if electra else "mlm_accuracy",
+        "rtd_auc" if electra else "mlm_accuracy",
         "pretraining: final held-out evaluation",
         reporter,
     )
+    if electra and summary.get("rtd_auc", 1.0) < DETECTION_STARTED:
+        reporter.note(detector_warning(summary))
     return summary
 
 

@@ -13,12 +13,15 @@ import pytest
 from conftest import assert_loads_completely
 from helpers import CORPUS, PRETRAIN_TINY, sentiment_args, tensors
 
+from bertkit.pretraining.metrics import DETECTION_STARTED
+
 ELECTRA = [*PRETRAIN_TINY, "--objective", "electra", "--batch-size", "8", "--eval-every", "0", "--log-every", "1"]
 
 
 def electra_run(cli, output, steps: int, *extra):
     result = cli("pretrain", CORPUS, "--output", output, *ELECTRA, "--max-steps", steps, *extra)
     assert result.exit_code == 0, result.output
+    output.with_suffix(".out").write_text(result.output)  # what the user saw, beside the run
     return output
 
 
@@ -51,6 +54,9 @@ def test_electra_trains_and_reports_detection(runs):
     for name in ("rtd_accuracy", "rtd_loss", "replaced_share", "mlm_accuracy", "mlm_loss"):
         assert math.isfinite(metrics[name]), name
     assert 0.0 <= metrics["rtd_auc"] <= 1.0
+    # The run says so when the detector has not started (the same run every time: one side of this holds)
+    warned = "the detector has not started learning" in runs["first"].with_suffix(".out").read_text()
+    assert warned == (metrics["rtd_auc"] < DETECTION_STARTED)
     # Nearly every masked position is replaced by a new generator: the base rate is about the masked share (25%).
     assert 0.1 < metrics["replaced_share"] < 0.3 and metrics["rtd_accuracy"] >= 1 - metrics["replaced_share"] - 0.02
     losses = [

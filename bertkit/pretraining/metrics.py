@@ -13,6 +13,10 @@ import torch
 
 from bertkit.engine.inference import run_batches
 
+# Held-out rtd_auc below this: ELECTRA's detector has not begun to learn (0.5 is guessing; measured: 0.51-0.55
+# in the first 300 steps on movie reviews, bench/results/electra.md run 5).
+DETECTION_STARTED = 0.55
+
 
 def evaluate_pretraining(model, features, collator, batch_size: int, accelerator) -> dict:
     """Sums over this process's share of the batches, added up over all processes."""
@@ -101,3 +105,13 @@ def ranking_auc(scores: torch.Tensor, positive: torch.Tensor) -> float:
     ranks = (last - (counts.double() - 1) / 2)[inverse]  # 1-based, tied scores share their mean rank
     rank_sum = ranks[positive[order] > 0].sum().item()
     return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
+
+
+def detector_warning(metrics: dict) -> str:
+    """What to do when ELECTRA's detector has not begun to tell replaced from original tokens."""
+    return (
+        f"[yellow]warning:[/] the detector has not started learning yet (held-out rtd_auc "
+        f"{metrics['rtd_auc']:.3f}; 0.5 is guessing), so the encoder in model/ may fine-tune no better than "
+        f"random weights. Pretrain for longer (a larger --time-budget or --max-steps; `pretrain --objective "
+        f"electra --model OUTPUT/model` continues this one), or use --objective mlm, which learns sooner."
+    )
