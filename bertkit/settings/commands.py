@@ -17,9 +17,9 @@ from bertkit.settings.options import flag, opt, options_from, parse_duration, va
 from bertkit.tasks import REGISTERED, TASKS, get_task, option_types
 
 FINETUNE_LEARNING_RATE = 5e-5
-# A compact encoder that `bertkit pretrain` made from scratch fine-tunes best near 1e-4 (Turc et al. 2019 sweep
-# compact BERTs up to it): at 5e-5, three epochs left a 30-minute mini model 4.5 points lower on MR and random
-# weights 12.6 lower (bench/results/electra.md, run 5).
+# A compact encoder that `bertkit pretrain` made from scratch needs a higher rate than a published base-size one:
+# at 5e-5, three epochs left a 30-minute mini model 4.5 points lower on MR than at 1e-4, and random weights 12.6
+# lower (bench/results/electra.md, run 5).
 SCRATCH_FINETUNE_LEARNING_RATE = 1e-4
 COMPACT_HIDDEN = 512  # tiny to medium (bertkit/modeling/scratch.py SIZES); base and large keep BERT's rates
 
