@@ -14,7 +14,7 @@ time; 0 means random weights) by:
   with every `--objective` asked for (mlm, the default, and/or electra: sides `bertkit-budget-electra`...);
 - the peer: the Trainer set up as run_mlm.py (BertForMaskedLM, 15% masking, whole decoder, texts
   concatenated into 128-token blocks, linear schedule sized to the budget; bench/pretrain.py's side).
-Each model is then fine-tuned with `bertkit finetune` (3 epochs, lr 1e-4, batch 32) on MR polarity
+Each model is then fine-tuned with `bertkit finetune` (3 epochs, lr 1e-4 or --finetune-lr, batch 32) on MR polarity
 (the first 4,000 training rows, scored on test.tsv), SICK NLI (train, scored on test) and, with --tasks imdb,
 IMDB reviews (classification/imdb: 4,000 train, scored on the 1,000 dev, --max-length 256), with the
 [CLS] head and with mean pooling, for each of --seeds fine-tuning seeds (--finetune-defaults: with
@@ -54,6 +54,7 @@ TASKS = {
     },
 }
 VOCAB = 8192
+FINETUNE_LR = "1e-4"  # the rate every curve so far was fine-tuned at
 
 
 def bertkit(*args) -> None:
@@ -161,12 +162,17 @@ def pretrain_trainer(work: Path, minutes: float, reuse: bool = False) -> Path:
     return side / "trainer-model"
 
 
-def finetune(work: Path, model: Path, task: str, pooling: str, seed: int, epochs: float | None) -> float:
+def finetune(
+    work: Path, model: Path, task: str, pooling: str, seed: int, epochs: float | None, lr: str = FINETUNE_LR
+) -> float:
     """Accuracy on the task's test file; `epochs` None: finetune's own defaults (no --epochs, --lr, --batch-size)."""
     spec = TASKS[task]
     defaults = epochs is None
-    output = work / ("finetune-defaults" if defaults else "finetune") / f"{model.parent.name}-{task}-{pooling}-{seed}"
-    tuning = [] if defaults else ["--epochs", epochs, "--lr", "1e-4", "--batch-size", "32"]
+    rate = "" if defaults or lr == FINETUNE_LR else f"-lr{lr}"  # the curves' rate keeps its directories' names
+    output = (
+        work / ("finetune-defaults" if defaults else "finetune") / f"{model.parent.name}-{task}-{pooling}-{seed}{rate}"
+    )
+    tuning = [] if defaults else ["--epochs", epochs, "--lr", lr, "--batch-size", "32"]
     bertkit(
         "finetune",
         "--task",
@@ -244,6 +250,7 @@ def main() -> None:
     parser.add_argument("--megabytes", type=float, default=20)
     parser.add_argument("--mr-rows", type=int, default=4000, help="MR training rows (smoke tests use fewer)")
     parser.add_argument("--epochs", type=float, default=3, help="fine-tuning epochs")
+    parser.add_argument("--finetune-lr", default=FINETUNE_LR, help="fine-tuning learning rate")
     parser.add_argument(
         "--pretrain-eval-every",
         type=int,
@@ -286,6 +293,7 @@ def main() -> None:
         "seeds": args.seeds,
         "megabytes": args.megabytes,
         "vocab": VOCAB,
+        "finetune_lr": None if args.finetune_defaults else args.finetune_lr,
         "pretraining": {},
         "scores": {side: {} for side in sides},
     }
@@ -322,7 +330,8 @@ def main() -> None:
             for task in args.tasks.split(","):
                 for pooling in args.poolings.split(","):
                     values = [
-                        finetune(args.work, model, task, pooling, seed, epochs) for seed in range(1, args.seeds + 1)
+                        finetune(args.work, model, task, pooling, seed, epochs, args.finetune_lr)
+                        for seed in range(1, args.seeds + 1)
                     ]
                     scores[f"{task}/{pooling}"] = summary(values)
                     print(side, f"{minutes:g} min", task, pooling, scores[f"{task}/{pooling}"], flush=True)
