@@ -241,12 +241,12 @@ def test_duration_parsing_and_tuple_setting_from_config(tmp_path):
 
 
 def test_finetune_rate_defaults_higher_for_a_compact_model_pretrained_from_scratch(pretrained, tiny_model, tmp_path):
-    from bertkit.settings.commands import FinetuneSettings
+    from bertkit.settings.commands import FINETUNE_LEARNING_RATE, FinetuneSettings
     from bertkit.tasks import get_task
     from bertkit.tune.space import default_space
 
     scratch = pretrained["trained"] / "model"  # hidden 64, made by `bertkit pretrain` from nothing
-    assert FinetuneSettings(model=str(scratch)).learning_rate == 1e-4
+    assert FinetuneSettings(model=str(scratch)).learning_rate == 2e-4 > FINETUNE_LEARNING_RATE
     assert FinetuneSettings(model=str(scratch), learning_rate=3e-5).learning_rate == 3e-5  # --lr always wins
     assert FinetuneSettings(model=str(tiny_model)).learning_rate == 5e-5  # no bertkit.json: a model from elsewhere
     continued = tmp_path / "continued"
