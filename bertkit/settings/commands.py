@@ -165,7 +165,7 @@ class FinetuneSettings(TrainingSettings):
     )
     learning_rate: Optional[float] = opt(
         None,
-        "Peak learning rate of AdamW (default 5e-5; 1e-4 for a compact model that 'bertkit pretrain' made from "
+        "Peak learning rate of AdamW (default 5e-5; 2e-4 for a compact model that 'bertkit pretrain' made from "
         "scratch, as its bertkit.json records).",
         short="--lr",
     )
