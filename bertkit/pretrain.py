@@ -29,6 +29,7 @@ from bertkit.modeling.loading import (
     save_model_dir,
 )
 from bertkit.modeling.scratch import bert_config, train_wordpiece
+from bertkit.modeling.starts import start_mimetic, start_mimetic_layers
 from bertkit.pretraining.cache import SPLITS, InstanceFeatures, build_cache, held_out_for
 from bertkit.pretraining.corpus import iter_blocks, layout_of, resolve_corpus
 from bertkit.pretraining.electra import (
@@ -217,6 +218,8 @@ def build_model(settings: PretrainSettings, tokenizer, base: str | None, tokens,
         model = make_electra(discriminator, settings, tokenizer, generator)
         if generator is None:
             start_at_unigram(model.generator.generator_lm_head.bias, tokens, len(tokenizer))
+            if not base and settings.attention_start == "mimetic":  # the discriminator's were set in make_model
+                start_mimetic_layers(model.generator, settings.seed + 1)
         return model
     pretraining, new_head = make_model(settings, tokenizer, base, "BertForPreTraining")
     if new_head:
@@ -258,7 +261,10 @@ def make_model(settings: PretrainSettings, tokenizer, base: str | None, kind: st
         intermediate=settings.intermediate or None,
         max_position=max(512, settings.max_seq_length),
     )
-    return for_objective(getattr(transformers, kind)(config), settings), True
+    model = getattr(transformers, kind)(config)
+    if settings.attention_start == "mimetic":
+        start_mimetic(model, settings.seed)
+    return for_objective(model, settings), True
 
 
 def start_at_unigram(bias, tokens, vocab_size: int) -> None:

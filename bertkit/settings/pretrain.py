@@ -24,6 +24,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "nsp": True,
         "mlm_probability": 0.15,
         "weight_decay": 0.01,
+        "attention_start": "random",
     },
     # weight decay 0.1 keeps the encoder's weights near the scale fine-tuning's learning rate is made for
     "budget": {
@@ -33,8 +34,11 @@ RECIPES: dict[str, dict[str, Any]] = {
         "nsp": False,
         "mlm_probability": 0.25,
         "weight_decay": 0.1,
+        # BERT's start leaves every head averaging the sequence for thousands of steps (electra.md, run 9)
+        "attention_start": "mimetic",
     },
 }
+ATTENTION_STARTS = ("mimetic", "random")  # bertkit/modeling/starts.py
 # Continuing a trained --model: the recipes' rates are for random weights, and at 1e-3 the first few hundred
 # steps undo what the encoder knew (all-MiniLM-L6-v2, 5 minutes on movie reviews: MR 83.8 -> 80.0; at 1e-4
 # 82.4; bench/results/electra.md, run 3).
@@ -98,6 +102,14 @@ class PretrainSettings(TrainingSettings):
         "Model size from scratch: tiny 2x128, mini 4x256, small 4x512, medium 8x512, "
         "base 12x768, large 24x1024 (layers x hidden).",
         choices=("tiny", "mini", "small", "medium", "base", "large"),
+    )
+    attention_start: Optional[str] = opt(
+        None,
+        "How a new model's attention starts (by --recipe: budget mimetic, bert random): mimetic (each head "
+        "attends where states resemble its own, positions as sines and cosines; Trockman and Kolter 2023) "
+        "or random (BERT's draw, under which heads average the whole sequence for thousands of steps). "
+        "Not used with --model.",
+        choices=ATTENTION_STARTS,
     )
     layers: int = opt(0, "Encoder layers (0: from --size).")
     hidden: int = opt(0, "Hidden size (0: from --size).")
