@@ -89,9 +89,17 @@ def write_task_files(work: Path, mr_rows: int) -> None:
 
 
 def pretrain_bertkit(
-    work: Path, minutes: float, recipe: str, reuse: bool = False, objective: str = "mlm", eval_every: int = 0
+    work: Path,
+    minutes: float,
+    recipe: str,
+    reuse: bool = False,
+    objective: str = "mlm",
+    eval_every: int = 0,
+    attention_start: str = "",
 ) -> Path:
-    output = work / f"bertkit-{recipe}{'' if objective == 'mlm' else '-' + objective}-{minutes:g}m"
+    """A model of `minutes` of `bertkit pretrain` (0: its untrained start); `attention_start` '' is the recipe's."""
+    start = f"-{attention_start}-start" if attention_start else ""  # the recipe's start keeps the old names
+    output = work / f"bertkit-{recipe}{'' if objective == 'mlm' else '-' + objective}{start}-{minutes:g}m"
     if reuse and (output / "model" / "bertkit.json").is_file():
         return rescaled_as_saved_now(output / "model")
     length = ["--max-steps", "0"] if minutes == 0 else ["--time-budget", f"{minutes:g}m"]
@@ -115,6 +123,7 @@ def pretrain_bertkit(
         "20",
         "--eval-every",
         eval_every,
+        *(["--attention-start", attention_start] if attention_start else []),
         *length,
     )
     return output / "model"
@@ -252,6 +261,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=3, help="fine-tuning epochs")
     parser.add_argument("--finetune-lr", default=FINETUNE_LR, help="fine-tuning learning rate")
     parser.add_argument(
+        "--attention-start",
+        choices=("", "mimetic", "random"),
+        default="",
+        help="bertkit pretrain's --attention-start for every bertkit model, random weights included ('': the recipe's)",
+    )
+    parser.add_argument(
         "--pretrain-eval-every",
         type=int,
         default=0,
@@ -294,6 +309,7 @@ def main() -> None:
         "megabytes": args.megabytes,
         "vocab": VOCAB,
         "finetune_lr": None if args.finetune_defaults else args.finetune_lr,
+        "attention_start": args.attention_start or "the recipe's",
         "pretraining": {},
         "scores": {side: {} for side in sides},
     }
@@ -305,7 +321,11 @@ def main() -> None:
         for side in sides:
             results["scores"].setdefault(side, {})
     epochs = None if args.finetune_defaults else args.epochs
-    random_model = pretrain_bertkit(args.work, 0, "budget", args.reuse) if 0 in budgets else None
+    random_model = (
+        pretrain_bertkit(args.work, 0, "budget", args.reuse, attention_start=args.attention_start)
+        if 0 in budgets
+        else None
+    )
     for minutes in budgets:
         for side in sides:
             # random weights: one model, scored once, the same for every side
@@ -319,7 +339,13 @@ def main() -> None:
             else:
                 _, recipe, *objective = side.split("-")  # bertkit-RECIPE[-OBJECTIVE]
                 model = pretrain_bertkit(
-                    args.work, minutes, recipe, args.reuse, (objective or ["mlm"])[0], args.pretrain_eval_every
+                    args.work,
+                    minutes,
+                    recipe,
+                    args.reuse,
+                    (objective or ["mlm"])[0],
+                    args.pretrain_eval_every,
+                    args.attention_start,
                 )
             metrics_file = model.parent / "metrics.json"
             if minutes and metrics_file.is_file():
