@@ -1,5 +1,6 @@
 """The mimetic attention start: its heads attend from the first step, it is a pure function of the seed,
-the budget recipe uses it for new models, and `bertkit pretrain` saves it as a plain BERT."""
+`--attention-start mimetic` asks for it (BERT's draw stays the default), and `bertkit pretrain` saves it as
+a plain BERT."""
 
 from __future__ import annotations
 
@@ -71,13 +72,12 @@ def test_mimetic_start_is_a_function_of_the_seed():
     assert not torch.equal(state[name], other.state_dict()[name])
 
 
-def test_recipes_choose_the_start_and_the_user_wins():
+def test_the_start_is_bert_s_unless_asked():
     from bertkit.errors import BertkitError
     from bertkit.settings import PretrainSettings
 
-    assert PretrainSettings().attention_start == "mimetic"
-    assert PretrainSettings(recipe="bert").attention_start == "random"
-    assert PretrainSettings(attention_start="random").attention_start == "random"
+    assert PretrainSettings().attention_start == PretrainSettings(recipe="bert").attention_start == "random"
+    assert PretrainSettings(attention_start="mimetic").attention_start == "mimetic"
     with pytest.raises(BertkitError, match="--attention-start is 'identity'; choose one of: mimetic, random"):
         PretrainSettings(corpus=[CORPUS], attention_start="identity").validate()
 

@@ -24,7 +24,6 @@ RECIPES: dict[str, dict[str, Any]] = {
         "nsp": True,
         "mlm_probability": 0.15,
         "weight_decay": 0.01,
-        "attention_start": "random",
     },
     # weight decay 0.1 keeps the encoder's weights near the scale fine-tuning's learning rate is made for
     "budget": {
@@ -34,8 +33,6 @@ RECIPES: dict[str, dict[str, Any]] = {
         "nsp": False,
         "mlm_probability": 0.25,
         "weight_decay": 0.1,
-        # BERT's start leaves every head averaging the sequence for thousands of steps (electra.md, run 9)
-        "attention_start": "mimetic",
     },
 }
 ATTENTION_STARTS = ("mimetic", "random")  # bertkit/modeling/starts.py
@@ -103,12 +100,12 @@ class PretrainSettings(TrainingSettings):
         "base 12x768, large 24x1024 (layers x hidden).",
         choices=("tiny", "mini", "small", "medium", "base", "large"),
     )
-    attention_start: Optional[str] = opt(
-        None,
-        "How a new model's attention starts (by --recipe: budget mimetic, bert random): mimetic (each head "
-        "attends where states resemble its own, positions as sines and cosines; Trockman and Kolter 2023) "
-        "or random (BERT's draw, under which heads average the whole sequence for thousands of steps). "
-        "Not used with --model.",
+    attention_start: str = opt(
+        "random",
+        "How a new model's attention starts: random (BERT's draw; every head averages the whole sequence "
+        "for the first thousands of steps) or mimetic (each head attends where states resemble its own, "
+        "positions as sines and cosines; Trockman and Kolter 2023): a far better masked LM in 30 CPU-minutes, "
+        "but it fine-tuned no better there. Not used with --model.",
         choices=ATTENTION_STARTS,
     )
     layers: int = opt(0, "Encoder layers (0: from --size).")
