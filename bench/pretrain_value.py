@@ -97,8 +97,8 @@ def pretrain_bertkit(
     eval_every: int = 0,
     attention_start: str = "",
 ) -> Path:
-    """A model of `minutes` of `bertkit pretrain` (0: its untrained start); `attention_start` '' is the recipe's."""
-    start = f"-{attention_start}-start" if attention_start else ""  # the recipe's start keeps the old names
+    """A model of `minutes` of `bertkit pretrain` (0: its untrained start); `attention_start` '': pretrain's default."""
+    start = f"-{attention_start}-start" if attention_start else ""  # the default start keeps the old names
     output = work / f"bertkit-{recipe}{'' if objective == 'mlm' else '-' + objective}{start}-{minutes:g}m"
     if reuse and (output / "model" / "bertkit.json").is_file():
         return rescaled_as_saved_now(output / "model")
@@ -264,7 +264,7 @@ def main() -> None:
         "--attention-start",
         choices=("", "mimetic", "random"),
         default="",
-        help="bertkit pretrain's --attention-start for every bertkit model, random weights included ('': the recipe's)",
+        help="bertkit pretrain's --attention-start for every bertkit model, random weights included ('': its default)",
     )
     parser.add_argument(
         "--pretrain-eval-every",
@@ -309,7 +309,7 @@ def main() -> None:
         "megabytes": args.megabytes,
         "vocab": VOCAB,
         "finetune_lr": None if args.finetune_defaults else args.finetune_lr,
-        "attention_start": args.attention_start or "the recipe's",
+        "attention_start": args.attention_start or "pretrain's default",
         "pretraining": {},
         "scores": {side: {} for side in sides},
     }
