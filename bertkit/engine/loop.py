@@ -32,6 +32,7 @@ from bertkit.engine.setup import EngineOptions, linear_schedule, make_accelerato
 from bertkit.engine.signals import EXIT_CODES, StopRequests
 from bertkit.engine.state import FitResult, TrainState, _Run, _Window
 from bertkit.errors import BertkitError, RunInterrupted
+from bertkit.modeling.dropout import use_fast_dropout
 
 T = TypeVar("T")
 
@@ -103,6 +104,8 @@ class Engine:
         """
         s, accelerator = self.options, self.accelerator
         self.reporter, self.resume_hint, self.on_epoch = reporter, resume_hint, on_epoch
+        if accelerator.device.type == "cpu":  # torch's CPU dropout masks are ~17% of a step; see modeling/dropout.py
+            use_fast_dropout(model)
         self.loss = loss
         if lengths is None:
             lengths = [len(f["input_ids"]) for f in features]

@@ -20,12 +20,13 @@ import torch
 
 from bertkit.engine.batching import PAD_VALUES
 from bertkit.errors import BertkitError
+from bertkit.modeling.dropout import ATTENTION
 
 # transformers models whose position embeddings are indexed from 0 by `position_ids` and whose encoder
 # passes a 4D attention mask through as it is (RoBERTa numbers positions after its padding id; DistilBERT
 # takes no position_ids).
 PACKABLE_MODEL_TYPES = ("bert", "electra")
-PACKABLE_ATTENTION = ("sdpa", "eager")
+PACKABLE_ATTENTION = ("sdpa", "eager", ATTENTION)
 # Lengths of each example of a packed batch: the engine counts examples and tokens from it; no model input.
 EXAMPLE_LENGTHS = "example_lengths"
 # Batch keys no model reads, targets aside (a model computing its own loss reads its labels).
