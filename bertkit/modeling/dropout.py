@@ -52,7 +52,7 @@ def fast_dropout(inputs: torch.Tensor, p: float, training: bool = True) -> torch
 
 
 class FastDropout(nn.Dropout):
-    """`nn.Dropout` drawing its masks with `keep_mask` (see the module docstring)."""
+    """`nn.Dropout` drawing its masks with `dropout_mask` (see the module docstring)."""
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         return fast_dropout(inputs, self.p, self.training)
