@@ -33,6 +33,7 @@ from bertkit.engine.signals import EXIT_CODES, StopRequests
 from bertkit.engine.state import FitResult, TrainState, _Run, _Window
 from bertkit.errors import BertkitError, RunInterrupted
 from bertkit.modeling.dropout import use_fast_dropout
+from bertkit.modeling.top_layer import labelled_top
 
 T = TypeVar("T")
 
@@ -106,6 +107,7 @@ class Engine:
         self.reporter, self.resume_hint, self.on_epoch = reporter, resume_hint, on_epoch
         if accelerator.device.type == "cpu":  # torch's CPU dropout masks are ~17% of a step; see modeling/dropout.py
             use_fast_dropout(model)
+        labelled_top(model)  # a tagger's last layer computes only where the loss reads
         self.loss = loss
         if lengths is None:
             lengths = [len(f["input_ids"]) for f in features]

@@ -63,12 +63,14 @@ def attention(module, query, key, value, attention_mask, dropout: float = 0.0, s
     ours = module.training and dropout > 0 and query.device.type == "cpu" and not getattr(module, "is_causal", False)
     if not ours or key.shape[1] != query.shape[1]:  # (grouped key heads: SDPA knows them)
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout, scaling, **kwargs)
-    scores = torch.matmul(query, key.transpose(2, 3)) * (query.shape[-1] ** -0.5 if scaling is None else scaling)
+    # Scaling the queries costs less than scaling the scores (a head is narrower than most sequences), and the
+    # mask goes into the scores in place: their product's backward needs only its inputs.
+    scores = torch.matmul(query * (query.shape[-1] ** -0.5 if scaling is None else scaling), key.transpose(2, 3))
     if attention_mask is not None:  # boolean (True: may attend) as SDPA takes it, or additive
         if attention_mask.dtype == torch.bool:
-            scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
+            scores.masked_fill_(~attention_mask, torch.finfo(scores.dtype).min)
         else:
-            scores = scores + attention_mask
+            scores += attention_mask
     probabilities = fast_dropout(scores.softmax(-1), dropout)
     return torch.matmul(probabilities, value).transpose(1, 2).contiguous(), None
 
