@@ -27,7 +27,8 @@ IGNORED = -100  # the label of a position no loss reads
 
 def last_layer(model: nn.Module) -> nn.Module | None:
     """The last encoder layer of a BERT-family token classifier, or None."""
-    if not type(model).__name__.endswith("ForTokenClassification") or getattr(model, "is_activation_checkpointing", False):
+    checkpointed = getattr(model, "is_activation_checkpointing", False)
+    if checkpointed or not type(model).__name__.endswith("ForTokenClassification"):
         return None
     layers = getattr(getattr(getattr(model, "base_model", None), "encoder", None), "layer", None)
     if not layers:
@@ -52,7 +53,8 @@ def labelled_top(model: nn.Module) -> nn.Module:
 
     def forward(hidden_states, attention_mask=None, encoder_hidden_states=None, **kwargs):
         keep = state.positions
-        if keep is None or not top.training or keep.shape != hidden_states.shape[:2] or encoder_hidden_states is not None:
+        usable = keep is not None and top.training and keep.shape == hidden_states.shape[:2]
+        if not usable or encoder_hidden_states is not None:
             return full(hidden_states, attention_mask, encoder_hidden_states, **kwargs)
         return queries_at(top, hidden_states, attention_mask, keep)
 
