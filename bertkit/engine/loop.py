@@ -1,14 +1,13 @@
 """The one training engine, on Accelerate, for pretraining and fine-tuning alike.
 
-It knows nothing of tasks: it gets a model whose forward returns ``.loss`` when the batch
-holds labels (or a ``loss(outputs, batch)`` that computes it from the outputs), a list of
-features, an ``evaluate(model) -> metrics`` callback and the name of the metric to maximise.
-It runs AdamW with linear warm-up and decay, gradient accumulation and clipping, evaluation
-every N steps or per epoch, keeps the best model through ``on_best``, stops early on
-patience, and writes resumable checkpoints atomically. A reporter (``bertkit.report``) is
-told about every step and evaluation; the engine itself prints nothing. It is configured by
-`EngineOptions` (``engine/setup.py``), never by a command's settings, and its inference
-(``run_model``) is the shared loop of ``engine/inference.py``.
+It knows nothing of tasks: it gets a model whose forward returns ``.loss`` when the batch holds labels (or a
+``loss(outputs, batch)`` that computes it from the outputs), a list of features, an ``evaluate(model) -> metrics``
+callback and the name of the metric to maximise. It runs AdamW with linear warm-up and decay, gradient
+accumulation and clipping, evaluation every N steps or per epoch, keeps the best model through ``on_best``, stops
+early on patience, and writes resumable checkpoints atomically. A reporter (``bertkit.report``) is told about
+every step and evaluation; the engine itself prints nothing. It is configured by `EngineOptions`
+(``engine/setup.py``), never by a command's settings, and its inference (``run_model``) is the shared loop of
+``engine/inference.py``.
 """
 
 from __future__ import annotations
