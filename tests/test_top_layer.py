@@ -8,7 +8,15 @@ import copy
 
 import pytest
 import torch
-from transformers import BertConfig, BertForSequenceClassification, BertForTokenClassification
+from transformers import (
+    BertConfig,
+    BertForSequenceClassification,
+    BertForTokenClassification,
+    ElectraConfig,
+    ElectraForTokenClassification,
+    RobertaConfig,
+    RobertaForTokenClassification,
+)
 
 from bertkit.engine.packing import EXAMPLE_LENGTHS, PackedCollator
 from bertkit.modeling.top_layer import labelled_top, last_layer
@@ -117,3 +125,17 @@ def test_other_models_are_left_alone_and_nothing_saved_changes(tmp_path):
     reloaded = BertForTokenClassification.from_pretrained(tmp_path).eval()
     batch = padded_batch()
     assert torch.equal(reloaded(**batch).logits, full.eval()(**batch).logits)
+
+
+@pytest.mark.parametrize(
+    "family", [(ElectraConfig, ElectraForTokenClassification), (RobertaConfig, RobertaForTokenClassification)]
+)
+def test_other_bert_family_taggers_get_the_same_loss_on_fewer_positions(family):
+    config_type, model_type = family
+    config = config_type(**{**tiny_config("sdpa").to_diff_dict(), "num_labels": 4, "pad_token_id": 1})
+    torch.manual_seed(0)
+    full = model_type(config).train()
+    pruned = labelled_top(copy.deepcopy(full))
+    batch = padded_batch()
+    torch.testing.assert_close(pruned(**batch).loss, full(**batch).loss)
+    assert rows_computed(pruned, batch) < rows_computed(full, batch) == batch["input_ids"].numel()

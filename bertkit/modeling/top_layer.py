@@ -38,6 +38,10 @@ def last_layer(model: nn.Module) -> nn.Module | None:
     needed = ("query", "key", "value", "attention_head_size", "scaling", "config")
     if attention is None or not all(hasattr(attention.self, name) for name in needed):
         return None
+    if not hasattr(
+        sys.modules[type(attention.self).__module__], "eager_attention_forward"
+    ):  # `attend` falls back to it
+        return None
     return top if hasattr(top, "feed_forward_chunk") and hasattr(attention, "output") else None
 
 
